@@ -1,0 +1,124 @@
+"""Typed experiment config: dataclasses on official.modeling.hyperparams.
+
+An experiment is the defaults below, overridden by a YAML file from
+``configs/`` (``--experiment NAME``), then by any ``--config_file`` YAML files,
+then by ``--params_override`` strings (``a.b=1,c.d=[1,2]`` or YAML/JSON).
+Unknown keys and values of the wrong type or range raise ``ConfigError``
+naming the full key and where it came from.
+"""
+
+import dataclasses
+from typing import Tuple
+
+from official.modeling import hyperparams
+
+
+class ConfigError(ValueError):
+  """A config key or value is wrong; the message names the key."""
+
+
+@dataclasses.dataclass
+class BackboneConfig(hyperparams.Config):
+  """Backbone: name, output stride, multigrid, width, ImageNet checkpoint."""
+  type: str = 'resnet50'
+  output_stride: int = 32
+  multigrid: Tuple[int, ...] = ()
+  width_multiplier: float = 1.0
+  init_checkpoint: str = ''
+
+
+@dataclasses.dataclass
+class ModelConfig(hyperparams.Config):
+  """Network; channel widths default to the published ones."""
+  num_classes: int = 19
+  backbone: BackboneConfig = dataclasses.field(default_factory=BackboneConfig)
+  aspp_channels: int = 256
+  atrous_rates: Tuple[int, ...] = ()  # () = published rates for the stride.
+  semantic_decoder_channels: int = 256
+  semantic_low_level_channels: Tuple[int, ...] = (64, 32)
+  instance_decoder_channels: int = 128
+  instance_low_level_channels: Tuple[int, ...] = (32, 16)
+  semantic_head_channels: int = 256
+  instance_head_channels: int = 32
+  dropout_rate: float = 0.1
+  norm_momentum: float = 0.99
+  norm_epsilon: float = 0.001
+  precision: str = 'float32'
+
+
+@dataclasses.dataclass
+class SplitConfig(hyperparams.Config):
+  """One data split: where it is, crop, batch and augmentation."""
+  split: str = 'train'
+  path: str = ''
+  crop_size: Tuple[int, ...] = (1025, 2049)
+  batch_size: int = 8
+  min_scale: float = 0.5
+  max_scale: float = 2.0
+  flip: bool = True
+
+
+@dataclasses.dataclass
+class DataConfig(hyperparams.Config):
+  """Dataset, label encoding and target generation."""
+  dataset: str = 'synthetic'
+  label_divisor: int = 1000
+  ignore_label: int = 255
+  thing_class_ids: Tuple[int, ...] = ()
+  max_instances: int = 256
+  center_sigma: float = 8.0
+  small_instance_area: int = 4096
+  small_instance_weight: float = 3.0
+  train: SplitConfig = dataclasses.field(default_factory=SplitConfig)
+  eval: SplitConfig = dataclasses.field(default_factory=lambda: SplitConfig(
+      split='val', batch_size=1, min_scale=1.0, max_scale=1.0, flip=False))
+
+
+@dataclasses.dataclass
+class LossConfig(hyperparams.Config):
+  """Loss weights (paper: 1 / 200 / 0.01) and semantic bootstrapping."""
+  semantic_weight: float = 1.0
+  center_weight: float = 200.0
+  offset_weight: float = 0.01
+  top_k_percent: float = 0.2
+
+
+@dataclasses.dataclass
+class PostprocessConfig(hyperparams.Config):
+  """Panoptic merge parameters (Cityscapes defaults)."""
+  center_threshold: float = 0.1
+  nms_kernel: int = 7
+  top_k: int = 200
+  stuff_area: int = 2048
+
+
+@dataclasses.dataclass
+class TrainConfig(hyperparams.Config):
+  """Optimizer, schedule and loop (Cityscapes recipe defaults)."""
+  steps: int = 60000
+  learning_rate: float = 0.001
+  warmup_steps: int = 0
+  poly_power: float = 0.9
+  steps_per_loop: int = 100
+  checkpoint_interval: int = 1000
+  strategy: str = 'default'
+  jit_compile: bool = False
+
+
+@dataclasses.dataclass
+class ExportConfig(hyperparams.Config):
+  """Export: fixed input size for TFLite, XLA for the merge."""
+  input_size: Tuple[int, ...] = (1025, 2049)
+  jit_compile_merge: bool = True
+
+
+@dataclasses.dataclass
+class ExperimentConfig(hyperparams.Config):
+  """Everything one experiment needs."""
+  model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+  data: DataConfig = dataclasses.field(default_factory=DataConfig)
+  losses: LossConfig = dataclasses.field(default_factory=LossConfig)
+  postprocess: PostprocessConfig = dataclasses.field(
+      default_factory=PostprocessConfig)
+  train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+  export: ExportConfig = dataclasses.field(default_factory=ExportConfig)

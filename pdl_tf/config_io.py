@@ -1,0 +1,220 @@
+"""Load, override, validate and save experiment configs.
+
+Example:
+  >>> config = load_config('demo', params_override='train.steps=10')
+  >>> save_config(config, '/tmp/run')   # writes /tmp/run/params.yaml
+"""
+
+import dataclasses
+import os
+import typing
+
+import yaml
+from official.modeling import hyperparams
+from official.modeling.hyperparams import params_dict
+
+from pdl_tf import experiments
+from pdl_tf.config import ConfigError
+from pdl_tf.config import ExperimentConfig
+
+PARAMS_FILE = 'params.yaml'
+
+
+def load_config(experiment=None, config_files=(), params_override=None):
+  """Builds, overrides and validates an ExperimentConfig.
+
+  Args:
+    experiment: name of a YAML file in configs/ (see experiments.py), or None
+      for the defaults.
+    config_files: YAML files applied in order after the experiment.
+    params_override: a string ``a.b=1,c=[1,2]`` or YAML/JSON, or a dict, or a
+      list of those, applied last.
+
+  Returns:
+    A validated ExperimentConfig.
+
+  Raises:
+    ConfigError: unknown experiment, missing file, bad YAML, unknown key or
+      bad value; the message names the file or key.
+  """
+  config = ExperimentConfig()
+  if experiment:
+    apply_yaml_file(config, experiments.experiment_path(experiment))
+  for path in config_files or ():
+    apply_yaml_file(config, path)
+  overrides = params_override
+  if overrides is not None and not isinstance(overrides, (list, tuple)):
+    overrides = [overrides]
+  for override in overrides or ():
+    apply_override(config, override, source='--params_override')
+  validate(config)
+  return config
+
+
+def apply_yaml_file(config, path):
+  """Overrides ``config`` with the mapping in YAML file ``path``."""
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise ConfigError(f'Config file {path!r} does not exist.')
+  with open(path, encoding='utf-8') as f:
+    try:
+      values = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+      raise ConfigError(f'Config file {path!r} is not valid YAML: {e}') from e
+  apply_override(config, values or {}, source=path)
+
+
+def apply_override(config, override, source):
+  """Overrides ``config`` with a dict or an ``a.b=1`` / YAML / JSON string."""
+  if isinstance(override, str):
+    override = _parse_override_string(override, source)
+  if not isinstance(override, dict):
+    raise ConfigError(f'{source}: expected a mapping of keys to values, got '
+                      f'{type(override).__name__}.')
+  _check_keys(config, override, source, prefix='')
+  config.override(override, is_strict=True)
+
+
+def _parse_override_string(text, source):
+  text = text.strip()
+  if not text:
+    return {}
+  if '=' in text and not text.startswith('{'):
+    text = params_dict.nested_csv_str_to_json_str(text)
+  try:
+    return yaml.safe_load(text)
+  except yaml.YAMLError as e:
+    raise ConfigError(f'{source}: cannot parse {text!r}: {e}') from e
+
+
+def _check_keys(config, override, source, prefix):
+  """Raises ConfigError for the first key of ``override`` not in ``config``."""
+  fields = {f.name: f for f in dataclasses.fields(config)}
+  for key, value in override.items():
+    path = prefix + str(key)
+    if key not in fields:
+      raise ConfigError(
+          f'{source}: unknown config key {path!r}; known keys'
+          f'{" under " + repr(prefix[:-1]) if prefix else ""}: '
+          f'{", ".join(sorted(fields))}.')
+    current = getattr(config, key)
+    if isinstance(current, hyperparams.Config):
+      if not isinstance(value, dict):
+        raise ConfigError(f'{source}: {path!r} is a section; expected a '
+                          f'mapping, got {value!r}.')
+      _check_keys(current, value, source, prefix=path + '.')
+
+
+def _check_type(path, value, annotation):
+  """Returns ``value`` coerced to ``annotation``, or raises ConfigError."""
+  origin = typing.get_origin(annotation)
+  if origin is tuple:
+    if not isinstance(value, (list, tuple)):
+      raise ConfigError(f'{path!r} must be a list, got {value!r}.')
+    element = typing.get_args(annotation)[0]
+    return tuple(_check_type(f'{path}[{i}]', v, element)
+                 for i, v in enumerate(value))
+  if annotation is float and isinstance(value, int) and not isinstance(
+      value, bool):
+    return float(value)
+  if annotation is int and isinstance(value, bool):
+    raise ConfigError(f'{path!r} must be an int, got {value!r}.')
+  if not isinstance(value, annotation):
+    raise ConfigError(
+        f'{path!r} must be {annotation.__name__}, got {value!r} '
+        f'({type(value).__name__}).')
+  return value
+
+
+def _check_types(config, prefix=''):
+  hints = typing.get_type_hints(type(config))
+  for field in dataclasses.fields(config):
+    path = prefix + field.name
+    value = getattr(config, field.name)
+    if isinstance(value, hyperparams.Config):
+      _check_types(value, path + '.')
+    else:
+      setattr(config, field.name, _check_type(path, value, hints[field.name]))
+
+
+def _require(condition, path, message):
+  if not condition:
+    raise ConfigError(f'{path!r} {message}.')
+
+
+def _check_values(config):
+  """Range checks; each names the key."""
+  # Imported here: the model package loads TensorFlow.
+  from pdl_tf.model import backbones  # pylint: disable=g-import-not-at-top
+  from pdl_tf.model import panoptic_deeplab  # pylint: disable=g-import-not-at-top
+  model, data = config.model, config.data
+  try:
+    backbones.check_backbone_args(model.backbone.type,
+                                  model.backbone.output_stride)
+  except ValueError as e:
+    raise ConfigError(f"'model.backbone': {e}") from e
+  _require(model.precision in panoptic_deeplab.PRECISIONS, 'model.precision',
+           f'must be one of {panoptic_deeplab.PRECISIONS}, got '
+           f'{model.precision!r}')
+  _require(model.num_classes >= 1, 'model.num_classes', 'must be >= 1')
+  _require(0.0 <= model.dropout_rate < 1.0, 'model.dropout_rate',
+           'must be in [0, 1)')
+  _require(model.backbone.width_multiplier > 0,
+           'model.backbone.width_multiplier', 'must be > 0')
+  for name in ('train', 'eval'):
+    split = getattr(data, name)
+    path = f'data.{name}'
+    _require(len(split.crop_size) == 2 and min(split.crop_size) > 0,
+             f'{path}.crop_size', 'must be [height, width] > 0')
+    _require(split.batch_size >= 1, f'{path}.batch_size', 'must be >= 1')
+    _require(0 < split.min_scale <= split.max_scale, f'{path}.min_scale',
+             'must be > 0 and <= max_scale')
+  _require(all(0 <= c < model.num_classes for c in data.thing_class_ids),
+           'data.thing_class_ids', f'must be class ids in [0, '
+           f'{model.num_classes}) (model.num_classes)')
+  _require(data.label_divisor > 0, 'data.label_divisor', 'must be > 0')
+  _require(data.center_sigma > 0, 'data.center_sigma', 'must be > 0')
+  _require(data.max_instances >= 1, 'data.max_instances', 'must be >= 1')
+  losses = config.losses
+  _require(0 < losses.top_k_percent <= 1, 'losses.top_k_percent',
+           'must be in (0, 1]')
+  for name in ('semantic_weight', 'center_weight', 'offset_weight'):
+    _require(getattr(losses, name) >= 0, f'losses.{name}', 'must be >= 0')
+  post = config.postprocess
+  _require(post.nms_kernel >= 1 and post.nms_kernel % 2 == 1,
+           'postprocess.nms_kernel', 'must be a positive odd int')
+  _require(post.top_k >= 1, 'postprocess.top_k', 'must be >= 1')
+  _require(0 <= post.center_threshold < 1, 'postprocess.center_threshold',
+           'must be in [0, 1)')
+  train = config.train
+  _require(train.steps >= 1, 'train.steps', 'must be >= 1')
+  _require(train.learning_rate > 0, 'train.learning_rate', 'must be > 0')
+  _require(train.steps_per_loop >= 1, 'train.steps_per_loop', 'must be >= 1')
+  _require(len(config.export.input_size) == 2 and
+           min(config.export.input_size) > 0, 'export.input_size',
+           'must be [height, width] > 0')
+
+
+def validate(config):
+  """Checks types (coercing int to float where a float is expected), then
+  value ranges. Raises ConfigError naming the key."""
+  _check_types(config)
+  _check_values(config)
+
+
+def _plain(value):
+  """Tuples to lists, recursively, so that yaml.safe_dump can write them."""
+  if isinstance(value, dict):
+    return {k: _plain(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_plain(v) for v in value]
+  return value
+
+
+def save_config(config, directory):
+  """Writes ``directory/params.yaml`` and returns its path."""
+  os.makedirs(directory, exist_ok=True)
+  path = os.path.join(directory, PARAMS_FILE)
+  with open(path, 'w', encoding='utf-8') as f:
+    yaml.safe_dump(_plain(config.as_dict()), f, sort_keys=False)
+  return path

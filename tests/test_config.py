@@ -1,0 +1,96 @@
+"""Experiment config: shipped experiments, overrides, round trip, errors."""
+
+import pytest
+import yaml
+
+from pdl_tf import config_io
+from pdl_tf import experiments
+from pdl_tf.config import ConfigError
+
+
+def test_every_shipped_experiment_validates():
+  names = experiments.list_experiments()
+  assert {'demo', 'cityscapes_r50_os32', 'cityscapes_mnv3_large_os16',
+          'coco_r50_os16', 'coco_r50_os32'} <= set(names)
+  for name in names:
+    config = config_io.load_config(name)
+    assert config.model.num_classes >= 1
+
+
+def test_experiment_values_are_applied():
+  config = config_io.load_config('cityscapes_r50_os32')
+  assert config.model.backbone.type == 'resnet50'
+  assert config.model.backbone.output_stride == 32
+  assert tuple(config.data.thing_class_ids) == tuple(range(11, 19))
+  assert config.losses.center_weight == 200.0
+  coco = config_io.load_config('coco_r50_os16')
+  assert tuple(coco.model.backbone.multigrid) == (1, 2, 4)
+  assert coco.postprocess.nms_kernel == 41
+
+
+def test_override_order_and_forms(tmp_path):
+  extra = tmp_path / 'extra.yaml'
+  extra.write_text('train:\n  steps: 7\n  learning_rate: 1\n')
+  config = config_io.load_config(
+      'demo', config_files=[str(extra)],
+      params_override=['train.steps=9,model.atrous_rates=[1,2,3]',
+                       '{losses: {top_k_percent: 0.5}}'])
+  assert config.train.steps == 9  # --params_override wins over the file
+  assert config.train.learning_rate == 1.0  # int coerced to float
+  assert isinstance(config.train.learning_rate, float)
+  assert tuple(config.model.atrous_rates) == (1, 2, 3)
+  assert config.losses.top_k_percent == 0.5
+
+
+def test_round_trip_through_params_yaml(tmp_path):
+  config = config_io.load_config(
+      'coco_r50_os16', params_override='train.steps=11')
+  path = config_io.save_config(config, str(tmp_path / 'run'))
+  assert path.endswith('params.yaml')
+  assert yaml.safe_load(open(path))['train']['steps'] == 11
+  reloaded = config_io.load_config(config_files=[path])
+  assert reloaded.as_dict() == config.as_dict()
+
+
+@pytest.mark.parametrize('override,match', [
+    ('model.backbone.depth=3',
+     "unknown config key 'model.backbone.depth'; known keys under "
+     "'model.backbone'"),
+    ('trian.steps=3', "unknown config key 'trian'"),
+    ('model.num_classes=abc', "'model.num_classes' must be int"),
+    ('model.num_classes=true', "'model.num_classes' must be an int"),
+    ('model.atrous_rates=3', "'model.atrous_rates' must be a list"),
+    ('model.backbone=3', "'model.backbone' is a section"),
+    ('model.backbone.type=vgg16', "Unknown backbone 'vgg16'"),
+    ('model.backbone.output_stride=8', 'output_stride 8 is not supported'),
+    ('postprocess.nms_kernel=4', "'postprocess.nms_kernel' must be a positive"),
+    ('losses.top_k_percent=0', "'losses.top_k_percent' must be in"),
+    ('data.thing_class_ids=[3,30]', "'data.thing_class_ids' must be class"),
+    ('model.precision=float64', "'model.precision' must be one of"),
+])
+def test_bad_overrides_name_the_key(override, match):
+  with pytest.raises(ConfigError, match=match):
+    config_io.load_config('demo', params_override=override)
+
+
+def test_unknown_experiment_lists_known_ones():
+  with pytest.raises(ConfigError, match='known experiments: .*demo'):
+    config_io.load_config('no_such_experiment')
+
+
+def test_bad_files_name_the_file(tmp_path):
+  with pytest.raises(ConfigError, match='missing.yaml.*does not exist'):
+    config_io.load_config(config_files=[str(tmp_path / 'missing.yaml')])
+  broken = tmp_path / 'broken.yaml'
+  broken.write_text('model: [unclosed\n')
+  with pytest.raises(ConfigError, match='broken.yaml.*not valid YAML'):
+    config_io.load_config(config_files=[str(broken)])
+  unknown = tmp_path / 'unknown.yaml'
+  unknown.write_text('model:\n  widht: 3\n')
+  with pytest.raises(ConfigError, match="unknown.yaml: unknown config key "
+                     "'model.widht'"):
+    config_io.load_config(config_files=[str(unknown)])
+  scalar = tmp_path / 'scalar.yaml'
+  scalar.write_text('3\n')
+  with pytest.raises(ConfigError, match='scalar.yaml: expected a mapping'):
+    config_io.load_config(config_files=[str(scalar)])
