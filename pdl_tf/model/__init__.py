@@ -1,0 +1,1 @@
+"""Panoptic-DeepLab network: backbones, decoders, heads and the factory."""

@@ -1,0 +1,148 @@
+"""Backbones: a thin bridge to tf-models-official, plus a tiny CPU backbone.
+
+Every backbone here is a Keras model mapping float images [B, H, W, 3]
+(already normalized) to a dict of features keyed by level: ``'2'`` (output
+stride 4), ``'3'`` (output stride 8) and ``str(log2(output_stride))`` for the
+last, atrous block (``'4'`` at output stride 16, ``'5'`` at 32).
+"""
+
+import math
+import os
+
+import tensorflow as tf
+import tf_keras
+from official.vision.modeling.backbones import mobilenet
+from official.vision.modeling.backbones import resnet_deeplab
+
+from pdl_tf.model import layers
+
+RESNETS = {'resnet50': 50, 'resnet101': 101}
+MOBILENETS = {'mobilenet_v3_large': 'MobileNetV3Large',
+              'mobilenet_v3_small': 'MobileNetV3Small'}
+TINY = 'tiny'
+BACKBONES = tuple(RESNETS) + tuple(MOBILENETS) + (TINY,)
+OUTPUT_STRIDES = (16, 32)
+LOW_LEVEL_KEYS = ('3', '2')  # OS8 then OS4, the order the decoder fuses them.
+
+# ImageNet mean and standard deviation of RGB in [0, 255], as the official
+# backbones' pre-trained checkpoints expect.
+MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+STDDEV_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+
+def high_level_key(output_stride):
+  """Returns the feature key of the last (atrous) block, e.g. '5' for 32."""
+  return str(int(math.log2(output_stride)))
+
+
+def check_backbone_args(name, output_stride):
+  """Raises ValueError naming the problem for an unknown name or stride."""
+  if name not in BACKBONES:
+    raise ValueError(
+        f'Unknown backbone {name!r}; known backbones: {", ".join(BACKBONES)}.')
+  if output_stride == 8:
+    raise ValueError(
+        'output_stride 8 is not supported: the decoder fuses a distinct OS8 '
+        'feature, which an output-stride-8 backbone no longer has; use 16 or '
+        '32 (the strides Panoptic-DeepLab is published with).')
+  if output_stride not in OUTPUT_STRIDES:
+    raise ValueError(
+        f'output_stride must be one of {OUTPUT_STRIDES}, got {output_stride!r}.')
+
+
+def build_backbone(name, output_stride=32, multigrid=None,
+                   width_multiplier=1.0, use_sync_bn=False, norm_momentum=0.99,
+                   norm_epsilon=1e-3):
+  """Builds a backbone by name.
+
+  Args:
+    name: one of ``BACKBONES``.
+    output_stride: 16 or 32; the last block uses atrous convolution so its
+      features come out at this stride.
+    multigrid: for ResNets, the unit dilation multipliers of the last block,
+      e.g. (1, 2, 4); None for plain dilation.
+    width_multiplier: channel multiplier for MobileNets and the tiny backbone.
+    use_sync_bn: synchronized batch norm across replicas.
+    norm_momentum: batch-norm momentum.
+    norm_epsilon: batch-norm epsilon.
+
+  Returns:
+    A Keras model from images [B, H, W, 3] to a dict of features (see the
+    module docstring).
+  """
+  check_backbone_args(name, output_stride)
+  norm = dict(use_sync_bn=use_sync_bn, norm_momentum=norm_momentum,
+              norm_epsilon=norm_epsilon)
+  if name in RESNETS:
+    return resnet_deeplab.DilatedResNet(
+        RESNETS[name], output_stride,
+        multigrid=tuple(multigrid) if multigrid else None, **norm)
+  if name in MOBILENETS:
+    return mobilenet.MobileNet(
+        MOBILENETS[name], filter_size_scale=width_multiplier,
+        output_stride=output_stride, **norm)
+  return tiny_backbone(output_stride, width_multiplier, **norm)
+
+
+def tiny_backbone(output_stride=32, width_multiplier=1.0, **norm):
+  """A small residual network for CPU demos and tests (about 0.6M weights).
+
+  A stride-2 stem, then four stages (one stride-2 conv + one residual block
+  each) at output strides 4, 8, 16 and 32; stages past ``output_stride`` use
+  stride 1 and dilation instead.
+  """
+  widths = [max(8, int(round(c * width_multiplier)))
+            for c in (16, 32, 64, 96, 128)]
+  inputs = tf_keras.Input(shape=(None, None, 3))
+  x = layers.ConvBN(widths[0], 3, strides=2, name='stem', **norm)(inputs)
+  stride, dilation, endpoints = 2, 1, {}
+  for level, width in zip(range(2, 6), widths[1:]):
+    if stride < output_stride:
+      stride *= 2
+      x = layers.ConvBN(width, 3, strides=2, name=f'down_{level}', **norm)(x)
+    else:
+      dilation *= 2
+      x = layers.ConvBN(width, 3, dilation_rate=dilation,
+                        name=f'down_{level}', **norm)(x)
+    y = layers.ConvBN(width, 3, dilation_rate=dilation,
+                      name=f'block_{level}_a', **norm)(x)
+    y = layers.ConvBN(width, 3, dilation_rate=dilation, activation=False,
+                      name=f'block_{level}_b', **norm)(y)
+    x = tf_keras.layers.ReLU()(tf_keras.layers.Add()([x, y]))
+    endpoints[str(int(math.log2(stride)))] = x
+  return tf_keras.Model(inputs, endpoints, name='tiny_backbone')
+
+
+def restore_backbone(backbone, checkpoint_path):
+  """Restores backbone weights (e.g. ImageNet) from a local checkpoint.
+
+  The checkpoint must hold the backbone under the root key ``backbone``, as
+  ``tf.train.Checkpoint(backbone=model).save(path)`` writes it (the layout of
+  Model Garden's published backbone checkpoints). Nothing is downloaded.
+
+  Args:
+    backbone: a built backbone (its variables exist).
+    checkpoint_path: a checkpoint prefix or a directory holding checkpoints.
+
+  Raises:
+    FileNotFoundError: no checkpoint at ``checkpoint_path``.
+    ValueError: the checkpoint does not match the backbone.
+  """
+  path = checkpoint_path
+  if tf.io.gfile.isdir(path):
+    path = tf.train.latest_checkpoint(path)
+    if path is None:
+      raise FileNotFoundError(
+          f'No checkpoint found in directory {checkpoint_path!r}.')
+  elif not tf.io.gfile.exists(path + '.index'):
+    raise FileNotFoundError(
+        f'Backbone checkpoint {checkpoint_path!r} does not exist '
+        f'(expected {path}.index).')
+  checkpoint = tf.train.Checkpoint(backbone=backbone)
+  try:
+    status = checkpoint.read(path)
+    status.expect_partial().assert_existing_objects_matched()
+  except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
+    raise ValueError(
+        f'Checkpoint {os.fspath(path)!r} does not match backbone '
+        f'{backbone.name!r}: {e}') from e

@@ -1,0 +1,47 @@
+"""Builds the network from the model section of an experiment config."""
+
+import tensorflow as tf
+
+from pdl_tf.model import backbones
+from pdl_tf.model import panoptic_deeplab
+
+
+def build_model(model_config, input_size=None, use_sync_bn=False):
+  """Builds (and, if configured, initializes) a PanopticDeepLab model.
+
+  Args:
+    model_config: ``config.ModelConfig``.
+    input_size: optional (height, width) used to build the weights with one
+      forward pass; needed to restore ``backbone.init_checkpoint``. Defaults
+      to a small valid size.
+    use_sync_bn: synchronized batch norm (training with several replicas).
+
+  Returns:
+    A built ``PanopticDeepLab`` with ImageNet backbone weights restored from
+    ``model_config.backbone.init_checkpoint`` when that path is set.
+  """
+  backbone = model_config.backbone
+  model = panoptic_deeplab.PanopticDeepLab(
+      num_classes=model_config.num_classes,
+      backbone=backbone.type,
+      output_stride=backbone.output_stride,
+      multigrid=tuple(backbone.multigrid) or None,
+      backbone_width=backbone.width_multiplier,
+      aspp_channels=model_config.aspp_channels,
+      atrous_rates=tuple(model_config.atrous_rates) or None,
+      semantic_decoder_channels=model_config.semantic_decoder_channels,
+      semantic_low_level_channels=model_config.semantic_low_level_channels,
+      instance_decoder_channels=model_config.instance_decoder_channels,
+      instance_low_level_channels=model_config.instance_low_level_channels,
+      semantic_head_channels=model_config.semantic_head_channels,
+      instance_head_channels=model_config.instance_head_channels,
+      dropout_rate=model_config.dropout_rate,
+      use_sync_bn=use_sync_bn,
+      norm_momentum=model_config.norm_momentum,
+      norm_epsilon=model_config.norm_epsilon,
+      precision=model_config.precision)
+  height, width = input_size or (2 * backbone.output_stride,) * 2
+  model(tf.zeros([1, height, width, 3]), training=False)
+  if backbone.init_checkpoint:
+    backbones.restore_backbone(model.backbone, backbone.init_checkpoint)
+  return model

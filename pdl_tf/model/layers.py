@@ -1,0 +1,116 @@
+"""Building blocks of the Panoptic-DeepLab decoders and heads.
+
+All layers create their sub-layers in ``__init__`` so that a mixed-precision
+policy active at construction time applies to every weight.
+"""
+
+import tensorflow as tf
+import tf_keras
+
+
+def resize_align_corners(images, size):
+  """Bilinear resize with ``align_corners=True`` (the DeepLab convention).
+
+  With this convention a feature map of size ``(H - 1) / s + 1`` maps exactly
+  onto an input of size ``H`` (e.g. 1025x2049 at output stride 16 or 32), and
+  any other size is stretched consistently between training and inference.
+
+  Args:
+    images: float tensor [B, h, w, C].
+    size: int32 tensor or list [2], the target (H, W).
+
+  Returns:
+    Tensor [B, H, W, C] in the dtype of ``images``.
+  """
+  resized = tf.raw_ops.ResizeBilinear(
+      images=images, size=size, align_corners=True, half_pixel_centers=False)
+  return tf.cast(resized, images.dtype)
+
+
+def batch_norm(use_sync_bn, momentum, epsilon, name=None):
+  """Returns a (synchronized, if asked) batch-normalization layer."""
+  if use_sync_bn:
+    return tf_keras.layers.experimental.SyncBatchNormalization(
+        momentum=momentum, epsilon=epsilon, name=name)
+  return tf_keras.layers.BatchNormalization(
+      momentum=momentum, epsilon=epsilon, name=name)
+
+
+class ConvBN(tf_keras.layers.Layer):
+  """Conv2D (no bias) + batch norm + optional ReLU."""
+
+  def __init__(self, filters, kernel_size, strides=1, dilation_rate=1,
+               activation=True, use_sync_bn=False, norm_momentum=0.99,
+               norm_epsilon=1e-3, **kwargs):
+    super().__init__(**kwargs)
+    self._conv = tf_keras.layers.Conv2D(
+        filters, kernel_size, strides=strides, padding='same',
+        dilation_rate=dilation_rate,
+        use_bias=False, kernel_initializer='he_normal', name='conv')
+    self._bn = batch_norm(use_sync_bn, norm_momentum, norm_epsilon, 'bn')
+    self._activation = activation
+
+  def call(self, inputs, training=None):
+    x = self._bn(self._conv(inputs), training=training)
+    return tf.nn.relu(x) if self._activation else x
+
+
+class SeparableConvBN(tf_keras.layers.Layer):
+  """Depthwise KxK conv + BN + ReLU, then pointwise 1x1 conv + BN + ReLU.
+
+  The paper's decoder and heads use one 5x5 depthwise-separable conv of this
+  form per stage.
+  """
+
+  def __init__(self, filters, kernel_size=5, use_sync_bn=False,
+               norm_momentum=0.99, norm_epsilon=1e-3, **kwargs):
+    super().__init__(**kwargs)
+    self._depthwise = tf_keras.layers.DepthwiseConv2D(
+        kernel_size, padding='same', use_bias=False,
+        depthwise_initializer='he_normal', name='depthwise')
+    self._depthwise_bn = batch_norm(
+        use_sync_bn, norm_momentum, norm_epsilon, 'depthwise_bn')
+    self._pointwise = ConvBN(
+        filters, 1, use_sync_bn=use_sync_bn, norm_momentum=norm_momentum,
+        norm_epsilon=norm_epsilon, name='pointwise')
+
+  def call(self, inputs, training=None):
+    x = self._depthwise_bn(self._depthwise(inputs), training=training)
+    return self._pointwise(tf.nn.relu(x), training=training)
+
+
+class ASPP(tf_keras.layers.Layer):
+  """Atrous spatial pyramid pooling with a size-agnostic image-pooling branch.
+
+  Branches: one 1x1 conv, one 3x3 atrous conv per rate, and global average
+  pooling + 1x1 conv broadcast back to the feature size. The pooling branch
+  averages over whatever spatial size arrives (no fixed pooling kernel), so
+  the layer works for any crop or image size. Branches are concatenated,
+  projected with a 1x1 conv and passed through dropout.
+
+  Input: float [B, h, w, C_in]. Output: [B, h, w, channels].
+  """
+
+  def __init__(self, channels=256, atrous_rates=(6, 12, 18),
+               dropout_rate=0.1, use_sync_bn=False, norm_momentum=0.99,
+               norm_epsilon=1e-3, **kwargs):
+    super().__init__(**kwargs)
+    norm = dict(use_sync_bn=use_sync_bn, norm_momentum=norm_momentum,
+                norm_epsilon=norm_epsilon)
+    self._branches = [ConvBN(channels, 1, name='conv1x1', **norm)]
+    for rate in atrous_rates:
+      self._branches.append(
+          ConvBN(channels, 3, dilation_rate=rate, name=f'atrous_{rate}',
+                 **norm))
+    self._pool_conv = ConvBN(channels, 1, name='pool_conv', **norm)
+    self._project = ConvBN(channels, 1, name='project', **norm)
+    self._dropout = tf_keras.layers.Dropout(dropout_rate)
+
+  def call(self, inputs, training=None):
+    outputs = [branch(inputs, training=training) for branch in self._branches]
+    pooled = tf.reduce_mean(inputs, axis=[1, 2], keepdims=True)
+    pooled = self._pool_conv(pooled, training=training)
+    # Broadcast [B, 1, 1, C] to [B, h, w, C] (bilinear resize of a 1x1 map).
+    outputs.append(pooled * tf.ones_like(outputs[0][..., :1]))
+    x = self._project(tf.concat(outputs, axis=-1), training=training)
+    return self._dropout(x, training=training)
