@@ -1,0 +1,341 @@
+"""Panoptic-DeepLab post-processing: a static-shape, batched, XLA merge.
+
+Every tensor has a shape fixed by the inputs and ``top_k``: no tf.unique, no
+TensorArray, no Python loop over instances. Pixels are grouped to centers in
+chunks of ``center_chunk`` centers inside one ``tf.while_loop`` that runs only
+as far as the largest number of kept centers in the batch, so memory is
+O(B * H * W * center_chunk), never O(B * H * W * top_k).
+
+Algorithm (REFERENCE.md, "Post-processing"):
+  1. semantic = argmax of the logits (ties -> smaller class id).
+  2. centers: heatmap values <= threshold dropped; a pixel is a center if it
+     equals the k x k max-pool (stride 1, SAME) of the heatmap, so equal
+     neighbouring maxima both survive; at most top_k by score (ties -> lower
+     flat index), all top_k kept.
+  3. each thing pixel moves by its offset and joins the nearest kept center
+     (squared Euclidean distance; ties -> lower center index).
+  4. an instance takes the most frequent thing class among its pixels (ties
+     -> smaller class id); instance ids restart from 1 per class in center
+     order; panoptic = class * label_divisor + id.
+  5. stuff pixels are kept if their class covers >= stuff_area pixels of the
+     image, else void; thing pixels with no center are void (VOID = -1).
+  6. instance score = heatmap value at the center x mean probability of the
+     instance's class over its pixels.
+"""
+
+import tensorflow as tf
+
+from pdl_tf import keys
+
+VOID = -1
+INSTANCE_CLASSES = 'instance_classes'
+INSTANCE_AREAS = 'instance_areas'
+CENTER_POINTS = 'center_points'
+CENTER_SCORES = 'center_scores'
+CENTER_VALID = 'center_valid'
+
+
+def _argmax_lowest(values, axis=-1):
+  """Argmax with ties resolved to the lowest index (tf.argmax promises none)."""
+  size = tf.shape(values)[axis]
+  best = tf.reduce_max(values, axis=axis, keepdims=True)
+  index_shape = [1] * (values.shape.rank - 1) + [size]
+  indices = tf.reshape(tf.range(size), index_shape)
+  return tf.reduce_min(tf.where(values == best, indices, size), axis=axis)
+
+
+def find_centers(center_heatmap, *, center_threshold, nms_kernel, top_k):
+  """Max-pool NMS and top-k on the center heatmap.
+
+  Args:
+    center_heatmap: float32 [B, H, W, 1].
+    center_threshold: values <= this are never centers.
+    nms_kernel: odd max-pool window size.
+    top_k: number of center slots.
+
+  Returns:
+    points int32 [B, top_k, 2] (y, x), scores float32 [B, top_k] (0 where
+    invalid) and valid bool [B, top_k]; valid slots come first, by score.
+  """
+  heat = center_heatmap[..., 0]
+  heat = tf.where(heat > center_threshold, heat, tf.zeros_like(heat))
+  pooled = tf.nn.max_pool2d(heat[..., None], nms_kernel, 1, 'SAME')[..., 0]
+  is_center = (heat > center_threshold) & (heat == pooled)
+  width = tf.shape(heat)[2]
+  flat = tf.reshape(tf.where(is_center, heat, -tf.ones_like(heat)),
+                    [tf.shape(heat)[0], -1])
+  num_pixels = heat.shape[1] * heat.shape[2]
+  k = min(top_k, num_pixels)
+  scores, indices = tf.math.top_k(flat, k=k, sorted=True)
+  if k < top_k:  # fewer pixels than slots: pad with invalid slots
+    scores = tf.pad(scores, [[0, 0], [0, top_k - k]], constant_values=-1.0)
+    indices = tf.pad(indices, [[0, 0], [0, top_k - k]])
+  valid = scores > center_threshold
+  points = tf.stack([indices // width, indices % width], axis=-1)
+  return points, tf.where(valid, scores, tf.zeros_like(scores)), valid
+
+
+def group_pixels(center_offsets, points, valid, center_chunk=16):
+  """Index of the nearest valid center to each pixel's vote.
+
+  Args:
+    center_offsets: float32 [B, H, W, 2] (dy, dx).
+    points: int32 [B, K, 2] center (y, x).
+    valid: bool [B, K]; valid slots come first.
+    center_chunk: centers compared per loop step (memory vs. speed).
+
+  Returns:
+    int32 [B, H, W]: center index in [0, K), or -1 where no valid center
+    (or a non-finite vote) exists.
+  """
+  batch, height, width = (tf.shape(center_offsets)[i] for i in range(3))
+  num_slots = points.shape[1]
+  padded = -(-num_slots // center_chunk) * center_chunk
+  points = tf.pad(tf.cast(points, tf.float32),
+                  [[0, 0], [0, padded - num_slots], [0, 0]])
+  valid = tf.pad(valid, [[0, 0], [0, padded - num_slots]])
+  ys = tf.cast(tf.range(height), tf.float32)[:, None]
+  xs = tf.cast(tf.range(width), tf.float32)[None, :]
+  vote_y = tf.reshape(ys + center_offsets[..., 0], [batch, -1, 1])
+  vote_x = tf.reshape(xs + center_offsets[..., 1], [batch, -1, 1])
+  num_valid = tf.reduce_max(tf.reduce_sum(tf.cast(valid, tf.int32), axis=1))
+
+  def step(start, best_distance, best_index):
+    chunk = tf.slice(points, [0, start, 0], [-1, center_chunk, 2])
+    chunk_valid = tf.slice(valid, [0, start], [-1, center_chunk])
+    distance = (tf.square(vote_y - chunk[:, None, :, 0]) +
+                tf.square(vote_x - chunk[:, None, :, 1]))
+    distance = tf.where(chunk_valid[:, None, :], distance, float('inf'))
+    nearest = _argmax_lowest(-distance)
+    closer = tf.reduce_min(distance, axis=-1) < best_distance
+    return (start + center_chunk,
+            tf.where(closer, tf.reduce_min(distance, axis=-1), best_distance),
+            tf.where(closer, nearest + start, best_index))
+
+  init_distance = tf.fill([batch, height * width], float('inf'))
+  init_index = tf.fill([batch, height * width], -1)
+  _, _, best_index = tf.while_loop(
+      lambda start, *_: start < num_valid, step,
+      (tf.constant(0), init_distance, init_index),
+      maximum_iterations=padded // center_chunk)
+  return tf.reshape(best_index, [batch, height, width])
+
+
+def _segment_sum(values, segments, num_segments):
+  """Per-image histogram: [B, N] values summed into [B, num_segments]."""
+  batch = tf.shape(segments)[0]
+  offsets = tf.range(batch)[:, None] * num_segments
+  sums = tf.math.unsorted_segment_sum(
+      tf.reshape(values, [-1]), tf.reshape(segments + offsets, [-1]),
+      batch * num_segments)
+  return tf.reshape(sums, [batch, num_segments])
+
+
+def majority_vote(semantic, instance, num_classes, num_slots):
+  """Class and area of each instance from the semantic map.
+
+  Args:
+    semantic: int32 [B, N] class per pixel.
+    instance: int32 [B, N], 0 = none, else slot index + 1.
+    num_classes: C.
+    num_slots: K.
+
+  Returns:
+    classes int32 [B, K] (-1 for an empty slot) and areas int32 [B, K].
+  """
+  counts = _segment_sum(tf.ones_like(semantic), instance * num_classes +
+                        semantic, (num_slots + 1) * num_classes)
+  counts = tf.reshape(counts, [-1, num_slots + 1, num_classes])[:, 1:]
+  areas = tf.reduce_sum(counts, axis=-1)
+  classes = tf.where(areas > 0, _argmax_lowest(counts), VOID)
+  return classes, areas
+
+
+def per_class_ids(classes):
+  """1-based id of each instance among those of its class, in slot order.
+
+  Args:
+    classes: int32 [B, K], -1 for empty slots.
+
+  Returns:
+    int32 [B, K], 0 for empty slots.
+  """
+  num_slots = classes.shape[1]
+  earlier = tf.range(num_slots)[None, :] < tf.range(num_slots)[:, None]
+  same = (classes[:, :, None] == classes[:, None, :]) & earlier[None]
+  same &= (classes >= 0)[:, None, :]
+  ids = tf.reduce_sum(tf.cast(same, tf.int32), axis=-1) + 1
+  return tf.where(classes >= 0, ids, 0)
+
+
+def stuff_panoptic(semantic, is_thing, *, num_classes, stuff_area,
+                   label_divisor):
+  """Panoptic ids of stuff pixels: class * divisor, or VOID if the class is
+  smaller than ``stuff_area`` in the image. Thing pixels get VOID.
+
+  Args:
+    semantic: int32 [B, N]; is_thing: bool [B, N].
+
+  Returns:
+    int32 [B, N].
+  """
+  stuff_class = tf.where(is_thing, num_classes, semantic)
+  areas = _segment_sum(tf.ones_like(semantic), stuff_class, num_classes + 1)
+  large = tf.gather(areas, stuff_class, batch_dims=1) >= stuff_area
+  return tf.where(large & ~is_thing, semantic * label_divisor, VOID)
+
+
+def instance_scores(probabilities, instance, classes, areas, center_scores):
+  """Objectness x mean class probability of each instance.
+
+  Args:
+    probabilities: float32 [B, N, C] softmax of the logits.
+    instance: int32 [B, N] (0 = none, else slot + 1).
+    classes: int32 [B, K]; areas: int32 [B, K]; center_scores: float32
+      [B, K].
+
+  Returns:
+    float32 [B, K], 0 for empty slots.
+  """
+  num_slots = classes.shape[1]
+  class_table = tf.pad(tf.maximum(classes, 0), [[0, 0], [1, 0]])
+  pixel_class = tf.gather(class_table, instance, batch_dims=1)
+  pixel_probability = tf.gather(probabilities, pixel_class, batch_dims=2)
+  sums = _segment_sum(pixel_probability, instance, num_slots + 1)[:, 1:]
+  mean = sums / tf.cast(tf.maximum(areas, 1), tf.float32)
+  return tf.where(areas > 0, center_scores * mean, 0.0)
+
+
+def _check_inputs(semantic_logits, center_heatmap, center_offsets,
+                  thing_class_ids, top_k, nms_kernel):
+  shapes = [t.shape for t in (semantic_logits, center_heatmap,
+                              center_offsets)]
+  if any(s.rank != 4 for s in shapes):
+    raise ValueError(f'panoptic_merge expects rank-4 inputs [B, H, W, C], '
+                     f'[B, H, W, 1], [B, H, W, 2]; got shapes {shapes}.')
+  if shapes[1][-1] != 1 or shapes[2][-1] != 2:
+    raise ValueError(f'center_heatmap must have 1 channel and center_offsets '
+                     f'2 (dy, dx); got {shapes[1]} and {shapes[2]}.')
+  for other, name in ((shapes[1], 'center_heatmap'),
+                      (shapes[2], 'center_offsets')):
+    if not shapes[0][:3].is_compatible_with(other[:3]):
+      raise ValueError(f'{name} {other} and semantic_logits {shapes[0]} '
+                       f'differ in batch or spatial size.')
+  if not shapes[0][1:].is_fully_defined():
+    raise ValueError(f'panoptic_merge needs static H, W and C; got '
+                     f'semantic_logits {shapes[0]}.')
+  num_classes = shapes[0][-1]
+  if not thing_class_ids:
+    raise ValueError('thing_class_ids is empty; Panoptic-DeepLab needs at '
+                     'least one thing class.')
+  bad = [c for c in thing_class_ids if not 0 <= c < num_classes]
+  if bad:
+    raise ValueError(f'thing_class_ids {bad} are outside [0, {num_classes}).')
+  if top_k < 1:
+    raise ValueError(f'top_k must be >= 1, got {top_k}.')
+  if nms_kernel < 1 or nms_kernel % 2 == 0:
+    raise ValueError(f'nms_kernel must be a positive odd int, got '
+                     f'{nms_kernel}.')
+
+
+def panoptic_merge(semantic_logits, center_heatmap, center_offsets, *,
+                   thing_class_ids, label_divisor=1000, stuff_area=2048,
+                   center_threshold=0.1, nms_kernel=7, top_k=200,
+                   center_chunk=16):
+  """Merges the three network outputs into a panoptic map.
+
+  Compiles with ``tf.function(jit_compile=True)``; see ``merge_fn`` for a
+  compiled version that also checks the inputs are finite.
+
+  Args:
+    semantic_logits: float32 [B, H, W, C].
+    center_heatmap: float32 [B, H, W, 1].
+    center_offsets: float32 [B, H, W, 2] (dy, dx) in pixels.
+    thing_class_ids: non-empty sequence of class ids that have instances.
+    label_divisor: panoptic = class * label_divisor + instance id.
+    stuff_area: minimum pixels of a stuff class in an image.
+    center_threshold: heatmap values <= this are never centers.
+    nms_kernel: odd max-pool window of the center NMS.
+    top_k: maximum number of centers (instances) per image.
+    center_chunk: centers compared per grouping step.
+
+  Returns:
+    dict with ``keys.PANOPTIC`` int32 [B, H, W] (VOID = -1),
+    ``keys.SEMANTIC`` int32 [B, H, W] (argmax), ``keys.INSTANCE`` int32
+    [B, H, W] (class-agnostic slot + 1, 0 = none), ``keys.INSTANCE_SCORES``
+    float32 [B, top_k], ``INSTANCE_CLASSES`` int32 [B, top_k] (-1 = empty),
+    ``INSTANCE_AREAS`` int32 [B, top_k], ``CENTER_POINTS`` int32
+    [B, top_k, 2] (y, x), ``CENTER_SCORES`` float32 [B, top_k] and
+    ``CENTER_VALID`` bool [B, top_k].
+  """
+  semantic_logits, center_heatmap, center_offsets = (
+      tf.convert_to_tensor(t) for t in (semantic_logits, center_heatmap,
+                                        center_offsets))
+  _check_inputs(semantic_logits, center_heatmap, center_offsets,
+                thing_class_ids, top_k, nms_kernel)
+  _, height, width, num_classes = semantic_logits.shape
+  batch = tf.shape(semantic_logits)[0]
+  logits = tf.reshape(tf.cast(semantic_logits, tf.float32),
+                      [batch, -1, num_classes])
+  semantic = _argmax_lowest(logits)
+  is_thing = tf.gather(
+      tf.scatter_nd([[c] for c in thing_class_ids],
+                    tf.ones([len(thing_class_ids)], tf.bool), [num_classes]),
+      semantic)
+  points, scores, valid = find_centers(
+      tf.cast(center_heatmap, tf.float32), center_threshold=center_threshold,
+      nms_kernel=nms_kernel, top_k=top_k)
+  nearest = tf.reshape(group_pixels(tf.cast(center_offsets, tf.float32),
+                                    points, valid, center_chunk), [batch, -1])
+  instance = tf.where(is_thing & (nearest >= 0), nearest + 1, 0)
+  classes, areas = majority_vote(semantic, instance, num_classes, top_k)
+  ids = per_class_ids(classes)
+  thing_table = tf.pad(tf.where(classes >= 0, classes * label_divisor + ids,
+                                VOID), [[0, 0], [1, 0]], constant_values=VOID)
+  panoptic = tf.where(
+      instance > 0, tf.gather(thing_table, instance, batch_dims=1),
+      stuff_panoptic(semantic, is_thing, num_classes=num_classes,
+                     stuff_area=stuff_area, label_divisor=label_divisor))
+  probabilities = tf.nn.softmax(logits, axis=-1)
+  image_shape = [batch, height, width]
+  return {
+      keys.PANOPTIC: tf.reshape(panoptic, image_shape),
+      keys.SEMANTIC: tf.reshape(semantic, image_shape),
+      keys.INSTANCE: tf.reshape(instance, image_shape),
+      keys.INSTANCE_SCORES: instance_scores(probabilities, instance, classes,
+                                            areas, scores),
+      INSTANCE_CLASSES: classes,
+      INSTANCE_AREAS: areas,
+      CENTER_POINTS: points,
+      CENTER_SCORES: scores,
+      CENTER_VALID: valid,
+  }
+
+
+def merge_fn(*, jit_compile=True, **merge_kwargs):
+  """A tf.function running ``panoptic_merge`` with fixed keyword arguments.
+
+  Inputs are first checked to be finite (outside the compiled region, so a
+  NaN or Inf raises InvalidArgumentError naming the input instead of
+  producing a silently wrong map); the merge itself is XLA-compiled when
+  ``jit_compile``.
+
+  Returns:
+    fn(semantic_logits, center_heatmap, center_offsets) -> dict as
+    ``panoptic_merge``.
+  """
+  compiled = tf.function(
+      lambda logits, heatmap, offsets: panoptic_merge(
+          logits, heatmap, offsets, **merge_kwargs),
+      jit_compile=jit_compile)
+
+  @tf.function
+  def merge(semantic_logits, center_heatmap, center_offsets):
+    checked = [tf.debugging.check_numerics(tf.cast(t, tf.float32),
+                                           f'{name} must be finite')
+               for t, name in ((semantic_logits, 'semantic_logits'),
+                               (center_heatmap, 'center_heatmap'),
+                               (center_offsets, 'center_offsets'))]
+    return compiled(*checked)
+
+  return merge
