@@ -233,3 +233,50 @@ def test_restore_backbone_errors(tmp_path):
   prefix = tf.train.Checkpoint(backbone=other).write(str(tmp_path / 'mnv3'))
   with pytest.raises(ValueError, match='does not match backbone'):
     backbones.restore_backbone(model.backbone, prefix)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name,make_classifier', [
+    ('mobilenet_v3_small', lambda: __import__(
+        'official.vision.modeling.backbones.mobilenet',
+        fromlist=['MobileNet']).MobileNet('MobileNetV3Small')),
+    ('resnet50', lambda: __import__(
+        'official.vision.modeling.backbones.resnet',
+        fromlist=['ResNet']).ResNet(50)),
+])
+def test_restores_model_garden_imagenet_layout(tmp_path, name,
+                                               make_classifier):
+  # Model Garden's ImageNet checkpoints hold its classification backbone
+  # (ResNet / MobileNet) under 'backbone'. Write one with random weights and
+  # check every weight of our (dilated, re-wrapped) backbone receives it.
+  classifier = make_classifier()
+  for variable in classifier.weights:
+    variable.assign(tf.random.normal(variable.shape, seed=1))
+  prefix = tf.train.Checkpoint(backbone=classifier).write(
+      str(tmp_path / name))
+  ours = backbones.build_backbone(name, output_stride=16)
+  backbones.restore_backbone(ours, prefix)
+  assert len(ours.weights) <= len(classifier.weights)
+  for a, b in zip(ours.weights, classifier.weights):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('backbone,output_stride,high_channels', [
+    ('mobilenet_v3_large', 16, 960), ('mobilenet_v3_small', 32, 576),
+    ('tiny', 16, 128)])
+def test_every_weight_gets_a_gradient(backbone, output_stride, high_channels):
+  # The published MobileNetV3 high-level feature is the final 1x1 conv
+  # (960 / 576 channels); no weight of the network may be left unused.
+  model = PanopticDeepLab(num_classes=3, backbone=backbone,
+                          output_stride=output_stride, **SMALL_HEADS)
+  images = tf.random.uniform([1, 64, 64, 3], 0, 255)
+  with tf.GradientTape() as tape:
+    outputs = model(images, training=True)
+    loss = tf.add_n([tf.reduce_mean(v) for v in outputs.values()])
+  gradients = tape.gradient(loss, model.trainable_variables)
+  unused = [v.name for v, g in zip(model.trainable_variables, gradients)
+            if g is None]
+  assert not unused
+  key = backbones.high_level_key(output_stride)
+  assert model.backbone.output[key].shape[-1] == high_channels

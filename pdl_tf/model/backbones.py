@@ -78,10 +78,34 @@ def build_backbone(name, output_stride=32, multigrid=None,
         RESNETS[name], output_stride,
         multigrid=tuple(multigrid) if multigrid else None, **norm)
   if name in MOBILENETS:
-    return mobilenet.MobileNet(
-        MOBILENETS[name], filter_size_scale=width_multiplier,
-        output_stride=output_stride, **norm)
+    return _mobilenet_v3(MOBILENETS[name], output_stride, width_multiplier,
+                         **norm)
   return tiny_backbone(output_stride, width_multiplier, **norm)
+
+
+def _mobilenet_v3(model_id, output_stride, width_multiplier, **norm):
+  """Model Garden's MobileNetV3 with the published high-level feature.
+
+  As in the authors' code (deeplab2), the last feature is the output of the
+  final 1x1 conv (960 channels for Large, 576 for Small). Model Garden's
+  MobileNet builds that conv and a 1280/1024-channel classifier conv but
+  returns the block before them, leaving both unused; here the feature is
+  taken after the 1x1 conv and the classifier conv is dropped. Layer order
+  is kept, so checkpoints of Model Garden's MobileNet restore into it.
+  """
+  full = mobilenet.MobileNet(model_id, filter_size_scale=width_multiplier,
+                             output_stride=output_stride, **norm)
+  key = high_level_key(output_stride)
+  last_block = full.output[key]
+  heads = [layer for layer in full.layers
+           if getattr(layer, 'input', None) is last_block]
+  if len(heads) != 1:
+    raise RuntimeError(
+        f'Unexpected {model_id} structure in tf-models-official: expected one '
+        f'layer after endpoint {key!r}, found {[h.name for h in heads]}.')
+  outputs = {level: full.output[level] for level in LOW_LEVEL_KEYS}
+  outputs[key] = heads[0].output
+  return tf_keras.Model(full.inputs, outputs, name=full.name)
 
 
 def tiny_backbone(output_stride=32, width_multiplier=1.0, **norm):
