@@ -247,3 +247,25 @@ def test_streaming_metric_matches_pq_compute(sample, tmp_path):
   for i, category in enumerate(gt['categories']):
     assert result['per_class'][i] == pytest.approx(
         expected['per_class'][category['id']], abs=1e-12)
+
+
+def test_writer_round_trip_scores_perfectly(sample, tmp_path):
+  # Label maps of the ground truth (crowd as instance 0, void as -1) written
+  # by the COCO writer score PQ 1 against the ground truth.
+  from pdl_tf.evaluation import writers  # pylint: disable=g-import-not-at-top
+  gt, maps = sample
+  category_ids = [c['id'] for c in gt['categories']]
+  annotations = []
+  for annotation, label in zip(gt['annotations'],
+                               to_label_maps(gt, maps, -1)):
+    annotations.append(writers.write_coco_panoptic(
+        label, annotation['image_id'], annotation['file_name'],
+        str(tmp_path / 'pred'), category_ids))
+  (tmp_path / 'pred.json').write_text(json.dumps(
+      {'annotations': annotations}))
+  result = pq_compute(str(SAMPLE / 'panoptic_examples.json'),
+                      str(tmp_path / 'pred.json'),
+                      str(SAMPLE / 'panoptic_examples'),
+                      str(tmp_path / 'pred'), num_workers=1)
+  assert result['All']['pq'] == 1.0
+  assert result['All']['n'] == len(counted_categories(gt))

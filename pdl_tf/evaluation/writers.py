@@ -1,0 +1,67 @@
+"""Write predictions in COCO panoptic format (PNG + segments_info).
+
+The files can be scored with ``pq_compute`` here or with the official COCO
+panopticapi and cityscapesScripts (whose panoptic evaluation reads the same
+format).
+"""
+
+import os
+
+import numpy as np
+from PIL import Image
+
+
+def id_map_to_rgb(ids):
+  """uint8 [H, W, 3] with id = R + 256 G + 256^2 B."""
+  ids = np.asarray(ids, np.int64)
+  if ids.min() < 0 or ids.max() >= 256 ** 3:
+    raise ValueError(f'segment ids must be in [0, 2^24); got {ids.min()}..'
+                     f'{ids.max()}.')
+  return np.stack([ids % 256, ids // 256 % 256, ids // 65536], -1).astype(
+      np.uint8)
+
+
+def panoptic_to_segments(panoptic, category_ids, label_divisor=1000):
+  """Label map (class * divisor + instance, negative = void) -> COCO ids.
+
+  Args:
+    panoptic: int [H, W].
+    category_ids: sequence mapping class index -> dataset category id.
+    label_divisor: the label encoding's divisor.
+
+  Returns:
+    (ids uint32 [H, W] with 0 = void and segments numbered from 1,
+     segments_info list of {id, category_id, iscrowd, area, bbox}).
+  """
+  panoptic = np.asarray(panoptic)
+  ids = np.zeros(panoptic.shape, np.uint32)
+  segments = []
+  for value in np.unique(panoptic[panoptic >= 0]).tolist():
+    cls = value // label_divisor
+    if cls >= len(category_ids):
+      raise ValueError(f'panoptic value {value} has class {cls}, outside the '
+                       f'{len(category_ids)} categories.')
+    mask = panoptic == value
+    ys, xs = np.nonzero(mask)
+    segment_id = len(segments) + 1
+    ids[mask] = segment_id
+    segments.append({
+        'id': segment_id, 'category_id': int(category_ids[cls]),
+        'iscrowd': 0, 'area': int(mask.sum()),
+        'bbox': [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1),
+                 int(ys.max() - ys.min() + 1)]})
+  return ids, segments
+
+
+def write_coco_panoptic(panoptic, image_id, file_name, folder, category_ids,
+                        label_divisor=1000):
+  """Writes ``folder/file_name`` (PNG) and returns its annotation dict.
+
+  Collect the returned dicts as ``{'annotations': [...]}`` in a JSON file to
+  obtain the predictions JSON of the COCO panoptic format.
+  """
+  ids, segments = panoptic_to_segments(panoptic, category_ids, label_divisor)
+  os.makedirs(folder, exist_ok=True)
+  Image.fromarray(id_map_to_rgb(ids)).save(os.path.join(folder, file_name))
+  return {'image_id': image_id, 'file_name': file_name,
+          'segments_info': segments}
