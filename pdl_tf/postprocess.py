@@ -2,7 +2,7 @@
 
 Every tensor has a shape fixed by the inputs and ``top_k``: no tf.unique, no
 TensorArray, no Python loop over instances. Pixels are grouped to centers in
-chunks of ``center_chunk`` centers inside one ``tf.while_loop`` that runs only
+chunks of ``center_chunk`` (8) centers inside one ``tf.while_loop`` that runs only
 as far as the largest number of kept centers in the batch, so memory is
 O(B * H * W * center_chunk), never O(B * H * W * top_k).
 
@@ -33,13 +33,22 @@ INSTANCE_AREAS = 'instance_areas'
 CENTER_POINTS = 'center_points'
 CENTER_SCORES = 'center_scores'
 CENTER_VALID = 'center_valid'
+INPUTS_FINITE = 'inputs_finite'
+INPUT_NAMES = ('semantic_logits', 'center_heatmap', 'center_offsets')
 
 
-def _argmax_lowest(values, axis=-1):
-  """Argmax with ties resolved to the lowest index (tf.argmax promises none)."""
-  size = tf.shape(values)[axis]
-  best = tf.reduce_max(values, axis=axis, keepdims=True)
-  index_shape = [1] * (values.shape.rank - 1) + [size]
+def _argmax_lowest(values, axis=-1, best=None):
+  """Argmax with ties resolved to the lowest index (tf.argmax promises none).
+
+  ``best`` may pass in ``reduce_max(values, axis, keepdims=True)`` when the
+  caller already has it.
+  """
+  axis = axis % values.shape.rank
+  size = values.shape[axis]
+  if best is None:
+    best = tf.reduce_max(values, axis=axis, keepdims=True)
+  index_shape = [1] * values.shape.rank
+  index_shape[axis] = size
   indices = tf.reshape(tf.range(size), index_shape)
   return tf.reduce_min(tf.where(values == best, indices, size), axis=axis)
 
@@ -59,7 +68,10 @@ def find_centers(center_heatmap, *, center_threshold, nms_kernel, top_k):
   """
   heat = center_heatmap[..., 0]
   heat = tf.where(heat > center_threshold, heat, tf.zeros_like(heat))
-  pooled = tf.nn.max_pool2d(heat[..., None], nms_kernel, 1, 'SAME')[..., 0]
+  # A k x k max-pool is a 1 x k then a k x 1 max-pool (same SAME padding),
+  # 2k instead of k^2 comparisons per pixel.
+  pooled = tf.nn.max_pool2d(heat[..., None], [1, nms_kernel], 1, 'SAME')
+  pooled = tf.nn.max_pool2d(pooled, [nms_kernel, 1], 1, 'SAME')[..., 0]
   is_center = (heat > center_threshold) & (heat == pooled)
   width = tf.shape(heat)[2]
   flat = tf.reshape(tf.where(is_center, heat, -tf.ones_like(heat)),
@@ -75,7 +87,7 @@ def find_centers(center_heatmap, *, center_threshold, nms_kernel, top_k):
   return points, tf.where(valid, scores, tf.zeros_like(scores)), valid
 
 
-def group_pixels(center_offsets, points, valid, center_chunk=16):
+def group_pixels(center_offsets, points, valid, center_chunk=8):
   """Index of the nearest valid center to each pixel's vote.
 
   Args:
@@ -96,20 +108,23 @@ def group_pixels(center_offsets, points, valid, center_chunk=16):
   valid = tf.pad(valid, [[0, 0], [0, padded - num_slots]])
   ys = tf.cast(tf.range(height), tf.float32)[:, None]
   xs = tf.cast(tf.range(width), tf.float32)[None, :]
-  vote_y = tf.reshape(ys + center_offsets[..., 0], [batch, -1, 1])
-  vote_x = tf.reshape(xs + center_offsets[..., 1], [batch, -1, 1])
+  # Centers on axis 1 and pixels on the minor axis, so that the reductions
+  # over centers are element-wise along pixels (vectorised).
+  vote_y = tf.reshape(ys + center_offsets[..., 0], [batch, 1, -1])
+  vote_x = tf.reshape(xs + center_offsets[..., 1], [batch, 1, -1])
   num_valid = tf.reduce_max(tf.reduce_sum(tf.cast(valid, tf.int32), axis=1))
 
   def step(start, best_distance, best_index):
     chunk = tf.slice(points, [0, start, 0], [-1, center_chunk, 2])
     chunk_valid = tf.slice(valid, [0, start], [-1, center_chunk])
-    distance = (tf.square(vote_y - chunk[:, None, :, 0]) +
-                tf.square(vote_x - chunk[:, None, :, 1]))
-    distance = tf.where(chunk_valid[:, None, :], distance, float('inf'))
-    nearest = _argmax_lowest(-distance)
-    closer = tf.reduce_min(distance, axis=-1) < best_distance
+    distance = (tf.square(vote_y - chunk[:, :, 0:1]) +
+                tf.square(vote_x - chunk[:, :, 1:2]))
+    distance = tf.where(chunk_valid[:, :, None], distance, float('inf'))
+    nearest = _argmax_lowest(-distance, axis=1)
+    chunk_best = tf.reduce_min(distance, axis=1)
+    closer = chunk_best < best_distance  # strict: earlier chunks win ties
     return (start + center_chunk,
-            tf.where(closer, tf.reduce_min(distance, axis=-1), best_distance),
+            tf.where(closer, chunk_best, best_distance),
             tf.where(closer, nearest + start, best_index))
 
   init_distance = tf.fill([batch, height * width], float('inf'))
@@ -185,11 +200,16 @@ def stuff_panoptic(semantic, is_thing, *, num_classes, stuff_area,
   return tf.where(large & ~is_thing, semantic * label_divisor, VOID)
 
 
-def instance_scores(probabilities, instance, classes, areas, center_scores):
+def instance_scores(logits, log_normalizer, instance, classes, areas,
+                    center_scores):
   """Objectness x mean class probability of each instance.
 
+  The probability of the instance's class at a pixel is
+  exp(logit[class] - log_normalizer), so no full softmax map is built.
+
   Args:
-    probabilities: float32 [B, N, C] softmax of the logits.
+    logits: float32 [B, N, C]; log_normalizer: float32 [B, N], the
+      log-sum-exp of the logits per pixel.
     instance: int32 [B, N] (0 = none, else slot + 1).
     classes: int32 [B, K]; areas: int32 [B, K]; center_scores: float32
       [B, K].
@@ -200,7 +220,9 @@ def instance_scores(probabilities, instance, classes, areas, center_scores):
   num_slots = classes.shape[1]
   class_table = tf.pad(tf.maximum(classes, 0), [[0, 0], [1, 0]])
   pixel_class = tf.gather(class_table, instance, batch_dims=1)
-  pixel_probability = tf.gather(probabilities, pixel_class, batch_dims=2)
+  pixel_logit = tf.gather(logits, pixel_class, batch_dims=2)
+  pixel_probability = tf.where(
+      instance > 0, tf.exp(pixel_logit - log_normalizer), 0.0)
   sums = _segment_sum(pixel_probability, instance, num_slots + 1)[:, 1:]
   mean = sums / tf.cast(tf.maximum(areas, 1), tf.float32)
   return tf.where(areas > 0, center_scores * mean, 0.0)
@@ -241,7 +263,7 @@ def _check_inputs(semantic_logits, center_heatmap, center_offsets,
 def panoptic_merge(semantic_logits, center_heatmap, center_offsets, *,
                    thing_class_ids, label_divisor=1000, stuff_area=2048,
                    center_threshold=0.1, nms_kernel=7, top_k=200,
-                   center_chunk=16):
+                   center_chunk=8):
   """Merges the three network outputs into a panoptic map.
 
   Compiles with ``tf.function(jit_compile=True)``; see ``merge_fn`` for a
@@ -266,7 +288,10 @@ def panoptic_merge(semantic_logits, center_heatmap, center_offsets, *,
     float32 [B, top_k], ``INSTANCE_CLASSES`` int32 [B, top_k] (-1 = empty),
     ``INSTANCE_AREAS`` int32 [B, top_k], ``CENTER_POINTS`` int32
     [B, top_k, 2] (y, x), ``CENTER_SCORES`` float32 [B, top_k] and
-    ``CENTER_VALID`` bool [B, top_k].
+    ``CENTER_VALID`` bool [B, top_k], and ``INPUTS_FINITE`` bool [3]: whether
+    the logits (no NaN or +Inf; -Inf is a valid log-probability of 0), the
+    heatmap and the offsets (no NaN or Inf) are finite over the batch.
+    ``merge_fn`` turns a False there into an error.
   """
   semantic_logits, center_heatmap, center_offsets = (
       tf.convert_to_tensor(t) for t in (semantic_logits, center_heatmap,
@@ -277,7 +302,10 @@ def panoptic_merge(semantic_logits, center_heatmap, center_offsets, *,
   batch = tf.shape(semantic_logits)[0]
   logits = tf.reshape(tf.cast(semantic_logits, tf.float32),
                       [batch, -1, num_classes])
-  semantic = _argmax_lowest(logits)
+  max_logit = tf.reduce_max(logits, axis=-1, keepdims=True)
+  semantic = _argmax_lowest(logits, best=max_logit)
+  log_normalizer = max_logit[..., 0] + tf.math.log(
+      tf.reduce_sum(tf.exp(logits - max_logit), axis=-1))
   is_thing = tf.gather(
       tf.scatter_nd([[c] for c in thing_class_ids],
                     tf.ones([len(thing_class_ids)], tf.bool), [num_classes]),
@@ -296,29 +324,31 @@ def panoptic_merge(semantic_logits, center_heatmap, center_offsets, *,
       instance > 0, tf.gather(thing_table, instance, batch_dims=1),
       stuff_panoptic(semantic, is_thing, num_classes=num_classes,
                      stuff_area=stuff_area, label_divisor=label_divisor))
-  probabilities = tf.nn.softmax(logits, axis=-1)
   image_shape = [batch, height, width]
   return {
       keys.PANOPTIC: tf.reshape(panoptic, image_shape),
       keys.SEMANTIC: tf.reshape(semantic, image_shape),
       keys.INSTANCE: tf.reshape(instance, image_shape),
-      keys.INSTANCE_SCORES: instance_scores(probabilities, instance, classes,
-                                            areas, scores),
+      keys.INSTANCE_SCORES: instance_scores(logits, log_normalizer, instance,
+                                            classes, areas, scores),
       INSTANCE_CLASSES: classes,
       INSTANCE_AREAS: areas,
       CENTER_POINTS: points,
       CENTER_SCORES: scores,
       CENTER_VALID: valid,
+      INPUTS_FINITE: tf.stack([
+          tf.reduce_all(tf.math.is_finite(log_normalizer)),
+          tf.reduce_all(tf.math.is_finite(center_heatmap)),
+          tf.reduce_all(tf.math.is_finite(center_offsets))]),
   }
 
 
 def merge_fn(*, jit_compile=True, **merge_kwargs):
   """A tf.function running ``panoptic_merge`` with fixed keyword arguments.
 
-  Inputs are first checked to be finite (outside the compiled region, so a
-  NaN or Inf raises InvalidArgumentError naming the input instead of
-  producing a silently wrong map); the merge itself is XLA-compiled when
-  ``jit_compile``.
+  The merge is XLA-compiled when ``jit_compile``. Afterwards, if an input was
+  not finite (``INPUTS_FINITE``), the call raises InvalidArgumentError naming
+  that input instead of returning a silently wrong map.
 
   Returns:
     fn(semantic_logits, center_heatmap, center_offsets) -> dict as
@@ -331,11 +361,12 @@ def merge_fn(*, jit_compile=True, **merge_kwargs):
 
   @tf.function
   def merge(semantic_logits, center_heatmap, center_offsets):
-    checked = [tf.debugging.check_numerics(tf.cast(t, tf.float32),
-                                           f'{name} must be finite')
-               for t, name in ((semantic_logits, 'semantic_logits'),
-                               (center_heatmap, 'center_heatmap'),
-                               (center_offsets, 'center_offsets'))]
-    return compiled(*checked)
+    outputs = compiled(semantic_logits, center_heatmap, center_offsets)
+    checks = [
+        tf.debugging.Assert(outputs[INPUTS_FINITE][i],
+                            [f'{name} must be finite: NaN or Inf found'])
+        for i, name in enumerate(INPUT_NAMES)]
+    with tf.control_dependencies(checks):
+      return {key: tf.identity(value) for key, value in outputs.items()}
 
   return merge

@@ -253,13 +253,25 @@ def test_bad_inputs_raise_clear_errors():
     postprocess.panoptic_merge(logits[0], heat, offsets, thing_class_ids=[3])
 
 
-@pytest.mark.parametrize('name,index', [('semantic_logits', 0),
-                                        ('center_heatmap', 1),
-                                        ('center_offsets', 2)])
-def test_non_finite_inputs_raise(name, index):
-  inputs = scenes(15, batch=1, height=16, width=16)
+@pytest.mark.parametrize('jit_compile', [True, False])
+@pytest.mark.parametrize('name,index,value', [
+    ('semantic_logits', 0, np.nan), ('semantic_logits', 0, np.inf),
+    ('center_heatmap', 1, np.inf), ('center_heatmap', 1, np.nan),
+    ('center_offsets', 2, np.nan), ('center_offsets', 2, -np.inf)])
+def test_non_finite_inputs_raise(name, index, value, jit_compile):
+  inputs = scenes(15, batch=2, height=16, width=16)
   inputs[index] = inputs[index].copy()
-  inputs[index].flat[5] = np.nan if index != 1 else np.inf
+  inputs[index][1].flat[5] = value  # in the second image of the batch
   with pytest.raises(tf.errors.InvalidArgumentError,
                      match=f'{name} must be finite'):
-    postprocess.merge_fn(**MERGE_ARGS)(*inputs)
+    postprocess.merge_fn(jit_compile=jit_compile, **MERGE_ARGS)(*inputs)
+
+
+def test_minus_inf_logit_is_probability_zero():
+  # Documented: -Inf is a valid logit (log-probability 0) and is accepted.
+  logits, heat, offsets = scenes(16, batch=1, height=16, width=16)
+  logits = logits.copy()
+  logits[..., 0] = -np.inf
+  got = postprocess.merge_fn(**MERGE_ARGS)(logits, heat, offsets)
+  want = np_merge(logits, heat, offsets, **MERGE_ARGS)
+  np.testing.assert_array_equal(got[keys.PANOPTIC], want[keys.PANOPTIC])
