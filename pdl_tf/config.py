@@ -65,7 +65,7 @@ class DataConfig(hyperparams.Config):
   label_divisor: int = 1000
   ignore_label: int = 255
   thing_class_ids: Tuple[int, ...] = ()
-  max_instances: int = 256
+  max_segments: int = 256
   center_sigma: float = 8.0
   small_instance_area: int = 4096
   small_instance_weight: float = 3.0

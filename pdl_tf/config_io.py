@@ -174,7 +174,7 @@ def _check_values(config):
            f'{model.num_classes}) (model.num_classes)')
   _require(data.label_divisor > 0, 'data.label_divisor', 'must be > 0')
   _require(data.center_sigma > 0, 'data.center_sigma', 'must be > 0')
-  _require(data.max_instances >= 1, 'data.max_instances', 'must be >= 1')
+  _require(data.max_segments >= 1, 'data.max_segments', 'must be >= 1')
   losses = config.losses
   _require(0 < losses.top_k_percent <= 1, 'losses.top_k_percent',
            'must be in (0, 1]')

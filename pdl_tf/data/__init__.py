@@ -1,0 +1,1 @@
+"""Data: target generation (readers, augmentation and pipeline: issue 3)."""

@@ -1,0 +1,138 @@
+"""Panoptic-DeepLab training targets from a panoptic label, vectorised.
+
+Segments are numbered with one ``tf.unique`` over the pixels, then every
+per-segment quantity (area, mass center, class, crowd, small) is a
+segment sum over a static ``max_segments`` slots, and every per-pixel target
+a gather. The center heatmap is one ``tensor_scatter_nd_max`` of a fixed
+Gaussian window per slot. No Python or autograph loop over instances, so the
+cost barely depends on the number of instances.
+
+Targets (REFERENCE.md, "Targets"):
+  semantic          class per pixel (ignore_label on ignore).
+  semantic_weights  small_instance_weight on pixels of (non-crowd) thing
+                    instances smaller than small_instance_area, 0 on ignore,
+                    1 elsewhere.
+  center_heatmap    max over instances of a Gaussian (sigma, peak 1) centred
+                    on the rounded mass center, truncated to a
+                    (6 sigma + 3)^2 window.
+  center_weights    0 on ignore and crowd pixels, 1 elsewhere.
+  offsets           (cy - y, cx - x) to the (unrounded) mass center on
+                    non-crowd thing pixels, 0 elsewhere.
+  offset_weights    1 on non-crowd thing pixels, 0 elsewhere.
+"""
+
+import tensorflow as tf
+
+from pdl_tf import keys
+
+
+def gaussian_window(sigma):
+  """float32 [2r+1, 2r+1], r = round(3 sigma + 1): exp(-d^2 / (2 sigma^2))."""
+  radius = int(round(3 * sigma + 1))
+  coords = tf.range(-radius, radius + 1, dtype=tf.float32)
+  squared = coords[:, None] ** 2 + coords[None, :] ** 2
+  return tf.exp(-squared / (2.0 * sigma ** 2)), radius
+
+
+def _segment_stats(flat, width, max_segments):
+  """Slot per pixel and per-slot value, area and mass center.
+
+  Returns:
+    slot int32 [N], values int32 [S], area float32 [S], center float32
+    [S, 2] (y, x) with S = max_segments; unused slots have area 0.
+  """
+  values, slot = tf.unique(flat)
+  check = tf.debugging.assert_less_equal(
+      tf.size(values), max_segments,
+      message=f'panoptic label has more segments than max_segments='
+              f'{max_segments}; raise data.max_segments')
+  with tf.control_dependencies([check]):
+    values = tf.pad(values, [[0, max_segments - tf.size(values)]])
+  values = tf.ensure_shape(values, [max_segments])
+  index = tf.range(tf.size(flat))
+  # float64 sums: float32 loses whole pixels summing ~2M coordinates.
+  coords = tf.cast(tf.stack([index // width, index % width], -1), tf.float64)
+  area = tf.math.unsorted_segment_sum(tf.ones_like(flat, tf.float64), slot,
+                                      max_segments)
+  sums = tf.math.unsorted_segment_sum(coords, slot, max_segments)
+  center = sums / tf.maximum(area, 1.0)[:, None]
+  return slot, values, tf.cast(area, tf.float32), center
+
+
+def _heatmap(centers, is_instance, height, width, sigma):
+  """Max of the Gaussian windows of the instance slots: float32 [H, W]."""
+  window, radius = gaussian_window(sigma)
+  size = 2 * radius + 1
+  # The window's top-left corner in the canvas padded by ``radius``.
+  top_left = tf.cast(tf.round(centers), tf.int32)
+  offsets = tf.stack(tf.meshgrid(tf.range(size), tf.range(size),
+                                 indexing='ij'), -1)
+  indices = top_left[:, None, None, :] + offsets[None]
+  updates = window[None] * tf.cast(is_instance, tf.float32)[:, None, None]
+  canvas = tf.zeros([height + 2 * radius, width + 2 * radius])
+  canvas = tf.tensor_scatter_nd_max(canvas, tf.reshape(indices, [-1, 2]),
+                                    tf.reshape(updates, [-1]))
+  return canvas[radius:radius + height, radius:radius + width]
+
+
+def generate_targets(panoptic, *, thing_class_ids, label_divisor,
+                     ignore_label, sigma=8.0, small_instance_area=4096,
+                     small_instance_weight=3.0, max_segments=256):
+  """Training targets of one panoptic label.
+
+  Args:
+    panoptic: int32 [H, W], class * label_divisor + instance; crowd is a
+      thing class with instance 0, ignore is ignore_label * label_divisor.
+    thing_class_ids: classes that have instances.
+    label_divisor: see above.
+    ignore_label: semantic label of ignored pixels.
+    sigma: Gaussian sigma of the center heatmap, in pixels.
+    small_instance_area: instances with fewer pixels are "small".
+    small_instance_weight: semantic weight of small-instance pixels.
+    max_segments: maximum number of distinct panoptic values (segments) in
+      one label; more raise InvalidArgumentError.
+
+  Returns:
+    dict: ``semantic`` int32 [H, W], ``semantic_weights`` float32 [H, W],
+    ``center_heatmap`` float32 [H, W], ``center_weights`` float32 [H, W],
+    ``offsets`` float32 [H, W, 2] (dy, dx), ``offset_weights`` float32
+    [H, W].
+  """
+  if not thing_class_ids:
+    raise ValueError('thing_class_ids is empty; Panoptic-DeepLab needs at '
+                     'least one thing class.')
+  panoptic = tf.convert_to_tensor(panoptic, tf.int32)
+  height, width = tf.shape(panoptic)[0], tf.shape(panoptic)[1]
+  flat = tf.reshape(panoptic, [-1])
+  slot, values, area, center = _segment_stats(flat, width, max_segments)
+  classes = values // label_divisor
+  is_thing = tf.reduce_any(
+      classes[:, None] == tf.constant(list(thing_class_ids), tf.int32)[None],
+      axis=1)
+  used = area > 0
+  is_instance = used & is_thing & (values % label_divisor > 0)
+  is_crowd = used & is_thing & (values % label_divisor == 0)
+  is_small = is_instance & (area < small_instance_area)
+
+  pixel = lambda per_slot: tf.reshape(tf.gather(per_slot, slot),
+                                      [height, width])
+  semantic = tf.reshape(flat // label_divisor, [height, width])
+  ignore = tf.equal(semantic, ignore_label)
+  instance_pixels = pixel(is_instance)
+  ys = tf.cast(tf.range(height), tf.float32)[:, None]
+  xs = tf.cast(tf.range(width), tf.float32)[None, :]
+  pixel_center = tf.reshape(tf.cast(tf.gather(center, slot), tf.float32),
+                            [height, width, 2])
+  offsets = tf.stack([pixel_center[..., 0] - ys, pixel_center[..., 1] - xs],
+                     axis=-1)
+  zeros = tf.zeros([height, width])
+  return {
+      keys.SEMANTIC: semantic,
+      keys.SEMANTIC_WEIGHTS: tf.where(
+          ignore, zeros, tf.where(pixel(is_small), small_instance_weight, 1.0)),
+      keys.CENTER_HEATMAP: _heatmap(center, is_instance, height, width,
+                                    sigma),
+      keys.CENTER_WEIGHTS: tf.where(ignore | pixel(is_crowd), zeros, 1.0),
+      keys.OFFSETS: tf.where(instance_pixels[..., None], offsets, 0.0),
+      keys.OFFSET_WEIGHTS: tf.cast(instance_pixels, tf.float32),
+  }

@@ -1,0 +1,164 @@
+"""Target generation against a plain numpy oracle and hand-worked cases."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pdl_tf import keys
+from pdl_tf.data.targets import generate_targets
+
+THINGS = (3, 4)
+IGNORE = 255
+DIVISOR = 1000
+
+
+def np_targets(panoptic, things=THINGS, divisor=DIVISOR, ignore=IGNORE,
+               sigma=8.0, small_area=4096, small_weight=3.0):
+  """One segment at a time, one window pixel at a time."""
+  height, width = panoptic.shape
+  semantic = panoptic // divisor
+  heat = np.zeros((height, width))
+  center_w = np.ones((height, width))
+  semantic_w = np.ones((height, width))
+  offsets = np.zeros((height, width, 2))
+  offset_w = np.zeros((height, width))
+  radius = int(round(3 * sigma + 1))
+  for value in np.unique(panoptic):
+    mask = panoptic == value
+    cls, instance = divmod(int(value), divisor)
+    if cls == ignore or cls not in things:
+      continue
+    if instance == 0:  # crowd
+      center_w[mask] = 0
+      continue
+    ys, xs = np.nonzero(mask)
+    cy, cx = ys.mean(), xs.mean()
+    offsets[mask, 0] = cy - ys
+    offsets[mask, 1] = cx - xs
+    offset_w[mask] = 1
+    if mask.sum() < small_area:
+      semantic_w[mask] = small_weight
+    ry, rx = int(np.round(cy)), int(np.round(cx))
+    for y in range(max(0, ry - radius), min(height, ry + radius + 1)):
+      for x in range(max(0, rx - radius), min(width, rx + radius + 1)):
+        g = np.exp(-((y - ry) ** 2 + (x - rx) ** 2) / (2 * sigma ** 2))
+        heat[y, x] = max(heat[y, x], g)
+  ignored = semantic == ignore
+  semantic_w[ignored] = 0
+  center_w[ignored] = 0
+  return {keys.SEMANTIC: semantic, keys.SEMANTIC_WEIGHTS: semantic_w,
+          keys.CENTER_HEATMAP: heat, keys.CENTER_WEIGHTS: center_w,
+          keys.OFFSETS: offsets, keys.OFFSET_WEIGHTS: offset_w}
+
+
+def hand_made_label():
+  """96x128: stuff 0 (top) and 1 (bottom), ignore band, a crowd of class 3,
+  two overlapping-window instances, a tiny one and a border-touching one."""
+  label = np.zeros((96, 128), np.int64)
+  label[48:] = 1 * DIVISOR
+  label[:, 120:] = IGNORE * DIVISOR            # ignore band on the right
+  label[60:80, 10:40] = 3 * DIVISOR            # crowd of class 3
+  label[20:50, 40:70] = 3 * DIVISOR + 1        # instance A (900 px)
+  label[30:60, 60:90] = 4 * DIVISOR + 1        # instance B overlaps A's box
+  label[5:8, 100:103] = 3 * DIVISOR + 2        # tiny instance (9 px)
+  label[85:96, 0:6] = 4 * DIVISOR + 2          # touches the border
+  label[88, 3] = IGNORE * DIVISOR              # a hole of ignore inside it
+  return label
+
+
+def run(label, **kwargs):
+  out = generate_targets(label, thing_class_ids=THINGS, label_divisor=DIVISOR,
+                         ignore_label=IGNORE, **kwargs)
+  return {k: v.numpy() for k, v in out.items()}
+
+
+def assert_matches_oracle(label, sigma=8.0, small_area=4096):
+  got = run(label, sigma=sigma, small_instance_area=small_area)
+  want = np_targets(label, sigma=sigma, small_area=small_area)
+  for name in (keys.SEMANTIC, keys.SEMANTIC_WEIGHTS, keys.CENTER_WEIGHTS,
+               keys.OFFSET_WEIGHTS):
+    np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+  np.testing.assert_allclose(got[keys.CENTER_HEATMAP],
+                             want[keys.CENTER_HEATMAP], atol=1e-6)
+  np.testing.assert_allclose(got[keys.OFFSETS], want[keys.OFFSETS],
+                             atol=1e-4)
+
+
+def test_hand_made_label_matches_oracle():
+  assert_matches_oracle(hand_made_label())
+
+
+def test_hand_worked_values():
+  label = hand_made_label()
+  out = run(label)
+  # Instance A is rows 20..49 x cols 40..69 minus B's overlap rows 30..49 x
+  # cols 60..69; B overwrote it. Its heatmap peak (1.0) is at its rounded
+  # mass center; the crowd has center weight 0 and no offsets.
+  mask_a = label == 3 * DIVISOR + 1
+  ys, xs = np.nonzero(mask_a)
+  peak = (int(np.round(ys.mean())), int(np.round(xs.mean())))
+  assert out[keys.CENTER_HEATMAP][peak] == pytest.approx(1.0)
+  crowd = label == 3 * DIVISOR
+  assert (out[keys.CENTER_WEIGHTS][crowd] == 0).all()
+  assert (out[keys.OFFSET_WEIGHTS][crowd] == 0).all()
+  # All instances here are under 64x64 = 4096 px: semantic weight 3.
+  assert (out[keys.SEMANTIC_WEIGHTS][mask_a] == 3).all()
+  # Stuff: weight 1, no offsets; ignore: every weight 0, label 255.
+  stuff = label == 0
+  assert (out[keys.SEMANTIC_WEIGHTS][stuff] == 1).all()
+  assert (out[keys.OFFSETS][stuff] == 0).all()
+  ignored = label == IGNORE * DIVISOR
+  assert (out[keys.SEMANTIC][ignored] == IGNORE).all()
+  assert (out[keys.SEMANTIC_WEIGHTS][ignored] == 0).all()
+  assert (out[keys.CENTER_WEIGHTS][ignored] == 0).all()
+  # A pixel's offset points at its instance's mass center.
+  y, x = 25, 45
+  np.testing.assert_allclose(out[keys.OFFSETS][y, x],
+                             [ys.mean() - y, xs.mean() - x], atol=1e-4)
+
+
+def test_small_instance_threshold_is_strict():
+  # A 10x10 instance (100 px): small below area 101, not small at area 100.
+  label = np.zeros((32, 32), np.int64)
+  label[5:15, 5:15] = 3 * DIVISOR + 1
+  assert run(label, small_instance_area=101)[keys.SEMANTIC_WEIGHTS][6, 6] == 3
+  assert run(label, small_instance_area=100)[keys.SEMANTIC_WEIGHTS][6, 6] == 1
+
+
+@pytest.mark.parametrize('seed', range(3))
+def test_random_labels_match_oracle(seed):
+  rng = np.random.default_rng(seed)
+  label = np.where(rng.random((64, 80)) < 0.5, 0, DIVISOR).astype(np.int64)
+  for i in range(rng.integers(1, 12)):
+    y, x = rng.integers(0, 64), rng.integers(0, 80)
+    h, w = rng.integers(1, 30), rng.integers(1, 30)
+    cls = rng.choice(THINGS)
+    instance = 0 if rng.random() < 0.15 else i + 1
+    label[y:y + h, x:x + w] = cls * DIVISOR + instance
+  label[rng.random((64, 80)) < 0.02] = IGNORE * DIVISOR
+  assert_matches_oracle(label, sigma=4.0, small_area=200)
+
+
+def test_too_many_segments_is_a_clear_error():
+  label = np.arange(300, dtype=np.int64).reshape(15, 20) + 3 * DIVISOR + 1
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match='more segments than max_segments=256'):
+    run(label)
+  out = run(label, max_segments=300)
+  assert out[keys.OFFSET_WEIGHTS].sum() == 300
+
+
+def test_works_inside_tf_data():
+  label = hand_made_label()
+  dataset = tf.data.Dataset.from_tensors(tf.constant(label, tf.int32)).map(
+      lambda p: generate_targets(p, thing_class_ids=THINGS,
+                                 label_divisor=DIVISOR, ignore_label=IGNORE))
+  out = next(iter(dataset))
+  np.testing.assert_allclose(out[keys.CENTER_HEATMAP],
+                             run(label)[keys.CENTER_HEATMAP], atol=1e-7)
+
+
+def test_empty_things_is_an_error():
+  with pytest.raises(ValueError, match='thing_class_ids is empty'):
+    generate_targets(np.zeros((4, 4), np.int32), thing_class_ids=(),
+                     label_divisor=DIVISOR, ignore_label=IGNORE)
