@@ -37,20 +37,13 @@ INPUTS_FINITE = 'inputs_finite'
 INPUT_NAMES = ('semantic_logits', 'center_heatmap', 'center_offsets')
 
 
-def _argmax_lowest(values, axis=-1, best=None):
-  """Argmax with ties resolved to the lowest index (tf.argmax promises none).
+def _argmax_lowest(values, axis=-1):
+  """Argmax with ties resolved to the lowest index.
 
-  ``best`` may pass in ``reduce_max(values, axis, keepdims=True)`` when the
-  caller already has it.
+  tf.argmax does this on CPU with and without XLA, but TensorFlow documents
+  no tie rule, so test_argmax_and_argmin_ties_go_to_lowest_index pins it.
   """
-  axis = axis % values.shape.rank
-  size = values.shape[axis]
-  if best is None:
-    best = tf.reduce_max(values, axis=axis, keepdims=True)
-  index_shape = [1] * values.shape.rank
-  index_shape[axis] = size
-  indices = tf.reshape(tf.range(size), index_shape)
-  return tf.reduce_min(tf.where(values == best, indices, size), axis=axis)
+  return tf.argmax(values, axis=axis, output_type=tf.int32)
 
 
 def find_centers(center_heatmap, *, center_threshold, nms_kernel, top_k):
@@ -120,7 +113,7 @@ def group_pixels(center_offsets, points, valid, center_chunk=8):
     distance = (tf.square(vote_y - chunk[:, :, 0:1]) +
                 tf.square(vote_x - chunk[:, :, 1:2]))
     distance = tf.where(chunk_valid[:, :, None], distance, float('inf'))
-    nearest = _argmax_lowest(-distance, axis=1)
+    nearest = tf.argmin(distance, axis=1, output_type=tf.int32)  # ties: lowest
     chunk_best = tf.reduce_min(distance, axis=1)
     closer = chunk_best < best_distance  # strict: earlier chunks win ties
     return (start + center_chunk,
@@ -303,7 +296,7 @@ def panoptic_merge(semantic_logits, center_heatmap, center_offsets, *,
   logits = tf.reshape(tf.cast(semantic_logits, tf.float32),
                       [batch, -1, num_classes])
   max_logit = tf.reduce_max(logits, axis=-1, keepdims=True)
-  semantic = _argmax_lowest(logits, best=max_logit)
+  semantic = _argmax_lowest(logits)
   log_normalizer = max_logit[..., 0] + tf.math.log(
       tf.reduce_sum(tf.exp(logits - max_logit), axis=-1))
   is_thing = tf.gather(

@@ -275,3 +275,29 @@ def test_minus_inf_logit_is_probability_zero():
   got = postprocess.merge_fn(**MERGE_ARGS)(logits, heat, offsets)
   want = np_merge(logits, heat, offsets, **MERGE_ARGS)
   np.testing.assert_array_equal(got[keys.PANOPTIC], want[keys.PANOPTIC])
+
+
+@pytest.mark.parametrize('jit_compile', [True, False])
+def test_argmax_and_argmin_ties_go_to_lowest_index(jit_compile):
+  # The merge relies on tf.argmax / tf.argmin picking the lowest index among
+  # equal values (smaller class id, lower center index); TensorFlow does not
+  # document it, so it is checked here on inputs full of exact ties.
+  rng = np.random.default_rng(0)
+  values = rng.integers(0, 3, (2, 5000, 133)).astype(np.float32)
+  argmax = tf.function(lambda v: postprocess._argmax_lowest(v),  # pylint: disable=protected-access
+                       jit_compile=jit_compile)
+  np.testing.assert_array_equal(argmax(values), np.argmax(values, -1))
+  distances = rng.integers(0, 3, (2, 8, 5000)).astype(np.float32)
+  argmin = tf.function(lambda d: tf.argmin(d, 1, output_type=tf.int32),
+                       jit_compile=jit_compile)
+  np.testing.assert_array_equal(argmin(distances), np.argmin(distances, 1))
+
+
+def test_semantic_ties_take_the_smaller_class():
+  # Logits 1 for classes 0 and 2 everywhere (a tie), 0 elsewhere: class 0.
+  logits = np.zeros((1, 8, 8, 4), np.float32)
+  logits[..., [0, 2]] = 1.0
+  out = postprocess.merge_fn(thing_class_ids=[3], stuff_area=1)(
+      logits, np.zeros((1, 8, 8, 1), np.float32),
+      np.zeros((1, 8, 8, 2), np.float32))
+  assert (out[keys.SEMANTIC].numpy() == 0).all()
