@@ -34,14 +34,19 @@ def gaussian_window(sigma):
   return tf.exp(-squared / (2.0 * sigma ** 2)), radius
 
 
-def _segment_stats(flat, width, max_segments):
+def _segment_stats(panoptic, max_segments):
   """Slot per pixel and per-slot value, area and mass center.
 
+  Args:
+    panoptic: int32 [H, W].
+    max_segments: S, the static number of slots.
+
   Returns:
-    slot int32 [N], values int32 [S], area float32 [S], center float32
-    [S, 2] (y, x) with S = max_segments; unused slots have area 0.
+    slot int32 [H*W], values int32 [S], area float32 [S], center float32
+    [S, 2] (y, x); unused slots have area 0.
   """
-  values, slot = tf.unique(flat)
+  height, width = tf.shape(panoptic)[0], tf.shape(panoptic)[1]
+  values, slot = tf.unique(tf.reshape(panoptic, [-1]))
   check = tf.debugging.assert_less_equal(
       tf.size(values), max_segments,
       message=f'panoptic label has more segments than max_segments='
@@ -49,13 +54,19 @@ def _segment_stats(flat, width, max_segments):
   with tf.control_dependencies([check]):
     values = tf.pad(values, [[0, max_segments - tf.size(values)]])
   values = tf.ensure_shape(values, [max_segments])
-  index = tf.range(tf.size(flat))
-  # float64 sums: float32 loses whole pixels summing ~2M coordinates.
-  coords = tf.cast(tf.stack([index // width, index % width], -1), tf.float64)
-  area = tf.math.unsorted_segment_sum(tf.ones_like(flat, tf.float64), slot,
-                                      max_segments)
-  sums = tf.math.unsorted_segment_sum(coords, slot, max_segments)
-  center = sums / tf.maximum(area, 1.0)[:, None]
+  # Weighted bincounts in float64 (float32 loses whole pixels summing ~2M
+  # coordinates); several times faster than unsorted_segment_sum on CPU.
+  ys = tf.broadcast_to(tf.range(height, dtype=tf.float64)[:, None],
+                       [height, width])
+  xs = tf.broadcast_to(tf.range(width, dtype=tf.float64)[None, :],
+                       [height, width])
+  count = lambda weights: tf.math.bincount(
+      slot, weights=weights, minlength=max_segments, maxlength=max_segments,
+      dtype=tf.float64)
+  area = count(None)
+  center = tf.stack([count(tf.reshape(ys, [-1])),
+                     count(tf.reshape(xs, [-1]))], -1)
+  center /= tf.maximum(area, 1.0)[:, None]
   return slot, values, tf.cast(area, tf.float32), center
 
 
@@ -103,8 +114,7 @@ def generate_targets(panoptic, *, thing_class_ids, label_divisor,
                      'least one thing class.')
   panoptic = tf.convert_to_tensor(panoptic, tf.int32)
   height, width = tf.shape(panoptic)[0], tf.shape(panoptic)[1]
-  flat = tf.reshape(panoptic, [-1])
-  slot, values, area, center = _segment_stats(flat, width, max_segments)
+  slot, values, area, center = _segment_stats(panoptic, max_segments)
   classes = values // label_divisor
   is_thing = tf.reduce_any(
       classes[:, None] == tf.constant(list(thing_class_ids), tf.int32)[None],
@@ -114,25 +124,29 @@ def generate_targets(panoptic, *, thing_class_ids, label_divisor,
   is_crowd = used & is_thing & (values % label_divisor == 0)
   is_small = is_instance & (area < small_instance_area)
 
-  pixel = lambda per_slot: tf.reshape(tf.gather(per_slot, slot),
-                                      [height, width])
-  semantic = tf.reshape(flat // label_divisor, [height, width])
+  # One gather of per-slot bit flags instead of one gather per flag.
+  flags = (tf.cast(is_instance, tf.int32) + 2 * tf.cast(is_small, tf.int32) +
+           4 * tf.cast(is_crowd, tf.int32))
+  pixel_flags = tf.reshape(tf.gather(flags, slot), [height, width])
+  instance_pixels = pixel_flags % 2 == 1
+  small_pixels = pixel_flags // 2 % 2 == 1
+  crowd_pixels = pixel_flags // 4 == 1
+  semantic = panoptic // label_divisor
   ignore = tf.equal(semantic, ignore_label)
-  instance_pixels = pixel(is_instance)
+  center = tf.cast(center, tf.float32)
+  pixel_center = lambda axis: tf.reshape(tf.gather(center[:, axis], slot),
+                                         [height, width])
   ys = tf.cast(tf.range(height), tf.float32)[:, None]
   xs = tf.cast(tf.range(width), tf.float32)[None, :]
-  pixel_center = tf.reshape(tf.cast(tf.gather(center, slot), tf.float32),
-                            [height, width, 2])
-  offsets = tf.stack([pixel_center[..., 0] - ys, pixel_center[..., 1] - xs],
-                     axis=-1)
+  offsets = tf.stack([pixel_center(0) - ys, pixel_center(1) - xs], axis=-1)
   zeros = tf.zeros([height, width])
   return {
       keys.SEMANTIC: semantic,
       keys.SEMANTIC_WEIGHTS: tf.where(
-          ignore, zeros, tf.where(pixel(is_small), small_instance_weight, 1.0)),
+          ignore, zeros, tf.where(small_pixels, small_instance_weight, 1.0)),
       keys.CENTER_HEATMAP: _heatmap(center, is_instance, height, width,
                                     sigma),
-      keys.CENTER_WEIGHTS: tf.where(ignore | pixel(is_crowd), zeros, 1.0),
+      keys.CENTER_WEIGHTS: tf.where(ignore | crowd_pixels, zeros, 1.0),
       keys.OFFSETS: tf.where(instance_pixels[..., None], offsets, 0.0),
       keys.OFFSET_WEIGHTS: tf.cast(instance_pixels, tf.float32),
   }
