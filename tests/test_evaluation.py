@@ -13,7 +13,8 @@ from PIL import Image
 
 from pdl_tf.evaluation import StreamingPanopticQuality
 from pdl_tf.evaluation import pq_compute
-from pdl_tf.evaluation.coco_panoptic import read_id_map
+from pdl_tf.panoptic_format import id_map_to_rgb
+from pdl_tf.panoptic_format import read_id_map
 
 SAMPLE = (pathlib.Path(__file__).resolve().parents[1].parent / 'shared' /
           'data' / 'coco_panoptic_sample')
@@ -38,8 +39,7 @@ def write_prediction(tmp_path, gt, maps):
   folder = tmp_path / 'pred'
   folder.mkdir()
   for name, ids in maps.items():
-    rgb = np.stack([ids % 256, ids // 256 % 256, ids // 65536], -1)
-    Image.fromarray(rgb.astype(np.uint8)).save(folder / name)
+    Image.fromarray(id_map_to_rgb(ids)).save(folder / name)
   path = tmp_path / 'pred.json'
   path.write_text(json.dumps({'annotations': gt['annotations']}))
   return (str(SAMPLE / 'panoptic_examples.json'), str(path),

@@ -5,41 +5,13 @@ Example:
   >>> result['All']['pq'], result['Things']['n'], result['per_class'][1]
 """
 
-import json
 import multiprocessing
 import os
 
-import numpy as np
-from PIL import Image
-
 from pdl_tf.evaluation import panoptic_quality
 from pdl_tf.evaluation.panoptic_quality import Segment
-
-
-def read_id_map(path):
-  """Segment-id map of a COCO panoptic PNG: id = R + 256 G + 256^2 B.
-
-  Raises:
-    FileNotFoundError: no such file. ValueError: not a readable RGB PNG.
-  """
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f'Panoptic PNG {path!r} does not exist.')
-  try:
-    with Image.open(path) as image:
-      rgb = np.asarray(image.convert('RGB'), dtype=np.uint32)
-  except (OSError, SyntaxError) as e:
-    raise ValueError(f'Panoptic PNG {path!r} cannot be read: {e}') from e
-  return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
-
-
-def _load_json(path, what):
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f'{what} JSON {path!r} does not exist.')
-  with open(path, encoding='utf-8') as f:
-    try:
-      return json.load(f)
-    except json.JSONDecodeError as e:
-      raise ValueError(f'{what} JSON {path!r} is not valid JSON: {e}') from e
+from pdl_tf.panoptic_format import load_json
+from pdl_tf.panoptic_format import read_id_map
 
 
 def segments_from_annotation(annotation, categories, where):
@@ -90,8 +62,8 @@ def pq_compute(gt_json_file, pred_json_file, gt_folder, pred_folder,
   Raises:
     FileNotFoundError, ValueError: naming the file, image and segment.
   """
-  gt = _load_json(gt_json_file, 'Ground-truth')
-  pred = _load_json(pred_json_file, 'Prediction')
+  gt = load_json(gt_json_file, 'Ground-truth')
+  pred = load_json(pred_json_file, 'Prediction')
   categories = {c['id']: c for c in gt['categories']}
   predictions = {a['image_id']: a for a in pred.get('annotations', [])}
   jobs = []

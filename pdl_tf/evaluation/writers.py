@@ -10,15 +10,7 @@ import os
 import numpy as np
 from PIL import Image
 
-
-def id_map_to_rgb(ids):
-  """uint8 [H, W, 3] with id = R + 256 G + 256^2 B."""
-  ids = np.asarray(ids, np.int64)
-  if ids.min() < 0 or ids.max() >= 256 ** 3:
-    raise ValueError(f'segment ids must be in [0, 2^24); got {ids.min()}..'
-                     f'{ids.max()}.')
-  return np.stack([ids % 256, ids // 256 % 256, ids // 65536], -1).astype(
-      np.uint8)
+from pdl_tf.panoptic_format import id_map_to_rgb
 
 
 def panoptic_to_segments(panoptic, category_ids, label_divisor=1000):

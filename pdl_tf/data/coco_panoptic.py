@@ -1,0 +1,148 @@
+"""Reader for datasets in COCO panoptic format (COCO, Mapillary Vistas, ...).
+
+A dataset is a panoptic JSON (images, annotations with segments_info,
+categories with isthing), a folder of panoptic PNGs and a folder of images.
+Category ids are mapped to contiguous class ids in the order of the JSON's
+``categories`` list; labels use the package encoding (class * label_divisor
++ instance; crowd = thing class with instance 0; void = ignore_label *
+label_divisor).
+
+Example:
+  >>> meta, examples = read_coco_panoptic('panoptic_val2017.json',
+  ...     'val2017/', 'panoptic_val2017/')
+  >>> for example in examples: example.image, example.panoptic
+"""
+
+import dataclasses
+import os
+from typing import Iterator, List, Tuple
+
+import numpy as np
+from PIL import Image
+
+from pdl_tf.panoptic_format import load_json
+from pdl_tf.panoptic_format import read_id_map
+
+
+@dataclasses.dataclass
+class DatasetMetadata:
+  """What a model and its evaluation need to know about a dataset."""
+  class_names: List[str]
+  category_ids: List[int]  # contiguous class id -> dataset category id
+  is_thing: List[bool]
+  colors: List[Tuple[int, int, int]]
+  label_divisor: int
+  ignore_label: int
+
+  @property
+  def thing_class_ids(self):
+    return [i for i, thing in enumerate(self.is_thing) if thing]
+
+  @property
+  def num_classes(self):
+    return len(self.class_names)
+
+
+@dataclasses.dataclass
+class PanopticExample:
+  """One image and its label: uint8 [H, W, 3] and int32 [H, W]."""
+  image_id: int
+  file_name: str
+  image: np.ndarray
+  panoptic: np.ndarray
+
+
+def metadata_from_categories(categories, label_divisor=1000,
+                             ignore_label=255):
+  """DatasetMetadata of a COCO ``categories`` list (its order = class ids)."""
+  if len(categories) >= ignore_label:
+    raise ValueError(f'{len(categories)} categories collide with '
+                     f'ignore_label {ignore_label}.')
+  return DatasetMetadata(
+      class_names=[c['name'] for c in categories],
+      category_ids=[c['id'] for c in categories],
+      is_thing=[bool(c['isthing']) for c in categories],
+      colors=[tuple(c.get('color', (0, 0, 0))) for c in categories],
+      label_divisor=label_divisor, ignore_label=ignore_label)
+
+
+def read_image(path):
+  """uint8 RGB [H, W, 3]; missing or corrupt files raise naming the path."""
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'Image {path!r} does not exist.')
+  try:
+    with Image.open(path) as image:
+      return np.asarray(image.convert('RGB'), dtype=np.uint8)
+  except (OSError, SyntaxError) as e:
+    raise ValueError(f'Image {path!r} cannot be read: {e}') from e
+
+
+def label_from_segments(ids, segments_info, meta, where):
+  """COCO id map + segments_info -> int32 label map in the package encoding.
+
+  Thing instances are numbered from 1 per class in segments_info order.
+
+  Raises:
+    ValueError: a PNG segment missing from the JSON or the reverse, or an
+      unknown category; the message names ``where`` and the segment id.
+  """
+  index = {category: i for i, category in enumerate(meta.category_ids)}
+  void = meta.ignore_label * meta.label_divisor
+  values = {0: void}
+  next_instance = {}
+  for info in segments_info:
+    if info['category_id'] not in index:
+      raise ValueError(f'{where}: segment {info["id"]} has unknown '
+                       f'category_id {info["category_id"]}.')
+    cls = index[info['category_id']]
+    instance = 0
+    if meta.is_thing[cls] and not info.get('iscrowd', 0):
+      instance = next_instance[cls] = next_instance.get(cls, 0) + 1
+    values[info['id']] = cls * meta.label_divisor + instance
+  present, inverse = np.unique(ids, return_inverse=True)
+  missing = sorted(set(present.tolist()) - set(values))
+  if missing:
+    raise ValueError(f'{where}: segment ids {missing} are in the PNG but '
+                     'not in the JSON segments_info.')
+  unused = sorted(set(values) - set(present.tolist()) - {0})
+  if unused:
+    raise ValueError(f'{where}: segment ids {unused} are in the JSON '
+                     'segments_info but not in the PNG.')
+  table = np.array([values[i] for i in present.tolist()], np.int32)
+  return table[inverse].reshape(ids.shape)
+
+
+def read_coco_panoptic(json_file, image_folder, panoptic_folder,
+                       label_divisor=1000, ignore_label=255):
+  """Metadata and a lazy iterator of PanopticExample, one per annotation.
+
+  Raises (while iterating, naming the file): missing or corrupt image/PNG,
+  an image and label of different sizes, JSON/PNG segment disagreements,
+  unknown categories; an empty annotation list raises at once.
+  """
+  data = load_json(json_file, 'Panoptic')
+  meta = metadata_from_categories(data['categories'], label_divisor,
+                                  ignore_label)
+  images = {image['id']: image for image in data.get('images', [])}
+  annotations = data.get('annotations', [])
+  if not annotations:
+    raise ValueError(f'{json_file}: no annotations (empty image list).')
+
+  def examples() -> Iterator[PanopticExample]:
+    for annotation in annotations:
+      image_id = annotation['image_id']
+      image_name = images.get(image_id, {}).get(
+          'file_name', os.path.splitext(annotation['file_name'])[0] + '.jpg')
+      image_path = os.path.join(image_folder, image_name)
+      label_path = os.path.join(panoptic_folder, annotation['file_name'])
+      image = read_image(image_path)
+      ids = read_id_map(label_path)
+      if ids.shape != image.shape[:2]:
+        raise ValueError(f'{label_path} is {ids.shape[1]}x{ids.shape[0]} but '
+                         f'its image {image_path} is {image.shape[1]}x'
+                         f'{image.shape[0]}.')
+      panoptic = label_from_segments(ids, annotation['segments_info'], meta,
+                                     label_path)
+      yield PanopticExample(image_id, image_name, image, panoptic)
+
+  return meta, examples()
