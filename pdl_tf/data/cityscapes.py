@@ -1,0 +1,128 @@
+"""Cityscapes gtFine instanceIds -> panoptic labels with the 19 train ids.
+
+``*_gtFine_instanceIds.png`` stores label_id * 1000 + instance for thing
+pixels that belong to an instance, and the plain label_id for stuff and for
+crowd ("group") regions. Train ids follow cityscapesScripts' labels.py: 19
+classes, things = person, rider, car, truck, bus, train, motorcycle, bicycle
+(train ids 11..18); every other label id is ignored (255).
+
+Example:
+  >>> meta, examples = read_cityscapes('/data/cityscapes', 'val')
+"""
+
+import glob
+import os
+
+import numpy as np
+from PIL import Image
+
+from pdl_tf.data.coco_panoptic import DatasetMetadata
+from pdl_tf.data.coco_panoptic import PanopticExample
+from pdl_tf.data.coco_panoptic import read_image
+
+# (train id, name, colour) by label id 0..33; None = ignored.
+_LABELS = {
+    7: (0, 'road', (128, 64, 128)), 8: (1, 'sidewalk', (244, 35, 232)),
+    11: (2, 'building', (70, 70, 70)), 12: (3, 'wall', (102, 102, 156)),
+    13: (4, 'fence', (190, 153, 153)), 17: (5, 'pole', (153, 153, 153)),
+    19: (6, 'traffic light', (250, 170, 30)),
+    20: (7, 'traffic sign', (220, 220, 0)),
+    21: (8, 'vegetation', (107, 142, 35)), 22: (9, 'terrain', (152, 251, 152)),
+    23: (10, 'sky', (70, 130, 180)), 24: (11, 'person', (220, 20, 60)),
+    25: (12, 'rider', (255, 0, 0)), 26: (13, 'car', (0, 0, 142)),
+    27: (14, 'truck', (0, 0, 70)), 28: (15, 'bus', (0, 60, 100)),
+    31: (16, 'train', (0, 80, 100)), 32: (17, 'motorcycle', (0, 0, 230)),
+    33: (18, 'bicycle', (119, 11, 32)),
+}
+NUM_LABEL_IDS = 34
+THING_TRAIN_IDS = tuple(range(11, 19))
+
+
+def metadata(label_divisor=1000, ignore_label=255):
+  """DatasetMetadata of the 19 Cityscapes train classes."""
+  by_train_id = sorted(_LABELS.items(), key=lambda item: item[1][0])
+  return DatasetMetadata(
+      class_names=[name for _, (_, name, _) in by_train_id],
+      category_ids=[label_id for label_id, _ in by_train_id],
+      is_thing=[train_id in THING_TRAIN_IDS
+                for _, (train_id, _, _) in by_train_id],
+      colors=[color for _, (_, _, color) in by_train_id],
+      label_divisor=label_divisor, ignore_label=ignore_label)
+
+
+def train_id_table(ignore_label=255):
+  """int32 [34]: label id -> train id (ignore_label where not trained)."""
+  table = np.full(NUM_LABEL_IDS, ignore_label, np.int32)
+  for label_id, (train_id, _, _) in _LABELS.items():
+    table[label_id] = train_id
+  return table
+
+
+def panoptic_from_instance_ids(instance_ids, label_divisor=1000,
+                               ignore_label=255):
+  """Maps a gtFine instanceIds array to the package's panoptic encoding.
+
+  Args:
+    instance_ids: int [H, W] as stored in ``*_gtFine_instanceIds.png``.
+
+  Returns:
+    int32 [H, W]: train_id * label_divisor + instance (instance 0 for stuff
+    and crowd), ignore_label * label_divisor where the label is not trained.
+
+  Raises:
+    ValueError: a label id outside 0..33 (the message names it).
+  """
+  instance_ids = np.asarray(instance_ids, np.int64)
+  label_ids = np.where(instance_ids >= 1000, instance_ids // 1000,
+                       instance_ids)
+  instances = np.where(instance_ids >= 1000, instance_ids % 1000, 0)
+  bad = np.unique(label_ids[(label_ids < 0) | (label_ids >= NUM_LABEL_IDS)])
+  if bad.size:
+    raise ValueError(f'unknown Cityscapes label ids {bad.tolist()}.')
+  train_ids = train_id_table(ignore_label)[label_ids]
+  is_thing = np.isin(train_ids, THING_TRAIN_IDS)
+  panoptic = train_ids * label_divisor + np.where(is_thing, instances, 0)
+  return panoptic.astype(np.int32)
+
+
+def read_cityscapes(root, split, label_divisor=1000, ignore_label=255):
+  """Metadata and a lazy iterator of PanopticExample for one split.
+
+  Expects ``root/leftImg8bit/<split>/<city>/*_leftImg8bit.png`` and
+  ``root/gtFine/<split>/<city>/*_gtFine_instanceIds.png``.
+
+  Raises:
+    ValueError: no images found, or a label missing or of another size
+      (naming the file).
+  """
+  pattern = os.path.join(root, 'leftImg8bit', split, '*',
+                         '*_leftImg8bit.png')
+  image_paths = sorted(glob.glob(pattern))
+  if not image_paths:
+    raise ValueError(f'no Cityscapes images match {pattern!r}.')
+  meta = metadata(label_divisor, ignore_label)
+
+  def examples():
+    for image_id, image_path in enumerate(image_paths):
+      stem = os.path.basename(image_path)[:-len('_leftImg8bit.png')]
+      city = os.path.basename(os.path.dirname(image_path))
+      label_path = os.path.join(root, 'gtFine', split, city,
+                                f'{stem}_gtFine_instanceIds.png')
+      if not os.path.isfile(label_path):
+        raise ValueError(f'{image_path} has no label {label_path}.')
+      image = read_image(image_path)
+      with Image.open(label_path) as label:
+        instance_ids = np.asarray(label, np.int64)
+      if instance_ids.shape != image.shape[:2]:
+        raise ValueError(f'{label_path} is {instance_ids.shape[1]}x'
+                         f'{instance_ids.shape[0]} but {image_path} is '
+                         f'{image.shape[1]}x{image.shape[0]}.')
+      try:
+        panoptic = panoptic_from_instance_ids(instance_ids, label_divisor,
+                                              ignore_label)
+      except ValueError as e:
+        raise ValueError(f'{label_path}: {e}') from e
+      yield PanopticExample(image_id, os.path.basename(image_path), image,
+                            panoptic)
+
+  return meta, examples()
