@@ -49,6 +49,13 @@ def run(main, argv=None, parser=None):
     return 2
 
 
+def entry_point_for(main, build_parser):
+  """The console-script function of a command: parse, run, exit."""
+  def entry_point(argv=None):
+    sys.exit(run(main, argv, build_parser()))
+  return entry_point
+
+
 def new_parser(prog, description):
   return argparse.ArgumentParser(
       prog=prog, description=description,

@@ -1,7 +1,5 @@
 """pdl-data: convert datasets to sharded TFRecords."""
 
-import sys
-
 from pdl_tf.cli import common
 
 DATASETS = ('synthetic', 'coco_panoptic', 'cityscapes', 'mapillary_vistas')
@@ -26,8 +24,7 @@ def main(args):
       'nothing was converted.')
 
 
-def entry_point(argv=None):
-  sys.exit(common.run(main, argv, build_parser()))
+entry_point = common.entry_point_for(main, build_parser)
 
 
 if __name__ == '__main__':

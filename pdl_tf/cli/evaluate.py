@@ -1,7 +1,5 @@
 """pdl-eval: evaluate a checkpoint (PQ / AP / mIoU)."""
 
-import sys
-
 from pdl_tf.cli import common
 
 
@@ -23,8 +21,7 @@ def main(args):
       'evaluation"); the config is valid, nothing was evaluated.')
 
 
-def entry_point(argv=None):
-  sys.exit(common.run(main, argv, build_parser()))
+entry_point = common.entry_point_for(main, build_parser)
 
 
 if __name__ == '__main__':

@@ -1,7 +1,5 @@
 """pdl-export: export a checkpoint to SavedModel and/or TFLite."""
 
-import sys
-
 from pdl_tf.cli import common
 
 FORMATS = ('saved_model', 'tflite', 'both')
@@ -26,8 +24,7 @@ def main(args):
       'is valid, nothing was exported.')
 
 
-def entry_point(argv=None):
-  sys.exit(common.run(main, argv, build_parser()))
+entry_point = common.entry_point_for(main, build_parser)
 
 
 if __name__ == '__main__':

@@ -1,7 +1,5 @@
 """pdl-predict: panoptic predictions for image files."""
 
-import sys
-
 from pdl_tf.cli import common
 
 
@@ -28,8 +26,7 @@ def main(args):
       'was predicted.')
 
 
-def entry_point(argv=None):
-  sys.exit(common.run(main, argv, build_parser()))
+entry_point = common.entry_point_for(main, build_parser)
 
 
 if __name__ == '__main__':

@@ -1,7 +1,5 @@
 """pdl-train: train and/or evaluate an experiment."""
 
-import sys
-
 from pdl_tf.cli import common
 
 MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval')
@@ -30,8 +28,7 @@ def main(args):
       '"Training"); nothing was trained or written.')
 
 
-def entry_point(argv=None):
-  sys.exit(common.run(main, argv, build_parser()))
+entry_point = common.entry_point_for(main, build_parser)
 
 
 if __name__ == '__main__':
