@@ -56,6 +56,7 @@ class SplitConfig(hyperparams.Config):
   min_scale: float = 0.5
   max_scale: float = 2.0
   flip: bool = True
+  num_examples: int = 0  # synthetic: scenes in the split; else 0 = all
 
 
 @dataclasses.dataclass
@@ -69,9 +70,13 @@ class DataConfig(hyperparams.Config):
   center_sigma: float = 8.0
   small_instance_area: int = 4096
   small_instance_weight: float = 3.0
+  seed: int = 0
+  deterministic: bool = True
+  shuffle_buffer: int = 256
   train: SplitConfig = dataclasses.field(default_factory=SplitConfig)
   eval: SplitConfig = dataclasses.field(default_factory=lambda: SplitConfig(
-      split='val', batch_size=1, min_scale=1.0, max_scale=1.0, flip=False))
+      split='validation', batch_size=1, min_scale=1.0, max_scale=1.0,
+      flip=False))
 
 
 @dataclasses.dataclass

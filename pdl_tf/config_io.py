@@ -169,6 +169,7 @@ def _check_values(config):
     _require(split.batch_size >= 1, f'{path}.batch_size', 'must be >= 1')
     _require(0 < split.min_scale <= split.max_scale, f'{path}.min_scale',
              'must be > 0 and <= max_scale')
+    _require(split.num_examples >= 0, f'{path}.num_examples', 'must be >= 0')
   _require(all(0 <= c < model.num_classes for c in data.thing_class_ids),
            'data.thing_class_ids', f'must be class ids in [0, '
            f'{model.num_classes}) (model.num_classes)')

@@ -1,11 +1,10 @@
 """Panoptic-DeepLab training targets from a panoptic label, vectorised.
 
 Segments are numbered with one ``tf.unique`` over the pixels, then every
-per-segment quantity (area, mass center, class, crowd, small) is a
-segment sum over a static ``max_segments`` slots, and every per-pixel target
-a gather. The center heatmap is one ``tensor_scatter_nd_max`` of a fixed
-Gaussian window per slot. No Python or autograph loop over instances, so the
-cost barely depends on the number of instances.
+per-segment quantity (area, mass center, class, crowd, small) is a weighted
+bincount over a static ``max_segments`` slots, and every per-pixel target a
+gather. The center heatmap is one ``tensor_scatter_nd_max`` of a fixed
+Gaussian window per instance. No Python or autograph loop over instances.
 
 Targets (REFERENCE.md, "Targets"):
   semantic          class per pixel (ignore_label on ignore).
@@ -71,15 +70,20 @@ def _segment_stats(panoptic, max_segments):
 
 
 def _heatmap(centers, is_instance, height, width, sigma):
-  """Max of the Gaussian windows of the instance slots: float32 [H, W]."""
+  """Max of the Gaussian windows of the instance slots: float32 [H, W].
+
+  Only the instance slots are scattered (a boolean mask of the static slots),
+  so the cost follows the number of instances, not max_segments.
+  """
   window, radius = gaussian_window(sigma)
   size = 2 * radius + 1
   # The window's top-left corner in the canvas padded by ``radius``.
-  top_left = tf.cast(tf.round(centers), tf.int32)
+  top_left = tf.cast(tf.round(tf.boolean_mask(centers, is_instance)),
+                     tf.int32)
   offsets = tf.stack(tf.meshgrid(tf.range(size), tf.range(size),
                                  indexing='ij'), -1)
   indices = top_left[:, None, None, :] + offsets[None]
-  updates = window[None] * tf.cast(is_instance, tf.float32)[:, None, None]
+  updates = tf.broadcast_to(window[None], tf.shape(indices)[:3])
   canvas = tf.zeros([height + 2 * radius, width + 2 * radius])
   canvas = tf.tensor_scatter_nd_max(canvas, tf.reshape(indices, [-1, 2]),
                                     tf.reshape(updates, [-1]))

@@ -1,0 +1,91 @@
+"""An embedded synthetic panoptic dataset, generated locally, deterministic.
+
+Each scene: three stuff classes (sky, grass, road) in wavy horizontal bands
+with per-pixel texture noise, then 2 to 8 overlapping thing objects (disks,
+squares, triangles) of many sizes, a crowd region of one thing class in
+about a third of the scenes, and an ignore rectangle in about a quarter.
+Example ``i`` of a split depends only on (split, i).
+
+Example:
+  >>> image, panoptic = make_scene(seed=7, height=128, width=128)
+"""
+
+import numpy as np
+
+from pdl_tf.data.coco_panoptic import DatasetMetadata
+
+CLASS_NAMES = ('sky', 'grass', 'road', 'disk', 'square', 'triangle')
+THING_CLASS_IDS = (3, 4, 5)
+COLORS = ((70, 130, 180), (60, 160, 60), (128, 64, 128), (220, 40, 40),
+          (240, 200, 30), (40, 60, 220))
+SPLIT_SEEDS = {'train': 0, 'validation': 1_000_000, 'test': 2_000_000}
+
+
+def metadata(label_divisor=1000, ignore_label=255):
+  """DatasetMetadata of the synthetic classes."""
+  return DatasetMetadata(
+      class_names=list(CLASS_NAMES), category_ids=list(range(len(CLASS_NAMES))),
+      is_thing=[c in THING_CLASS_IDS for c in range(len(CLASS_NAMES))],
+      colors=list(COLORS), label_divisor=label_divisor,
+      ignore_label=ignore_label)
+
+
+def _shape_mask(rng, cls, height, width):
+  """A boolean mask of one object of thing class ``cls``."""
+  size = int(rng.integers(max(4, min(height, width) // 12),
+                          max(8, min(height, width) // 3)))
+  cy, cx = int(rng.integers(0, height)), int(rng.integers(0, width))
+  ys, xs = np.mgrid[:height, :width]
+  if cls == 3:  # disk
+    return (ys - cy) ** 2 + (xs - cx) ** 2 <= (size // 2) ** 2
+  if cls == 4:  # square
+    return (np.abs(ys - cy) <= size // 2) & (np.abs(xs - cx) <= size // 2)
+  # triangle pointing up: widens linearly from apex to base
+  top = cy - size // 2
+  return ((ys >= top) & (ys <= top + size) &
+          (np.abs(xs - cx) <= (ys - top) // 2))
+
+
+def make_scene(seed, height=128, width=128, label_divisor=1000,
+               ignore_label=255):
+  """One scene: uint8 image [H, W, 3] and int32 panoptic label [H, W]."""
+  rng = np.random.default_rng(seed)
+  ys, xs = np.mgrid[:height, :width]
+  boundaries = np.sort(rng.uniform(0.2, 0.8, 2)) * height
+  wave = rng.uniform(2, 8) * np.sin(xs / rng.uniform(8, 30) +
+                                    rng.uniform(0, 6))
+  semantic = np.where(ys < boundaries[0] + wave, 0,
+                      np.where(ys < boundaries[1] + wave, 1, 2))
+  panoptic = (semantic * label_divisor).astype(np.int32)
+  instance_count = {}
+  for _ in range(int(rng.integers(2, 9))):
+    cls = int(rng.choice(THING_CLASS_IDS))
+    mask = _shape_mask(rng, cls, height, width)
+    if mask.sum() < 4:
+      continue
+    instance = instance_count[cls] = instance_count.get(cls, 0) + 1
+    panoptic[mask] = cls * label_divisor + instance
+  if rng.random() < 0.35:  # a crowd: several small objects, one region
+    cls = int(rng.choice(THING_CLASS_IDS))
+    crowd = np.zeros((height, width), bool)
+    for _ in range(3):
+      crowd |= _shape_mask(rng, cls, height, width)
+    panoptic[crowd] = cls * label_divisor
+  if rng.random() < 0.25:  # an ignore rectangle
+    y, x = int(rng.integers(0, height - 8)), int(rng.integers(0, width - 8))
+    panoptic[y:y + 8, x:x + 8] = ignore_label * label_divisor
+  classes = np.minimum(panoptic // label_divisor, len(COLORS))
+  palette = np.array(COLORS + ((128, 128, 128),), np.float32)
+  image = palette[classes] + rng.normal(0, 18, (height, width, 3))
+  return np.clip(image, 0, 255).astype(np.uint8), panoptic
+
+
+def examples(split, num_examples, height=128, width=128, label_divisor=1000,
+             ignore_label=255):
+  """Yields (image, panoptic) for examples 0..num_examples-1 of a split."""
+  if split not in SPLIT_SEEDS:
+    raise ValueError(f'unknown synthetic split {split!r}; known: '
+                     f'{", ".join(SPLIT_SEEDS)}.')
+  for index in range(num_examples):
+    yield make_scene(SPLIT_SEEDS[split] + index, height, width,
+                     label_divisor, ignore_label)

@@ -1,0 +1,124 @@
+"""Synthetic data, augmentation and the tf.data pipeline."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from helpers import run_python
+from pdl_tf import config_io
+from pdl_tf import keys
+from pdl_tf.config import ConfigError
+from pdl_tf.data import augment
+from pdl_tf.data import pipeline
+from pdl_tf.data import synthetic
+
+
+def test_synthetic_scenes_are_deterministic_and_varied():
+  a_image, a_label = synthetic.make_scene(7)
+  b_image, b_label = synthetic.make_scene(7)
+  np.testing.assert_array_equal(a_image, b_image)
+  np.testing.assert_array_equal(a_label, b_label)
+  assert not np.array_equal(a_label, synthetic.make_scene(8)[1])
+  labels = [label for _, label in synthetic.examples('train', 40)]
+  classes = set(np.unique(np.concatenate([l.ravel() for l in labels]) //
+                          1000).tolist())
+  assert classes == {0, 1, 2, 3, 4, 5, 255}
+  crowds = sum(any(v // 1000 in (3, 4, 5) and v % 1000 == 0
+                   for v in np.unique(l)) for l in labels)
+  assert 5 <= crowds <= 30  # about a third of the scenes
+  assert all(len([v for v in np.unique(l) if v % 1000]) >= 1 for l in labels)
+
+
+def test_augmentation_keeps_image_and_label_aligned():
+  # Scale 1: no resampling, so after the crop and the (maybe) flip the
+  # image's red channel must still equal the label's class at every pixel.
+  label = np.repeat(np.arange(40, dtype=np.int32)[None] % 6 * 1000, 30, 0)
+  image = np.stack([label // 1000 * 40] * 3, -1).astype(np.uint8)
+  flipped = 0
+  for index in range(8):
+    out_image, out_label = augment.random_scale_crop_flip(
+        image, label, tf.constant([0, index]), crop_size=(24, 32),
+        min_scale=1.0, max_scale=1.0, flip=True, ignore_value=255000)
+    np.testing.assert_array_equal(out_image[..., 0].numpy(),
+                                  out_label.numpy() // 1000 * 40)
+    flipped += int(out_label.numpy()[0, 0] > out_label.numpy()[0, -1])
+  assert 0 < flipped < 8  # both flipped and unflipped crops occur
+
+
+def test_augmentation_pads_label_with_ignore_and_is_seeded():
+  image = np.full((10, 10, 3), 200, np.uint8)
+  label = np.full((10, 10), 3001, np.int32)
+  out_image, out_label = augment.random_scale_crop_flip(
+      image, label, tf.constant([1, 2]), crop_size=(32, 32), min_scale=1.0,
+      max_scale=1.0, flip=False, ignore_value=255000)
+  assert (out_label.numpy()[10:] == 255000).all()
+  np.testing.assert_allclose(out_image.numpy()[20, 20], augment.PAD_RGB)
+  again = augment.random_scale_crop_flip(
+      image, label, tf.constant([1, 2]), crop_size=(32, 32), min_scale=0.5,
+      max_scale=2.0, flip=True, ignore_value=255000)
+  same = augment.random_scale_crop_flip(
+      image, label, tf.constant([1, 2]), crop_size=(32, 32), min_scale=0.5,
+      max_scale=2.0, flip=True, ignore_value=255000)
+  np.testing.assert_array_equal(again[1], same[1])
+
+
+@pytest.fixture(scope='module')
+def demo_config():
+  return config_io.load_config(
+      'demo', params_override='data.train.num_examples=16,'
+      'data.eval.num_examples=4,data.train.batch_size=4')
+
+
+def test_training_batches(demo_config):
+  batch = next(iter(pipeline.build_dataset(demo_config)))
+  assert batch[pipeline.IMAGE].shape == (4, 128, 128, 3)
+  assert batch[keys.OFFSETS].shape == (4, 128, 128, 2)
+  assert batch[keys.CENTER_HEATMAP].shape == (4, 128, 128)
+  assert batch[keys.PANOPTIC].dtype == tf.int32
+  heat = batch[keys.CENTER_HEATMAP].numpy()
+  assert heat.max() == pytest.approx(1.0) and heat.min() >= 0.0
+  again = next(iter(pipeline.build_dataset(demo_config)))
+  np.testing.assert_array_equal(batch[keys.PANOPTIC], again[keys.PANOPTIC])
+
+
+def test_eval_batches_keep_original_size(demo_config):
+  batches = list(pipeline.build_dataset(demo_config, training=False))
+  assert len(batches) == 4  # eval batch 1, 4 examples, no repetition
+  assert batches[0][pipeline.ORIGINAL_SIZE].numpy().tolist() == [[128, 128]]
+
+
+def test_config_errors_before_any_data(demo_config, tmp_path):
+  wrong = config_io.load_config('demo', params_override='model.num_classes=7')
+  with pytest.raises(ConfigError, match="'model.num_classes' is 7 but "
+                     "dataset 'synthetic' has 6"):
+    pipeline.build_dataset(wrong)
+  coco = config_io.load_config(
+      'coco_r50_os32', params_override=f'data.train.path={tmp_path}/none')
+  with pytest.raises(FileNotFoundError, match="'data.train.path'"):
+    pipeline.build_dataset(coco)
+  empty = config_io.load_config('demo',
+                                params_override='data.train.num_examples=0')
+  with pytest.raises(ConfigError, match="'data.train.num_examples'"):
+    pipeline.build_dataset(empty)
+
+
+def test_under_distribute_datasets_from_function():
+  result = run_python('''
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices('CPU')[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from pdl_tf import config_io
+    from pdl_tf.data import pipeline
+    config = config_io.load_config('demo', params_override=
+        'data.train.num_examples=8,data.train.batch_size=4')
+    strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+    dataset = strategy.distribute_datasets_from_function(
+        lambda ctx: pipeline.build_dataset(config, ctx))
+    batch = next(iter(dataset))
+    shapes = [t.shape[0] for t in strategy.experimental_local_results(
+        batch[pipeline.IMAGE])]
+    print('PER_REPLICA', shapes)
+  ''')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'PER_REPLICA [2, 2]' in result.stdout
