@@ -108,6 +108,7 @@ class TrainConfig(hyperparams.Config):
   checkpoint_interval: int = 1000
   strategy: str = 'default'
   jit_compile: bool = False
+  seed: int = 0  # weight initialisation (and Python/numpy/TF global seeds)
 
 
 @dataclasses.dataclass

@@ -1,5 +1,7 @@
 """pdl-train: train and/or evaluate an experiment."""
 
+import os
+
 from pdl_tf.cli import common
 
 MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval')
@@ -10,26 +12,49 @@ def build_parser():
       'pdl-train', 'Train Panoptic-DeepLab on an experiment from configs/.')
   common.add_config_flags(parser)
   parser.add_argument('--model_dir', default=None,
-                      help='checkpoints, params.yaml and summaries go here')
+                      help='checkpoints, params.yaml, summaries and '
+                           'metrics.json go here (default: runs/EXPERIMENT)')
   parser.add_argument('--mode', choices=MODES, default='train_and_eval')
   return parser
 
 
+def print_metrics(metrics):
+  print(f"step {metrics['step']}:  PQ {100 * metrics['All/pq']:.1f}  "
+        f"SQ {100 * metrics['All/sq']:.1f}  RQ {100 * metrics['All/rq']:.1f}"
+        f"  | Things PQ {100 * metrics['Things/pq']:.1f}  Stuff PQ "
+        f"{100 * metrics['Stuff/pq']:.1f}  | mIoU "
+        f"{100 * metrics['miou']:.1f}")
+
+
 def main(args):
   config = common.load_config_from_args(args)
-  from pdl_tf.model import factory  # pylint: disable=g-import-not-at-top
-  model = factory.build_model(config.model)
-  trainable = sum(int(v.shape.num_elements()) for v in model.trainable_weights)
-  print(f'experiment {args.experiment}: config valid; built '
-        f'{config.model.backbone.type} Panoptic-DeepLab with {trainable:,} '
-        f'trainable weights ({config.model.num_classes} classes).')
-  raise common.NotBuiltError(
-      f'mode {args.mode!r}: the training loop is not built yet (issue 5, '
-      '"Training"); nothing was trained or written.')
+  if args.mode == 'continuous_eval':
+    raise common.NotBuiltError(
+        "mode 'continuous_eval' is not built yet (issue 5); use --mode eval.")
+  # pylint: disable=g-import-not-at-top
+  from pdl_tf import config_io
+  from pdl_tf.training import strategy as strategy_lib
+  from pdl_tf.training import trainer as trainer_lib
+  # pylint: enable=g-import-not-at-top
+  model_dir = args.model_dir or os.path.join('runs', args.experiment)
+  strategy = strategy_lib.get_strategy(config.train.strategy)
+  trainer = trainer_lib.Trainer(config, model_dir, strategy)
+  config_io.save_config(config, model_dir)
+  print(f'experiment {args.experiment}: {config.model.backbone.type} '
+        f'Panoptic-DeepLab, {strategy.num_replicas_in_sync} replica(s), '
+        f'model_dir {model_dir}, starting at step {trainer.step}')
+  if args.mode in ('train', 'train_and_eval'):
+    trainer.train()
+    print(f'trained to step {trainer.step}; checkpoint '
+          f'{trainer.manager.latest_checkpoint}')
+  if args.mode in ('eval', 'train_and_eval'):
+    metrics = trainer.evaluate()
+    print_metrics(metrics)
+    print(f'metrics written to {os.path.join(model_dir, "metrics.json")}')
+  return 0
 
 
 entry_point = common.entry_point_for(main, build_parser)
-
 
 if __name__ == '__main__':
   entry_point()

@@ -78,7 +78,8 @@ def check_metadata(config, meta):
         f'classes {meta.thing_class_ids}.')
 
 
-def build_dataset(config, input_context=None, training=True):
+def build_dataset(config, input_context=None, training=True,
+                  skip_batches=0):
   """A batched dataset of images and training targets.
 
   Args:
@@ -87,6 +88,10 @@ def build_dataset(config, input_context=None, training=True):
       sharded per input pipeline and batched per replica.
     training: training split with augmentation, shuffling, repetition and
       drop_remainder; else the eval split, padded to its crop_size.
+    skip_batches: batches to skip first. The order and the augmentation are
+      fixed by data.seed, so a run resumed at step N with skip_batches=N sees
+      exactly the batches an uninterrupted run would (it regenerates the
+      skipped ones, which costs time).
 
   Returns:
     tf.data.Dataset of dicts: ``image`` float32 [B, h, w, 3] in [0, 255],
@@ -137,7 +142,7 @@ def build_dataset(config, input_context=None, training=True):
   batch = split.batch_size
   if input_context is not None:
     batch = input_context.get_per_replica_batch_size(batch)
-  dataset = dataset.batch(batch, drop_remainder=training)
+  dataset = dataset.batch(batch, drop_remainder=training).skip(skip_batches)
   options = tf.data.Options()
   options.deterministic = data.deterministic
   return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)

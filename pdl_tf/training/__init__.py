@@ -1,0 +1,1 @@
+"""Training: distribution strategy, optimizer and the custom training loop."""

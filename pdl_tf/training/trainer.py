@@ -1,0 +1,191 @@
+"""The custom tf.distribute training loop and its evaluation.
+
+Steps run ``train.steps_per_loop`` at a time inside one tf.function; after
+each loop the host checks the losses (a non-finite loss stops training with
+the step and the term named; it is never zeroed), logs, and saves a
+checkpoint every ``train.checkpoint_interval`` steps. A new Trainer on the
+same model_dir resumes from the latest checkpoint and skips the batches
+already seen, so without dropout a resumed run ends with the same weights as
+an uninterrupted one (dropout masks come from stateful random ops that a
+checkpoint does not capture, so with dropout it ends statistically alike,
+not identical).
+"""
+
+import json
+import os
+
+import tensorflow as tf
+import tf_keras
+import tqdm
+
+from pdl_tf import keys
+from pdl_tf import losses as losses_lib
+from pdl_tf import postprocess
+from pdl_tf.config import ConfigError
+from pdl_tf.data import pipeline
+from pdl_tf.evaluation import StreamingMeanIoU
+from pdl_tf.evaluation import StreamingPanopticQuality
+from pdl_tf.model import factory
+from pdl_tf.training import optimizer as optimizer_lib
+
+METRICS_FILE = 'metrics.json'
+LOSS_NAMES = keys.LOSS_TERMS + (keys.TOTAL_LOSS,)
+
+
+class NonFiniteLossError(RuntimeError):
+  """A loss became NaN or Inf; the message names the step and the term."""
+
+
+class Trainer:
+  """Builds model, optimizer, data and checkpoints for one experiment."""
+
+  def __init__(self, config, model_dir, strategy):
+    self.config = config
+    self.model_dir = model_dir
+    self.strategy = strategy
+    replicas = strategy.num_replicas_in_sync
+    if config.data.train.batch_size % replicas:
+      raise ConfigError(
+          f"'data.train.batch_size' {config.data.train.batch_size} is not "
+          f'divisible by the {replicas} replicas.')
+    tf_keras.utils.set_random_seed(config.train.seed)
+    with strategy.scope():
+      self.model = factory.build_model(
+          config.model, input_size=config.data.train.crop_size,
+          use_sync_bn=replicas > 1)
+      self.optimizer, self.learning_rate = optimizer_lib.build_optimizer(
+          config.train)
+    self.checkpoint = tf.train.Checkpoint(model=self.model,
+                                          optimizer=self.optimizer)
+    self.manager = tf.train.CheckpointManager(
+        self.checkpoint, model_dir, max_to_keep=3,
+        step_counter=self.optimizer.iterations,
+        checkpoint_interval=config.train.checkpoint_interval)
+    if self.manager.latest_checkpoint:
+      self.checkpoint.restore(self.manager.latest_checkpoint)
+
+  @property
+  def step(self):
+    return int(self.optimizer.iterations.numpy())
+
+  def _step_fn(self, batch):
+    config = self.config
+    with tf.GradientTape() as tape:
+      outputs = self.model(batch[pipeline.IMAGE], training=True)
+      values = losses_lib.panoptic_deeplab_loss(
+          outputs, batch, ignore_label=config.data.ignore_label,
+          top_k_percent=config.losses.top_k_percent,
+          loss_weights={keys.SEMANTIC_LOSS: config.losses.semantic_weight,
+                        keys.CENTER_LOSS: config.losses.center_weight,
+                        keys.OFFSET_LOSS: config.losses.offset_weight},
+          global_batch_size=config.data.train.batch_size)
+    variables = self.model.trainable_variables
+    gradients = tape.gradient(values[keys.TOTAL_LOSS], variables)
+    self.optimizer.apply_gradients(zip(gradients, variables))
+    return values
+
+  def _make_train_loop(self):
+    step_fn = tf.function(self._step_fn,
+                          jit_compile=self.config.train.jit_compile)
+
+    @tf.function
+    def train_loop(iterator, num_steps):
+      sums = tf.zeros([len(LOSS_NAMES)])
+      first_bad = tf.constant(-1)
+      bad_terms = tf.zeros([len(LOSS_NAMES)], tf.bool)
+      for i in tf.range(num_steps):
+        per_replica = self.strategy.run(step_fn, args=(next(iterator),))
+        values = tf.stack([self.strategy.reduce(
+            tf.distribute.ReduceOp.SUM, per_replica[name], axis=None)
+                           for name in LOSS_NAMES])
+        finite = tf.math.is_finite(values)
+        is_first = (first_bad < 0) & ~tf.reduce_all(finite)
+        bad_terms = tf.where(is_first, ~finite, bad_terms)
+        first_bad = tf.where(is_first, i, first_bad)
+        sums += values
+      return sums / tf.cast(num_steps, tf.float32), first_bad, bad_terms
+
+    return train_loop
+
+  def train(self, until_step=None):
+    """Trains up to train.steps (or ``until_step``, e.g. to simulate a stop).
+
+    Returns:
+      dict of the mean losses of the last loop of steps.
+    """
+    config = self.config.train
+    last_step = min(until_step or config.steps, config.steps)
+    resumed_at = self.step
+    dataset = self.strategy.distribute_datasets_from_function(
+        lambda context: pipeline.build_dataset(self.config, context,
+                                               skip_batches=resumed_at))
+    iterator = iter(dataset)
+    train_loop = self._make_train_loop()
+    writer = tf.summary.create_file_writer(os.path.join(self.model_dir,
+                                                        'train'))
+    mean = {}
+    with tqdm.tqdm(total=config.steps, initial=self.step, unit='step',
+                   dynamic_ncols=True) as progress:
+      while self.step < last_step:
+        start = self.step
+        num_steps = min(config.steps_per_loop, last_step - start)
+        means, first_bad, bad_terms = train_loop(iterator,
+                                                 tf.constant(num_steps))
+        if int(first_bad) >= 0:
+          terms = [n for n, bad in zip(LOSS_NAMES, bad_terms.numpy()) if bad]
+          raise NonFiniteLossError(
+              f'non-finite loss at step {start + int(first_bad) + 1}: '
+              f'{", ".join(terms)} became NaN or Inf. Training stopped; the '
+              f'last checkpoint is {self.manager.latest_checkpoint}.')
+        mean = dict(zip(LOSS_NAMES, means.numpy().tolist()))
+        with writer.as_default(step=self.step):
+          for name, value in mean.items():
+            tf.summary.scalar(f'loss/{name}', value)
+          tf.summary.scalar('learning_rate', self.learning_rate(self.step))
+        progress.update(self.step - start)
+        progress.set_postfix({n.replace('_loss', ''): f'{v:.4f}'
+                              for n, v in mean.items()})
+        self.manager.save(checkpoint_number=self.step,
+                          check_interval=self.step < last_step)
+    return mean
+
+  def evaluate(self):
+    """PQ / SQ / RQ (All, Things, Stuff) and mIoU on the eval split."""
+    config = self.config
+    things = list(config.data.thing_class_ids)
+    merge = postprocess.merge_fn(
+        thing_class_ids=things, label_divisor=config.data.label_divisor,
+        stuff_area=config.postprocess.stuff_area,
+        center_threshold=config.postprocess.center_threshold,
+        nms_kernel=config.postprocess.nms_kernel,
+        top_k=config.postprocess.top_k)
+
+    @tf.function
+    def predict(images):
+      outputs = self.model(images, training=False)
+      return merge(outputs[keys.SEMANTIC_LOGITS],
+                   outputs[keys.CENTER_HEATMAP], outputs[keys.CENTER_OFFSETS])
+
+    pq = StreamingPanopticQuality(config.model.num_classes, things,
+                                  config.data.label_divisor,
+                                  config.data.ignore_label)
+    miou = StreamingMeanIoU(config.model.num_classes, config.data.ignore_label)
+    dataset = pipeline.build_dataset(config, training=False)
+    for batch in tqdm.tqdm(dataset, desc='eval', unit='batch',
+                           dynamic_ncols=True):
+      result = predict(batch[pipeline.IMAGE])
+      for i, (height, width) in enumerate(
+          batch[pipeline.ORIGINAL_SIZE].numpy()):
+        pq.update(batch[keys.PANOPTIC][i, :height, :width].numpy(),
+                  result[keys.PANOPTIC][i, :height, :width].numpy())
+        miou.update(batch[keys.SEMANTIC][i, :height, :width].numpy(),
+                    result[keys.SEMANTIC][i, :height, :width].numpy())
+    summary = pq.result()
+    metrics = {'step': self.step, 'miou': miou.result()['miou']}
+    for split in ('All', 'Things', 'Stuff'):
+      for name in ('pq', 'sq', 'rq'):
+        metrics[f'{split}/{name}'] = summary[split][name]
+    with open(os.path.join(self.model_dir, METRICS_FILE), 'w',
+              encoding='utf-8') as f:
+      json.dump(metrics, f, indent=2)
+    return metrics

@@ -1,0 +1,82 @@
+"""Training loop: learning, resume, non-finite loss, bad input."""
+
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pdl_tf import config_io
+from pdl_tf.config import ConfigError
+from pdl_tf.training import trainer as trainer_lib
+
+SMALL = ('model.aspp_channels=16,model.semantic_decoder_channels=16,'
+         'model.semantic_low_level_channels=[8,8],'
+         'model.instance_decoder_channels=8,'
+         'model.instance_low_level_channels=[8,8],'
+         'model.semantic_head_channels=16,model.instance_head_channels=8,'
+         'data.train.crop_size=[64,64],data.eval.crop_size=[64,64],'
+         'data.train.batch_size=2,data.train.num_examples=16,'
+         'data.eval.num_examples=2,train.warmup_steps=0,'
+         'train.steps_per_loop=2,train.checkpoint_interval=2')
+
+
+def small_config(steps=4, extra=''):
+  override = f'{SMALL},train.steps={steps}' + (f',{extra}' if extra else '')
+  return config_io.load_config('demo', params_override=override)
+
+
+def default_strategy():
+  return tf.distribute.get_strategy()
+
+
+def test_losses_fall_and_eval_reports_metrics(tmp_path):
+  trainer = trainer_lib.Trainer(small_config(steps=30, extra='train.'
+                                             'learning_rate=0.005'),
+                                str(tmp_path), default_strategy())
+  first = trainer.train(until_step=2)
+  last = trainer.train()
+  assert trainer.step == 30
+  assert last['total_loss'] < first['total_loss']
+  metrics = trainer.evaluate()
+  assert 0.0 <= metrics['All/pq'] <= 1.0 and 0.0 < metrics['miou'] <= 1.0
+  assert (tmp_path / 'metrics.json').exists()
+
+
+def test_resume_after_a_stop_matches_an_uninterrupted_run(tmp_path):
+  # Dropout masks are not part of a checkpoint, hence dropout 0 here.
+  config = small_config(steps=4, extra='model.dropout_rate=0.0')
+  straight = trainer_lib.Trainer(config, str(tmp_path / 'a'),
+                                 default_strategy())
+  straight.train()
+  stopped = trainer_lib.Trainer(config, str(tmp_path / 'b'),
+                                default_strategy())
+  stopped.train(until_step=2)  # a crash after the checkpoint at step 2
+  del stopped
+  resumed = trainer_lib.Trainer(config, str(tmp_path / 'b'),
+                                default_strategy())
+  assert resumed.step == 2
+  resumed.train()
+  assert resumed.step == 4
+  for a, b in zip(straight.model.weights, resumed.model.weights):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6,
+                               err_msg=a.name)
+
+
+def test_planted_nan_stops_with_step_and_term(tmp_path):
+  trainer = trainer_lib.Trainer(small_config(steps=4), str(tmp_path),
+                                default_strategy())
+  bias = trainer.model.semantic_head.trainable_weights[-1]
+  assert 'classifier/bias' in bias.name
+  bias.assign(tf.fill(bias.shape, float('nan')))
+  with pytest.raises(trainer_lib.NonFiniteLossError,
+                     match='non-finite loss at step 1: semantic_loss, '
+                     'total_loss became NaN or Inf'):
+    trainer.train()
+
+
+def test_batch_not_divisible_by_replicas(tmp_path):
+  fake = types.SimpleNamespace(num_replicas_in_sync=3)
+  with pytest.raises(ConfigError, match="'data.train.batch_size' 2 is not "
+                     'divisible by the 3 replicas'):
+    trainer_lib.Trainer(small_config(), str(tmp_path), fake)
