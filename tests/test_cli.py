@@ -47,16 +47,48 @@ def test_train_bad_override_names_key(capsys):
   assert "'model.backbone.typo'" in capsys.readouterr().err
 
 
-def test_train_builds_model_then_says_loop_not_built(capsys):
-  assert run_cli(train, ['--experiment', 'demo']) == 2
-  captured = capsys.readouterr()
-  assert 'config valid; built tiny Panoptic-DeepLab' in captured.out
-  assert 'training loop is not built yet' in captured.err
+SMALL = ('model.aspp_channels=16,model.semantic_decoder_channels=16,'
+         'model.instance_decoder_channels=8,model.semantic_head_channels=16,'
+         'model.instance_head_channels=8,data.train.crop_size=[64,64],'
+         'data.eval.crop_size=[64,64],data.train.batch_size=2,'
+         'data.train.num_examples=8,data.eval.num_examples=2,train.steps=2,'
+         'train.warmup_steps=0,train.steps_per_loop=2')
+
+
+@pytest.mark.slow
+def test_train_then_eval_writes_checkpoint_params_and_metrics(capsys,
+                                                              tmp_path):
+  model_dir = str(tmp_path / 'run')
+  code = run_cli(train, ['--experiment', 'demo', '--params_override', SMALL,
+                         '--model_dir', model_dir])
+  assert code == 0
+  out = capsys.readouterr().out
+  assert 'trained to step 2' in out and 'PQ ' in out and 'mIoU ' in out
+  for name in ('params.yaml', 'metrics.json', 'checkpoint', 'ckpt-2.index'):
+    assert (tmp_path / 'run' / name).exists(), name
+  code = run_cli(evaluate, ['--experiment', 'demo', '--params_override',
+                            SMALL, '--checkpoint', model_dir])
+  assert code == 0
+  out = capsys.readouterr().out
+  assert 'step 2:  PQ ' in out and 'mask AP: not built yet' in out
+
+
+def test_eval_missing_checkpoint(capsys, tmp_path):
+  code = run_cli(evaluate, ['--experiment', 'demo', '--checkpoint',
+                            str(tmp_path / 'none')])
+  assert code == 2
+  assert 'no checkpoint at' in capsys.readouterr().err
+
+
+def test_continuous_eval_says_not_built(capsys):
+  assert run_cli(train, ['--experiment', 'demo', '--mode',
+                         'continuous_eval']) == 2
+  assert "'continuous_eval' is not built yet" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize('module,argv,message', [
-    (evaluate, ['--experiment', 'demo', '--checkpoint', 'x'],
-     'evaluation is not built yet'),
+    (evaluate, ['--experiment', 'demo', '--checkpoint', 'x',
+                '--save_predictions'], '--save_predictions is not built yet'),
     (export, ['--experiment', 'demo', '--checkpoint', 'x', '--output', 'y'],
      'export is not built yet'),
     (predict, ['a.jpg', '--saved_model', 'm', '--output', 'o'],

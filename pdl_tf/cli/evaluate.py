@@ -1,28 +1,49 @@
-"""pdl-eval: evaluate a checkpoint (PQ / AP / mIoU)."""
+"""pdl-eval: evaluate a checkpoint (PQ / SQ / RQ and mIoU)."""
+
+import os
 
 from pdl_tf.cli import common
 
 
 def build_parser():
   parser = common.new_parser(
-      'pdl-eval', 'Evaluate a Panoptic-DeepLab checkpoint: PQ, AP and mIoU.')
+      'pdl-eval', 'Evaluate a Panoptic-DeepLab checkpoint: PQ and mIoU.')
   common.add_config_flags(parser)
   parser.add_argument('--checkpoint', required=True,
                       help='checkpoint prefix or model directory')
+  parser.add_argument('--model_dir', default=None,
+                      help='where metrics.json goes (default: the '
+                           "checkpoint's folder)")
   parser.add_argument('--save_predictions', action='store_true',
-                      help='also write prediction PNGs')
+                      help='also write prediction PNGs (not built yet)')
   return parser
 
 
 def main(args):
-  common.load_config_from_args(args)
-  raise common.NotBuiltError(
-      'evaluation is not built yet (issue 4, "Post-processing and '
-      'evaluation"); the config is valid, nothing was evaluated.')
+  config = common.load_config_from_args(args)
+  if args.save_predictions:
+    raise common.NotBuiltError(
+        '--save_predictions is not built yet (issue 4); nothing was '
+        'evaluated.')
+  # pylint: disable=g-import-not-at-top
+  from pdl_tf.cli.train import print_metrics
+  from pdl_tf.training import strategy as strategy_lib
+  from pdl_tf.training import trainer as trainer_lib
+  # pylint: enable=g-import-not-at-top
+  checkpoint = args.checkpoint
+  model_dir = args.model_dir or (
+      checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint))
+  trainer = trainer_lib.Trainer(
+      config, model_dir, strategy_lib.get_strategy(config.train.strategy),
+      checkpoint=checkpoint)
+  metrics = trainer.evaluate()
+  print_metrics(metrics)
+  print('mask AP: not built yet (issue 4)')
+  print(f'metrics written to {os.path.join(model_dir, "metrics.json")}')
+  return 0
 
 
 entry_point = common.entry_point_for(main, build_parser)
-
 
 if __name__ == '__main__':
   entry_point()

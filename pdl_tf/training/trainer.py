@@ -39,7 +39,14 @@ class NonFiniteLossError(RuntimeError):
 class Trainer:
   """Builds model, optimizer, data and checkpoints for one experiment."""
 
-  def __init__(self, config, model_dir, strategy):
+  def __init__(self, config, model_dir, strategy, checkpoint=None):
+    """Builds everything; restores ``checkpoint`` (a prefix or a folder)
+    if given, else the latest checkpoint in ``model_dir`` if any.
+
+    Raises:
+      ConfigError: batch size not divisible by the replicas.
+      FileNotFoundError: ``checkpoint`` names nothing that exists.
+    """
     self.config = config
     self.model_dir = model_dir
     self.strategy = strategy
@@ -61,8 +68,14 @@ class Trainer:
         self.checkpoint, model_dir, max_to_keep=3,
         step_counter=self.optimizer.iterations,
         checkpoint_interval=config.train.checkpoint_interval)
-    if self.manager.latest_checkpoint:
-      self.checkpoint.restore(self.manager.latest_checkpoint)
+    path = self.manager.latest_checkpoint
+    if checkpoint:
+      path = (tf.train.latest_checkpoint(checkpoint)
+              if tf.io.gfile.isdir(checkpoint) else checkpoint)
+      if not path or not tf.io.gfile.exists(path + '.index'):
+        raise FileNotFoundError(f'no checkpoint at {checkpoint!r}.')
+    if path:
+      self.checkpoint.restore(path).assert_existing_objects_matched()
 
   @property
   def step(self):
