@@ -80,3 +80,36 @@ def test_batch_not_divisible_by_replicas(tmp_path):
   with pytest.raises(ConfigError, match="'data.train.batch_size' 2 is not "
                      'divisible by the 3 replicas'):
     trainer_lib.Trainer(small_config(), str(tmp_path), fake)
+
+
+@pytest.mark.slow
+def test_mirrored_two_replicas_match_one_device(tmp_path):
+  # Same seed, same global batch (2), dropout off: two replicas with
+  # synchronized batch norm must give the losses of one device.
+  from helpers import run_python  # pylint: disable=g-import-not-at-top
+  result = run_python(f'''
+    import json
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices('CPU')[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from pdl_tf import config_io
+    from pdl_tf.training import trainer as trainer_lib
+    config = config_io.load_config('demo', params_override=(
+        {SMALL!r} + ',train.steps=2,model.dropout_rate=0.0'))
+    losses = {{}}
+    for name, strategy in (
+        ('one', tf.distribute.get_strategy()),
+        ('two', tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1']))):
+      trainer = trainer_lib.Trainer(config, {str(tmp_path)!r} + '/' + name,
+                                    strategy)
+      losses[name] = trainer.train()
+    print('LOSSES', json.dumps(losses))
+  ''', timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  line = next(l for l in result.stdout.splitlines() if l.startswith('LOSSES'))
+  losses = __import__('json').loads(line[len('LOSSES '):])
+  for name in losses['one']:
+    # Tolerance: float32 sums in a different order across the two replicas.
+    assert losses['two'][name] == pytest.approx(losses['one'][name],
+                                                rel=1e-4), name
