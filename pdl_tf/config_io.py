@@ -146,7 +146,7 @@ def _check_values(config):
   """Range checks; each names the key."""
   # Imported here: the model package loads TensorFlow.
   from pdl_tf.model import backbones  # pylint: disable=g-import-not-at-top
-  from pdl_tf.model import panoptic_deeplab  # pylint: disable=g-import-not-at-top
+  from pdl_tf.model import panoptic_deeplab  # pylint: disable=g-import-not-at-top,line-too-long
   model, data = config.model, config.data
   try:
     backbones.check_backbone_args(model.backbone.type,

@@ -108,7 +108,8 @@ def center_loss(heatmap_true, heatmap_pred, weights, *,
   error = _flatten_per_image(heatmap_pred) - _flatten_per_image(heatmap_true)
   weights = _flatten_per_image(weights)
   return _reduce_over_batch(
-      _masked_mean(tf.square(error) * weights, tf.cast(weights > 0, tf.float32)),
+      _masked_mean(tf.square(error) * weights,
+                   tf.cast(weights > 0, tf.float32)),
       global_batch_size)
 
 

@@ -2,8 +2,8 @@
 
 Every tensor has a shape fixed by the inputs and ``top_k``: no tf.unique, no
 TensorArray, no Python loop over instances. Pixels are grouped to centers in
-chunks of ``center_chunk`` (8) centers inside one ``tf.while_loop`` that runs only
-as far as the largest number of kept centers in the batch, so memory is
+chunks of ``center_chunk`` (8) centers inside one ``tf.while_loop`` that runs
+only as far as the largest number of kept centers in the batch, so memory is
 O(B * H * W * center_chunk), never O(B * H * W * top_k).
 
 Algorithm (REFERENCE.md, "Post-processing"):

@@ -1,6 +1,7 @@
 """pdl-train: train and/or evaluate an experiment."""
 
 import os
+import sys
 
 from pdl_tf.cli import common
 
@@ -44,7 +45,11 @@ def main(args):
         f'Panoptic-DeepLab, {strategy.num_replicas_in_sync} replica(s), '
         f'model_dir {model_dir}, starting at step {trainer.step}')
   if args.mode in ('train', 'train_and_eval'):
-    trainer.train()
+    try:
+      trainer.train()
+    except trainer_lib.NonFiniteLossError as e:
+      print(f'pdl-train: error: {e}', file=sys.stderr)
+      return 1
     print(f'trained to step {trainer.step}; checkpoint '
           f'{trainer.manager.latest_checkpoint}')
   if args.mode in ('eval', 'train_and_eval'):

@@ -60,7 +60,7 @@ def _read(data_config, split_config, split_key):
   """Metadata and a generator function; fails early on an empty split."""
   meta, examples = _open(data_config, split_config, split_key)
   if next(examples, None) is None:
-    raise ValueError(f"'{split_key}' ({data_config.dataset}, split "
+    raise ConfigError(f"'{split_key}' ({data_config.dataset}, split "
                      f'{split_config.split!r}) has no examples.')
   return meta, lambda: _open(data_config, split_config, split_key)[1]
 

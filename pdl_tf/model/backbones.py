@@ -47,7 +47,8 @@ def check_backbone_args(name, output_stride):
         '32 (the strides Panoptic-DeepLab is published with).')
   if output_stride not in OUTPUT_STRIDES:
     raise ValueError(
-        f'output_stride must be one of {OUTPUT_STRIDES}, got {output_stride!r}.')
+        f'output_stride must be one of {OUTPUT_STRIDES}, got '
+        f'{output_stride!r}.')
 
 
 def build_backbone(name, output_stride=32, multigrid=None,

@@ -63,7 +63,8 @@ class PanopticDeepLab(tf_keras.Model):
     super().__init__(dtype='float32', **kwargs)
     backbones.check_backbone_args(backbone, output_stride)
     if not isinstance(num_classes, int) or num_classes < 1:
-      raise ValueError(f'num_classes must be a positive int, got {num_classes!r}.')
+      raise ValueError(
+          f'num_classes must be a positive int, got {num_classes!r}.')
     if precision not in PRECISIONS:
       raise ValueError(
           f'precision must be one of {PRECISIONS}, got {precision!r}.')
