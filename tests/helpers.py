@@ -1,9 +1,13 @@
-"""Helpers shared by tests: running a Python snippet in a fresh process."""
+"""Helpers shared by tests: a fresh-process runner, the COCO sample, a small
+demo config."""
 
 import os
+import pathlib
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 
 def run_python(code, timeout=300):
@@ -15,3 +19,28 @@ def run_python(code, timeout=300):
   return subprocess.run([sys.executable, '-c', textwrap.dedent(code)],
                         capture_output=True, text=True, timeout=timeout,
                         env=env, check=False)
+
+
+COCO_SAMPLE = (pathlib.Path(__file__).resolve().parents[1].parent /
+               'shared' / 'data' / 'coco_panoptic_sample')
+
+# A demo experiment shrunk to seconds per step: narrow heads, 64x64 crops,
+# batch 2, a handful of scenes, no warmup.
+SMALL_DEMO = ('model.aspp_channels=16,model.semantic_decoder_channels=16,'
+              'model.semantic_low_level_channels=[8,8],'
+              'model.instance_decoder_channels=8,'
+              'model.instance_low_level_channels=[8,8],'
+              'model.semantic_head_channels=16,model.instance_head_channels=8,'
+              'data.train.crop_size=[64,64],data.eval.crop_size=[64,64],'
+              'data.train.batch_size=2,data.train.num_examples=16,'
+              'data.eval.num_examples=2,train.warmup_steps=0,'
+              'train.steps_per_loop=2,train.checkpoint_interval=2')
+
+
+def require_coco_sample():
+  """The COCO sample folder; fails under CI and skips elsewhere if absent."""
+  if not COCO_SAMPLE.is_dir():
+    if os.environ.get('CI'):
+      pytest.fail(f'COCO sample missing at {COCO_SAMPLE}')
+    pytest.skip(f'COCO sample not found at {COCO_SAMPLE}')
+  return COCO_SAMPLE

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from helpers import SMALL_DEMO
 from pdl_tf.cli import common
 from pdl_tf.cli import data
 from pdl_tf.cli import evaluate
@@ -47,12 +48,7 @@ def test_train_bad_override_names_key(capsys):
   assert "'model.backbone.typo'" in capsys.readouterr().err
 
 
-SMALL = ('model.aspp_channels=16,model.semantic_decoder_channels=16,'
-         'model.instance_decoder_channels=8,model.semantic_head_channels=16,'
-         'model.instance_head_channels=8,data.train.crop_size=[64,64],'
-         'data.eval.crop_size=[64,64],data.train.batch_size=2,'
-         'data.train.num_examples=8,data.eval.num_examples=2,train.steps=2,'
-         'train.warmup_steps=0,train.steps_per_loop=2')
+SMALL = SMALL_DEMO + ',train.steps=2'
 
 
 @pytest.mark.slow

@@ -2,28 +2,24 @@
 
 import copy
 import json
-import os
-import pathlib
 import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import COCO_SAMPLE
+from helpers import require_coco_sample
 from pdl_tf.data.coco_panoptic import read_coco_panoptic
 from pdl_tf.panoptic_format import read_id_map
 
-SAMPLE = (pathlib.Path(__file__).resolve().parents[1].parent / 'shared' /
-          'data' / 'coco_panoptic_sample')
+SAMPLE = COCO_SAMPLE
 
 
 @pytest.fixture()
 def sample_copy(tmp_path):
   """A writable copy of the sample: (json path, images, pngs, parsed JSON)."""
-  if not SAMPLE.is_dir():
-    if os.environ.get('CI'):
-      pytest.fail(f'COCO sample missing at {SAMPLE}')
-    pytest.skip(f'COCO sample not found at {SAMPLE}')
+  require_coco_sample()
   root = tmp_path / 'coco'
   shutil.copytree(SAMPLE, root)
   data = json.loads((root / 'panoptic_examples.json').read_text())

@@ -3,30 +3,26 @@ streaming metric agreeing with pq_compute on the same data."""
 
 import copy
 import json
-import os
-import pathlib
 import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import COCO_SAMPLE
+from helpers import require_coco_sample
 from pdl_tf.evaluation import StreamingPanopticQuality
 from pdl_tf.evaluation import pq_compute
 from pdl_tf.panoptic_format import id_map_to_rgb
 from pdl_tf.panoptic_format import read_id_map
 
-SAMPLE = (pathlib.Path(__file__).resolve().parents[1].parent / 'shared' /
-          'data' / 'coco_panoptic_sample')
+SAMPLE = COCO_SAMPLE
 IMAGE = '000000142238.png'  # 18 segments, one crowd
 
 
 @pytest.fixture(scope='module')
 def sample():
-  if not SAMPLE.is_dir():
-    if os.environ.get('CI'):
-      pytest.fail(f'COCO sample missing at {SAMPLE}')
-    pytest.skip(f'COCO sample not found at {SAMPLE}')
+  require_coco_sample()
   gt = json.loads((SAMPLE / 'panoptic_examples.json').read_text())
   maps = {a['file_name']: read_id_map(str(SAMPLE / 'panoptic_examples' /
                                           a['file_name']))

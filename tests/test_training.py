@@ -6,23 +6,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from helpers import SMALL_DEMO
 from pdl_tf import config_io
 from pdl_tf.config import ConfigError
 from pdl_tf.training import trainer as trainer_lib
 
-SMALL = ('model.aspp_channels=16,model.semantic_decoder_channels=16,'
-         'model.semantic_low_level_channels=[8,8],'
-         'model.instance_decoder_channels=8,'
-         'model.instance_low_level_channels=[8,8],'
-         'model.semantic_head_channels=16,model.instance_head_channels=8,'
-         'data.train.crop_size=[64,64],data.eval.crop_size=[64,64],'
-         'data.train.batch_size=2,data.train.num_examples=16,'
-         'data.eval.num_examples=2,train.warmup_steps=0,'
-         'train.steps_per_loop=2,train.checkpoint_interval=2')
 
 
 def small_config(steps=4, extra=''):
-  override = f'{SMALL},train.steps={steps}' + (f',{extra}' if extra else '')
+  override = f'{SMALL_DEMO},train.steps={steps}'
+  override += f',{extra}' if extra else ''
   return config_io.load_config('demo', params_override=override)
 
 
@@ -96,7 +89,7 @@ def test_mirrored_two_replicas_match_one_device(tmp_path):
     from pdl_tf import config_io
     from pdl_tf.training import trainer as trainer_lib
     config = config_io.load_config('demo', params_override=(
-        {SMALL!r} + ',train.steps=2,model.dropout_rate=0.0'))
+        {SMALL_DEMO!r} + ',train.steps=2,model.dropout_rate=0.0'))
     losses = {{}}
     for name, strategy in (
         ('one', tf.distribute.get_strategy()),
