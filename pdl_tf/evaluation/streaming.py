@@ -63,10 +63,9 @@ class StreamingPanopticQuality:
       gt_ids, gt_segments = _to_segments(
           gt, divisor, lambda v: v // divisor == self._ignore_label,
           self._things)
+      # Crowd exists only in ground truth: no thing classes for predictions.
       pred_ids, pred_segments = _to_segments(
-          pred, divisor, lambda v: v < 0, self._things)
-      for segment in pred_segments.values():
-        segment.iscrowd = False
+          pred, divisor, lambda v: v < 0, frozenset())
       self._stat.merge(panoptic_quality.match_image(
           gt_ids, gt_segments, pred_ids, pred_segments))
 
