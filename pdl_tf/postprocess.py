@@ -176,21 +176,34 @@ def per_class_ids(classes):
   return tf.where(classes >= 0, ids, 0)
 
 
-def stuff_panoptic(semantic, is_thing, *, num_classes, stuff_area,
+def stuff_panoptic(semantic, is_thing, inside, *, num_classes, stuff_area,
                    label_divisor):
-  """Panoptic ids of stuff pixels: class * divisor, or VOID if the class is
-  smaller than ``stuff_area`` in the image. Thing pixels get VOID.
+  """Panoptic ids of stuff pixels: class * divisor, or VOID if the class
+  covers fewer than ``stuff_area`` pixels inside the image. Thing pixels and
+  pixels outside the image get VOID.
 
   Args:
-    semantic: int32 [B, N]; is_thing: bool [B, N].
+    semantic: int32 [B, N]; is_thing: bool [B, N]; inside: bool [B, N].
 
   Returns:
     int32 [B, N].
   """
-  stuff_class = tf.where(is_thing, num_classes, semantic)
+  is_stuff = ~is_thing & inside
+  stuff_class = tf.where(is_stuff, semantic, num_classes)
   areas = _segment_sum(tf.ones_like(semantic), stuff_class, num_classes + 1)
   large = tf.gather(areas, stuff_class, batch_dims=1) >= stuff_area
-  return tf.where(large & ~is_thing, semantic * label_divisor, VOID)
+  return tf.where(large & is_stuff, semantic * label_divisor, VOID)
+
+
+def inside_mask(image_sizes, batch, height, width):
+  """bool [B, H * W]: pixel (y, x) lies inside its image's valid
+  top-left (height, width) region; all True when ``image_sizes`` is None."""
+  if image_sizes is None:
+    return tf.ones([batch, height * width], tf.bool)
+  image_sizes = tf.cast(image_sizes, tf.int32)
+  rows = tf.range(height)[None, :, None] < image_sizes[:, 0, None, None]
+  cols = tf.range(width)[None, None, :] < image_sizes[:, 1, None, None]
+  return tf.reshape(rows & cols, [batch, height * width])
 
 
 def instance_scores(logits, log_normalizer, instance, classes, areas,
@@ -222,7 +235,7 @@ def instance_scores(logits, log_normalizer, instance, classes, areas,
 
 
 def _check_inputs(semantic_logits, center_heatmap, center_offsets,
-                  thing_class_ids, top_k, nms_kernel):
+                  thing_class_ids, top_k, nms_kernel, center_threshold):
   shapes = [t.shape for t in (semantic_logits, center_heatmap,
                               center_offsets)]
   if any(s.rank != 4 for s in shapes):
@@ -248,6 +261,9 @@ def _check_inputs(semantic_logits, center_heatmap, center_offsets,
     raise ValueError(f'thing_class_ids {bad} are outside [0, {num_classes}).')
   if top_k < 1:
     raise ValueError(f'top_k must be >= 1, got {top_k}.')
+  if not center_threshold >= 0:
+    raise ValueError(f'center_threshold must be >= 0 (the heatmap is a '
+                     f'Gaussian in [0, 1]), got {center_threshold}.')
   if nms_kernel < 1 or nms_kernel % 2 == 0:
     raise ValueError(f'nms_kernel must be a positive odd int, got '
                      f'{nms_kernel}.')
@@ -256,7 +272,7 @@ def _check_inputs(semantic_logits, center_heatmap, center_offsets,
 def panoptic_merge(semantic_logits, center_heatmap, center_offsets, *,
                    thing_class_ids, label_divisor=1000, stuff_area=2048,
                    center_threshold=0.1, nms_kernel=7, top_k=200,
-                   center_chunk=8):
+                   center_chunk=8, image_sizes=None):
   """Merges the three network outputs into a panoptic map.
 
   Compiles with ``tf.function(jit_compile=True)``; see ``merge_fn`` for a
@@ -273,6 +289,11 @@ def panoptic_merge(semantic_logits, center_heatmap, center_offsets, *,
     nms_kernel: odd max-pool window of the center NMS.
     top_k: maximum number of centers (instances) per image.
     center_chunk: centers compared per grouping step.
+    image_sizes: optional int32 [B, 2], the (height, width) of each image's
+      valid top-left region when the batch is padded. Pixels outside are
+      never centers, never grouped and never counted (stuff areas, votes,
+      scores); they come out VOID in ``panoptic`` and ``semantic``. The
+      result inside equals merging the cropped image alone.
 
   Returns:
     dict with ``keys.PANOPTIC`` int32 [B, H, W] (VOID = -1),
@@ -290,7 +311,7 @@ def panoptic_merge(semantic_logits, center_heatmap, center_offsets, *,
       tf.convert_to_tensor(t) for t in (semantic_logits, center_heatmap,
                                         center_offsets))
   _check_inputs(semantic_logits, center_heatmap, center_offsets,
-                thing_class_ids, top_k, nms_kernel)
+                thing_class_ids, top_k, nms_kernel, center_threshold)
   _, height, width, num_classes = semantic_logits.shape
   batch = tf.shape(semantic_logits)[0]
   logits = tf.reshape(tf.cast(semantic_logits, tf.float32),
@@ -299,12 +320,15 @@ def panoptic_merge(semantic_logits, center_heatmap, center_offsets, *,
   semantic = _argmax_lowest(logits)
   log_normalizer = max_logit[..., 0] + tf.math.log(
       tf.reduce_sum(tf.exp(logits - max_logit), axis=-1))
-  is_thing = tf.gather(
+  inside = inside_mask(image_sizes, batch, height, width)
+  is_thing = inside & tf.gather(
       tf.scatter_nd([[c] for c in thing_class_ids],
                     tf.ones([len(thing_class_ids)], tf.bool), [num_classes]),
       semantic)
+  heatmap_inside = tf.where(tf.reshape(inside, [batch, height, width, 1]),
+                            tf.cast(center_heatmap, tf.float32), 0.0)
   points, scores, valid = find_centers(
-      tf.cast(center_heatmap, tf.float32), center_threshold=center_threshold,
+      heatmap_inside, center_threshold=center_threshold,
       nms_kernel=nms_kernel, top_k=top_k)
   nearest = tf.reshape(group_pixels(tf.cast(center_offsets, tf.float32),
                                     points, valid, center_chunk), [batch, -1])
@@ -315,9 +339,10 @@ def panoptic_merge(semantic_logits, center_heatmap, center_offsets, *,
                                 VOID), [[0, 0], [1, 0]], constant_values=VOID)
   panoptic = tf.where(
       instance > 0, tf.gather(thing_table, instance, batch_dims=1),
-      stuff_panoptic(semantic, is_thing, num_classes=num_classes,
+      stuff_panoptic(semantic, is_thing, inside, num_classes=num_classes,
                      stuff_area=stuff_area, label_divisor=label_divisor))
   image_shape = [batch, height, width]
+  semantic = tf.where(inside, semantic, VOID)
   return {
       keys.PANOPTIC: tf.reshape(panoptic, image_shape),
       keys.SEMANTIC: tf.reshape(semantic, image_shape),
@@ -344,17 +369,19 @@ def merge_fn(*, jit_compile=True, **merge_kwargs):
   that input instead of returning a silently wrong map.
 
   Returns:
-    fn(semantic_logits, center_heatmap, center_offsets) -> dict as
-    ``panoptic_merge``.
+    fn(semantic_logits, center_heatmap, center_offsets, image_sizes=None)
+    -> dict as ``panoptic_merge``.
   """
   compiled = tf.function(
-      lambda logits, heatmap, offsets: panoptic_merge(
-          logits, heatmap, offsets, **merge_kwargs),
+      lambda logits, heatmap, offsets, sizes: panoptic_merge(
+          logits, heatmap, offsets, image_sizes=sizes, **merge_kwargs),
       jit_compile=jit_compile)
 
   @tf.function
-  def merge(semantic_logits, center_heatmap, center_offsets):
-    outputs = compiled(semantic_logits, center_heatmap, center_offsets)
+  def merge(semantic_logits, center_heatmap, center_offsets,
+            image_sizes=None):
+    outputs = compiled(semantic_logits, center_heatmap, center_offsets,
+                       image_sizes)
     checks = [
         tf.debugging.Assert(outputs[INPUTS_FINITE][i],
                             [f'{name} must be finite: NaN or Inf found'])

@@ -231,6 +231,27 @@ def test_small_chunks_and_many_centers_agree():
   np.testing.assert_array_equal(a[keys.PANOPTIC], want[keys.PANOPTIC])
 
 
+def test_image_sizes_equal_merging_the_cropped_images():
+  # A padded batch: each image is valid only in its top-left (h, w). The
+  # oracle merges each crop alone; the padded result must equal it inside
+  # and be VOID outside, whatever the network predicted in the padding.
+  logits, heat, offsets = scenes(14, batch=3, height=40, width=48)
+  sizes = np.array([[40, 48], [23, 31], [17, 48]], np.int32)
+  got = postprocess.merge_fn(**MERGE_ARGS)(logits, heat, offsets, sizes)
+  for i, (h, w) in enumerate(sizes):
+    want = np_merge(logits[i:i + 1, :h, :w], heat[i:i + 1, :h, :w],
+                    offsets[i:i + 1, :h, :w], **MERGE_ARGS)
+    for key in (keys.PANOPTIC, keys.SEMANTIC, keys.INSTANCE):
+      value = got[key][i].numpy()
+      np.testing.assert_array_equal(value[:h, :w], want[key][0], err_msg=key)
+      outside = np.ones_like(value, bool)
+      outside[:h, :w] = False
+      fill = 0 if key == keys.INSTANCE else postprocess.VOID
+      assert (value[outside] == fill).all(), key
+    np.testing.assert_allclose(got[keys.INSTANCE_SCORES][i],
+                               want['instance_scores'][0], atol=1e-5)
+
+
 # ---------------------------------------------------------- bad input ---
 def test_bad_inputs_raise_clear_errors():
   logits, heat, offsets = scenes(14, batch=2, height=16, width=16)
@@ -249,6 +270,9 @@ def test_bad_inputs_raise_clear_errors():
   with pytest.raises(ValueError, match='top_k must be >= 1'):
     postprocess.panoptic_merge(logits, heat, offsets, thing_class_ids=[3],
                                top_k=0)
+  with pytest.raises(ValueError, match='center_threshold must be >= 0'):
+    postprocess.panoptic_merge(logits, heat, offsets, thing_class_ids=[3],
+                               center_threshold=-0.5)
   with pytest.raises(ValueError, match='rank-4'):
     postprocess.panoptic_merge(logits[0], heat, offsets, thing_class_ids=[3])
 

@@ -174,10 +174,11 @@ class Trainer:
         top_k=config.postprocess.top_k)
 
     @tf.function
-    def predict(images):
+    def predict(images, image_sizes):
       outputs = self.model(images, training=False)
       return merge(outputs[keys.SEMANTIC_LOGITS],
-                   outputs[keys.CENTER_HEATMAP], outputs[keys.CENTER_OFFSETS])
+                   outputs[keys.CENTER_HEATMAP], outputs[keys.CENTER_OFFSETS],
+                   image_sizes)
 
     pq = StreamingPanopticQuality(config.model.num_classes, things,
                                   config.data.label_divisor,
@@ -186,7 +187,8 @@ class Trainer:
     dataset = pipeline.build_dataset(config, training=False)
     for batch in tqdm.tqdm(dataset, desc='eval', unit='batch',
                            dynamic_ncols=True):
-      result = predict(batch[pipeline.IMAGE])
+      # The padding is excluded from the merge (stuff areas, centers).
+      result = predict(batch[pipeline.IMAGE], batch[pipeline.ORIGINAL_SIZE])
       for i, (height, width) in enumerate(
           batch[pipeline.ORIGINAL_SIZE].numpy()):
         pq.update(batch[keys.PANOPTIC][i, :height, :width].numpy(),
