@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 
@@ -44,3 +45,20 @@ def require_coco_sample():
       pytest.fail(f'COCO sample missing at {COCO_SAMPLE}')
     pytest.skip(f'COCO sample not found at {COCO_SAMPLE}')
   return COCO_SAMPLE
+
+
+def make_lively(model, seed=0):
+  """Rescales an untrained model's three head classifiers so that its
+  outputs look like a trained model's: logits of a few units, a heatmap
+  above the center threshold in places, offsets of several pixels. An
+  untrained model predicts ~0 everywhere, which makes every merge trivial
+  (no centers); tests of the export need non-trivial panoptic maps."""
+  rng = np.random.default_rng(seed)
+  for head, scale in ((model.semantic_head, 3000.0),
+                      (model.center_head, 800.0),
+                      (model.offset_head, 200.0)):
+    kernel, bias = head._classifier.weights  # pylint: disable=protected-access
+    kernel.assign(kernel * scale)
+    bias.assign(rng.normal(0, 0.5, bias.shape).astype(np.float32) *
+                (0.0 if head is model.center_head else 1.0))
+  return model

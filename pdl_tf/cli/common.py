@@ -44,7 +44,8 @@ def run(main, argv=None, parser=None):
   from pdl_tf.config import ConfigError  # pylint: disable=g-import-not-at-top
   try:
     return main(args)
-  except (ConfigError, FileNotFoundError, NotBuiltError) as e:
+  except (ConfigError, FileNotFoundError, FileExistsError,
+          NotBuiltError) as e:
     print(f'{parser.prog}: error: {e}', file=sys.stderr)
     return 2
 

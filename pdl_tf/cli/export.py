@@ -1,8 +1,16 @@
-"""pdl-export: export a checkpoint to SavedModel and/or TFLite."""
+"""pdl-export: export a checkpoint to SavedModel and/or TFLite.
+
+Layout of ``--output DIR`` (DIR is TF Serving's model base path):
+  DIR/<version>/                 SavedModel (+ params.yaml)
+  DIR/panoptic_deeplab_<q>.tflite  one per --quantization (+ DIR/params.yaml)
+"""
+
+import os
 
 from pdl_tf.cli import common
 
 FORMATS = ('saved_model', 'tflite', 'both')
+QUANTIZATIONS = ('float32', 'float16', 'int8')
 
 
 def build_parser():
@@ -12,16 +20,91 @@ def build_parser():
   common.add_config_flags(parser)
   parser.add_argument('--checkpoint', required=True,
                       help='checkpoint prefix or model directory')
-  parser.add_argument('--output', required=True, help='export directory')
+  parser.add_argument('--output', required=True,
+                      help='export folder (TF Serving model base path)')
   parser.add_argument('--format', choices=FORMATS, default='saved_model')
+  parser.add_argument('--version', type=int, default=1,
+                      help='SavedModel version folder under --output')
+  parser.add_argument('--no_xla', action='store_true',
+                      help='export the merge without XLA must-compile '
+                           '(for TF Serving builds without the XLA JIT)')
+  parser.add_argument('--include_logits', action='store_true',
+                      help='SavedModel also returns raw semantic logits')
+  parser.add_argument('--quantization', choices=QUANTIZATIONS,
+                      action='append', default=None,
+                      help='TFLite variant; may be repeated (default '
+                           'float32)')
+  parser.add_argument('--calibration_images', type=int, default=32,
+                      help='int8: eval-split images used for calibration')
   return parser
 
 
+def tflite_path(output_dir, quantization):
+  return os.path.join(output_dir, f'panoptic_deeplab_{quantization}.tflite')
+
+
+def calibration_images(config, count):
+  """(image [1, h, w, 3], image_sizes [1, 2]) pairs fitted to the export
+  input size, from the eval split."""
+  # pylint: disable=g-import-not-at-top
+  from pdl_tf.data import pipeline
+  from pdl_tf.export import image_fit
+  # pylint: enable=g-import-not-at-top
+  samples = []
+  for batch in pipeline.build_dataset(config, training=False):
+    for image, (height, width) in zip(batch[pipeline.IMAGE],
+                                      batch[pipeline.ORIGINAL_SIZE].numpy()):
+      fitted, valid = image_fit.fit_image(image[:height, :width],
+                                          config.export.input_size)
+      samples.append((fitted[None].numpy(), valid[None].numpy()))
+      if len(samples) == count:
+        return samples
+  return samples
+
+
 def main(args):
-  common.load_config_from_args(args)
-  raise common.NotBuiltError(
-      'export is not built yet (issue 6, "Export and serving"); the config '
-      'is valid, nothing was exported.')
+  config = common.load_config_from_args(args)
+  if args.no_xla:
+    config.override({'export': {'jit_compile_merge': False}})
+  quantizations = args.quantization or ['float32']
+  for quantization in quantizations if args.format != 'saved_model' else ():
+    if os.path.exists(tflite_path(args.output, quantization)):
+      raise FileExistsError(f'{tflite_path(args.output, quantization)!r} '
+                            'already exists; nothing was overwritten.')
+  # pylint: disable=g-import-not-at-top
+  from pdl_tf import config_io
+  from pdl_tf.export import saved_model
+  from pdl_tf.export import serving_module
+  from pdl_tf.export import tflite
+  from pdl_tf.model import factory
+  # pylint: enable=g-import-not-at-top
+  input_size = tuple(config.export.input_size)
+  model = factory.restore_model(config, args.checkpoint, input_size)
+  merge_arguments = factory.merge_arguments(config)
+  if args.format in ('saved_model', 'both'):
+    saved_model.version_dir(args.output, args.version)  # fail before work
+    module = serving_module.PanopticServingModule(
+        model, input_size=input_size, merge_arguments=merge_arguments,
+        jit_compile_merge=config.export.jit_compile_merge,
+        include_logits=args.include_logits)
+    path = saved_model.export_saved_model(module, args.output, args.version,
+                                          config)
+    print(f'SavedModel written to {path} (merge XLA: '
+          f'{config.export.jit_compile_merge})')
+  if args.format in ('tflite', 'both'):
+    for quantization in quantizations:
+      samples = (calibration_images(config, args.calibration_images)
+                 if quantization == 'int8' else None)
+      content = tflite.convert(model, input_size, merge_arguments,
+                               quantization, samples)
+      os.makedirs(args.output, exist_ok=True)
+      with open(tflite_path(args.output, quantization), 'wb') as f:
+        f.write(content)
+      print(f'TFLite ({quantization}) written to '
+            f'{tflite_path(args.output, quantization)} '
+            f'({len(content) / 2**20:.1f} MiB)')
+    config_io.save_config(config, args.output)
+  return 0
 
 
 entry_point = common.entry_point_for(main, build_parser)

@@ -1,6 +1,15 @@
-"""pdl-predict: panoptic predictions for image files."""
+"""pdl-predict: panoptic predictions for image files.
+
+Writes, per image, ``STEM_panoptic.png`` (COCO panoptic id encoding),
+``STEM_overlay.png`` and ``STEM.json`` (segments with classes and scores);
+see ``pdl_tf.serving.outputs``.
+"""
+
+import os
 
 from pdl_tf.cli import common
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
 
 
 def build_parser():
@@ -9,21 +18,97 @@ def build_parser():
       'TFLite file or a TF Serving endpoint.')
   parser.add_argument('inputs', nargs='+', help='image files or folders')
   source = parser.add_mutually_exclusive_group(required=True)
-  source.add_argument('--saved_model', help='exported SavedModel directory')
+  source.add_argument('--saved_model', help='exported SavedModel folder (or '
+                      'its base folder with numbered versions)')
   source.add_argument('--tflite', help='exported .tflite file')
   source.add_argument('--server', help='TF Serving address, e.g. '
                       'localhost:8501 (REST) or localhost:8500 with --grpc')
   parser.add_argument('--grpc', action='store_true',
                       help='talk gRPC instead of REST to --server')
+  parser.add_argument('--model_name', default='panoptic_deeplab',
+                      help='model name on the TF Serving endpoint')
+  parser.add_argument('--label_divisor', type=int, default=None,
+                      help="default: data.label_divisor of the export's "
+                           'params.yaml, else 1000')
   parser.add_argument('--output', required=True, help='output folder')
   return parser
 
 
+def list_images(inputs):
+  """Image files named by ``inputs`` (files, or folders searched one level),
+  sorted per folder.
+
+  Raises:
+    FileNotFoundError: an input does not exist or a folder has no images.
+  """
+  files = []
+  for path in inputs:
+    if os.path.isdir(path):
+      found = sorted(os.path.join(path, name) for name in os.listdir(path)
+                     if name.lower().endswith(IMAGE_EXTENSIONS))
+      if not found:
+        raise FileNotFoundError(f'folder {path!r} holds no image files '
+                                f'({", ".join(IMAGE_EXTENSIONS)}).')
+      files.extend(found)
+    elif os.path.isfile(path):
+      files.append(path)
+    else:
+      raise FileNotFoundError(f'input {path!r} does not exist.')
+  return files
+
+
+def _label_divisor(args, backend):
+  if args.label_divisor is not None:
+    return args.label_divisor
+  model_path = getattr(backend, 'path', None)
+  if model_path:
+    folder = (model_path if os.path.isdir(model_path)
+              else os.path.dirname(model_path))
+    params = os.path.join(folder, 'params.yaml')
+    if os.path.isfile(params):
+      import yaml  # pylint: disable=g-import-not-at-top
+      with open(params, encoding='utf-8') as f:
+        return int(yaml.safe_load(f)['data']['label_divisor'])
+  return 1000
+
+
+def _open_backend(args):
+  # pylint: disable=g-import-not-at-top
+  from pdl_tf.serving import backends
+  # pylint: enable=g-import-not-at-top
+  if args.saved_model:
+    return backends.SavedModelBackend(args.saved_model)
+  if args.tflite:
+    return backends.TFLiteBackend(args.tflite)
+  if args.grpc:
+    return backends.GrpcBackend(args.server, args.model_name)
+  server = args.server if '://' in args.server else f'http://{args.server}'
+  return backends.RestBackend(f'{server}/v1/models/{args.model_name}')
+
+
 def main(args):
-  del args
-  raise common.NotBuiltError(
-      'prediction is not built yet (issue 6, "Export and serving"); nothing '
-      'was predicted.')
+  files = list_images(args.inputs)
+  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  import tqdm
+  from PIL import Image
+  from pdl_tf.serving import outputs
+  # pylint: enable=g-import-not-at-top
+  backend = _open_backend(args)
+  divisor = _label_divisor(args, backend)
+  for path in tqdm.tqdm(files, unit='image', disable=len(files) < 2):
+    with open(path, 'rb') as f:
+      contents = f.read()
+    with Image.open(path) as image:
+      rgb = np.asarray(image.convert('RGB'))
+    result = backend.predict(contents)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    record = outputs.write_prediction(rgb, result, stem, args.output,
+                                      label_divisor=divisor)
+    if len(files) == 1:
+      print(f'{path}: {len(record["segments_info"])} segments')
+  print(f'wrote {len(files)} prediction(s) to {args.output}')
+  return 0
 
 
 entry_point = common.entry_point_for(main, build_parser)

@@ -10,16 +10,26 @@ import tensorflow as tf
 PAD_RGB = (123.675, 116.28, 103.53)
 
 
+def _paddings(image, height, width):
+  pad_h = tf.maximum(height - tf.shape(image)[0], 0)
+  pad_w = tf.maximum(width - tf.shape(image)[1], 0)
+  return [[0, pad_h], [0, pad_w]]
+
+
+def pad_image(image, height, width):
+  """Pads a float [H, W, 3] image bottom/right to (height, width) with
+  PAD_RGB. Sizes already larger are left as they are."""
+  paddings = _paddings(image, height, width)
+  return tf.stack([tf.pad(image[..., c], paddings, constant_values=v)
+                   for c, v in enumerate(PAD_RGB)], axis=-1)
+
+
 def _pad_to(image, panoptic, height, width, ignore_value):
   """Pads bottom/right up to (height, width): image with PAD_RGB, label with
   ``ignore_value``. Sizes already larger are left as they are."""
-  pad_h = tf.maximum(height - tf.shape(image)[0], 0)
-  pad_w = tf.maximum(width - tf.shape(image)[1], 0)
-  paddings = [[0, pad_h], [0, pad_w]]
-  image = tf.stack([tf.pad(image[..., c], paddings, constant_values=v)
-                    for c, v in enumerate(PAD_RGB)], axis=-1)
+  paddings = _paddings(image, height, width)
   panoptic = tf.pad(panoptic, paddings, constant_values=ignore_value)
-  return image, panoptic
+  return pad_image(image, height, width), panoptic
 
 
 def random_scale_crop_flip(image, panoptic, seed, *, crop_size, min_scale,

@@ -45,3 +45,36 @@ def build_model(model_config, input_size=None, use_sync_bn=False):
   if backbone.init_checkpoint:
     backbones.restore_backbone(model.backbone, backbone.init_checkpoint)
   return model
+
+
+def restore_model(config, checkpoint, input_size=None):
+  """Builds the network of ``config`` and restores its weights.
+
+  Args:
+    config: ExperimentConfig.
+    checkpoint: a checkpoint prefix or a folder (its latest checkpoint), as
+      written by pdl-train.
+    input_size: optional (height, width) of the build pass.
+
+  Raises:
+    FileNotFoundError: no checkpoint there.
+    AssertionError: the checkpoint does not match the config's network.
+  """
+  path = (tf.train.latest_checkpoint(checkpoint)
+          if tf.io.gfile.isdir(checkpoint) else checkpoint)
+  if not path or not tf.io.gfile.exists(path + '.index'):
+    raise FileNotFoundError(f'no checkpoint at {checkpoint!r}.')
+  model = build_model(config.model, input_size=input_size)
+  status = tf.train.Checkpoint(model=model).restore(path).expect_partial()
+  status.assert_existing_objects_matched()
+  return model
+
+
+def merge_arguments(config):
+  """Keyword arguments of postprocess.panoptic_merge from an experiment."""
+  post = config.postprocess
+  return dict(thing_class_ids=list(config.data.thing_class_ids),
+              label_divisor=config.data.label_divisor,
+              stuff_area=post.stuff_area,
+              center_threshold=post.center_threshold,
+              nms_kernel=post.nms_kernel, top_k=post.top_k)

@@ -141,7 +141,10 @@ class PanopticDeepLab(tf_keras.Model):
     lows = [features[key] for key in backbones.LOW_LEVEL_KEYS]
     semantic = self.semantic_decoder((high, lows), training=training)
     instance = self.instance_decoder((high, lows), training=training)
-    size = tf.shape(images)[1:3]
+    # A static size keeps the outputs' H and W static (the merge needs them)
+    # even when the batch size is unknown.
+    size = (tf.constant(images.shape[1:3].as_list(), tf.int32)
+            if images.shape[1:3].is_fully_defined() else tf.shape(images)[1:3])
     logits = self.semantic_head(semantic, training=training)
     heatmap = self.center_head(instance, training=training)
     offsets = self.offset_head(instance, training=training)

@@ -166,12 +166,7 @@ class Trainer:
     """PQ / SQ / RQ (All, Things, Stuff) and mIoU on the eval split."""
     config = self.config
     things = list(config.data.thing_class_ids)
-    merge = postprocess.merge_fn(
-        thing_class_ids=things, label_divisor=config.data.label_divisor,
-        stuff_area=config.postprocess.stuff_area,
-        center_threshold=config.postprocess.center_threshold,
-        nms_kernel=config.postprocess.nms_kernel,
-        top_k=config.postprocess.top_k)
+    merge = postprocess.merge_fn(**factory.merge_arguments(config))
 
     @tf.function
     def predict(images, image_sizes):

@@ -1,0 +1,2 @@
+"""Export: the serving graph (preprocessing, network, XLA merge), SavedModel
+for TF Serving and TFLite."""

@@ -1,0 +1,162 @@
+"""One interface over the four ways to run an exported model.
+
+Each backend is an object with ``predict(image_bytes)``
+taking one encoded image (JPEG/PNG bytes) and returning numpy arrays at the
+image's original size: ``panoptic``, ``semantic``, ``instance`` int32
+[H, W], ``center_heatmap`` float32 [H, W], ``instance_scores`` float32 [K]
+and ``instance_classes`` int32 [K].
+
+Backends: a local SavedModel folder (or a TF Serving base folder with
+numbered versions: the highest is used), a local ``.tflite`` file, TF
+Serving's REST API (``http://host:8501/v1/models/NAME``) or its gRPC API
+(``host:8500`` and the model name).
+"""
+
+import base64
+import json
+import os
+import urllib.error
+import urllib.request
+
+import numpy as np
+
+MAP_KEYS = ('panoptic', 'semantic', 'instance', 'center_heatmap')
+VECTOR_KEYS = ('instance_scores', 'instance_classes')
+_DTYPES = {'panoptic': np.int32, 'semantic': np.int32, 'instance': np.int32,
+           'center_heatmap': np.float32, 'instance_scores': np.float32,
+           'instance_classes': np.int32}
+
+
+class ServingError(RuntimeError):
+  """The model server answered with an error; the message is the server's."""
+
+
+def _single(outputs):
+  """Batch-of-1 outputs -> per-image numpy arrays, cropped to image_sizes."""
+  height, width = np.asarray(outputs['image_sizes'])[0]
+  result = {}
+  for key in MAP_KEYS:
+    result[key] = np.asarray(outputs[key], _DTYPES[key])[0, :height, :width]
+  for key in VECTOR_KEYS:
+    result[key] = np.asarray(outputs[key], _DTYPES[key])[0]
+  return result
+
+
+def find_saved_model(path):
+  """``path`` itself if it holds saved_model.pb, else its highest numbered
+  sub-folder that does (TF Serving's model base path layout)."""
+  if os.path.isfile(os.path.join(path, 'saved_model.pb')):
+    return path
+  versions = sorted((int(name) for name in os.listdir(path)
+                     if name.isdigit() and os.path.isfile(
+                         os.path.join(path, name, 'saved_model.pb'))))
+  if not versions:
+    raise FileNotFoundError(f'{path!r} holds no saved_model.pb, neither '
+                            'itself nor in a numbered version folder.')
+  return os.path.join(path, str(versions[-1]))
+
+
+class SavedModelBackend:
+  """Runs the ``serving_default`` signature of a local SavedModel."""
+
+  def __init__(self, path):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    self.path = find_saved_model(path)
+    self._tf = tf
+    self._signature = tf.saved_model.load(self.path).signatures[
+        'serving_default']
+
+  def predict(self, image_bytes):
+    outputs = self._signature(
+        image_bytes=self._tf.constant([image_bytes]))
+    return _single({k: v.numpy() for k, v in outputs.items()})
+
+
+class TFLiteBackend:
+  """Runs a .tflite export with LiteRT; fitting and un-fitting in TF."""
+
+  def __init__(self, path):
+    # pylint: disable=g-import-not-at-top
+    import tensorflow as tf
+    from ai_edge_litert import interpreter as litert
+    from pdl_tf.export import image_fit
+    # pylint: enable=g-import-not-at-top
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f'TFLite model {path!r} does not exist.')
+    self.path = path
+    self._tf, self._fit = tf, image_fit
+    self._interpreter = litert.Interpreter(model_path=path)
+    self._runner = self._interpreter.get_signature_runner()
+    shape = self._runner.get_input_details()['images']['shape']
+    self.input_size = (int(shape[1]), int(shape[2]))
+
+  def predict(self, image_bytes):
+    tf, fit = self._tf, self._fit
+    image = fit.decode_image(tf.constant(image_bytes))
+    fitted, valid = fit.fit_image(image, self.input_size)
+    outputs = self._runner(images=fitted[None].numpy(),
+                           image_sizes=valid[None].numpy())
+    original = tf.shape(image)[:2]
+    result = {}
+    for key in MAP_KEYS:
+      unfit = fit.unfit_map(outputs[key][0][..., None], valid, original,
+                            original, 0)
+      result[key] = unfit.numpy()[..., 0].astype(_DTYPES[key])
+    for key in VECTOR_KEYS:
+      result[key] = outputs[key][0].astype(_DTYPES[key])
+    return result
+
+
+class RestBackend:
+  """TF Serving's REST predict API (row format, base64 image bytes)."""
+
+  def __init__(self, url, timeout=600):
+    self.url = url.rstrip('/') + ':predict'
+    self.timeout = timeout
+
+  def predict(self, image_bytes):
+    body = json.dumps({'signature_name': 'serving_default', 'instances': [
+        {'image_bytes': {'b64': base64.b64encode(image_bytes).decode()}}]})
+    request = urllib.request.Request(
+        self.url, data=body.encode(), method='POST',
+        headers={'Content-Type': 'application/json'})
+    try:
+      with urllib.request.urlopen(request, timeout=self.timeout) as response:
+        answer = json.loads(response.read())
+    except urllib.error.HTTPError as e:
+      raise ServingError(f'{self.url} answered {e.code}: '
+                         f'{e.read().decode(errors="replace")}') from e
+    prediction = answer['predictions'][0]
+    return _single({key: [value] for key, value in prediction.items()})
+
+
+class GrpcBackend:
+  """TF Serving's gRPC PredictionService (tensorflow-serving-api)."""
+
+  def __init__(self, address, model_name, timeout=600):
+    # pylint: disable=g-import-not-at-top
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+    # pylint: enable=g-import-not-at-top
+    self._tf, self._grpc = tf, grpc
+    self.model_name, self.timeout = model_name, timeout
+    self._channel = grpc.insecure_channel(
+        address, options=[('grpc.max_receive_message_length', 1 << 30)])
+    self._stub = prediction_service_pb2_grpc.PredictionServiceStub(
+        self._channel)
+
+  def predict(self, image_bytes):
+    from tensorflow_serving.apis import predict_pb2  # pylint: disable=g-import-not-at-top
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = self.model_name
+    request.model_spec.signature_name = 'serving_default'
+    request.inputs['image_bytes'].CopyFrom(
+        self._tf.make_tensor_proto([image_bytes]))
+    try:
+      response = self._stub.Predict(request, timeout=self.timeout)
+    except self._grpc.RpcError as e:
+      raise ServingError(f'gRPC Predict failed: {e.code()}: '
+                         f'{e.details()}') from e
+    return _single({key: self._tf.make_ndarray(proto)
+                    for key, proto in response.outputs.items()})

@@ -1,0 +1,77 @@
+"""The files pdl-predict writes for one image.
+
+* ``STEM_panoptic.png``: COCO panoptic encoding (segment id = R + 256 G +
+  256^2 B, 0 = void), segments numbered from 1;
+* ``STEM_overlay.png``: the image with each segment's colour blended in;
+* ``STEM.json``: ``{file_name, height, width, segments_info}`` where each
+  segment has ``id``, ``category_id`` (the model's class index),
+  ``category_name`` (when known), ``isthing``, ``score`` (things:
+  objectness x class probability; stuff: null), ``area`` and ``bbox``.
+"""
+
+import json
+import os
+
+import numpy as np
+from PIL import Image
+
+from pdl_tf.evaluation.writers import panoptic_to_segments
+from pdl_tf.panoptic_format import id_map_to_rgb
+
+
+def segment_colors(ids):
+  """uint8 [H, W, 3]: a fixed pseudo-random colour per segment id, black
+  for 0 (void)."""
+  ids = np.asarray(ids, np.uint32)
+  hashed = (ids * np.uint32(2654435761)) >> np.uint32(8)
+  rgb = np.stack([hashed % 256, hashed // 256 % 256, hashed // 65536 % 256],
+                 axis=-1).astype(np.uint8)
+  rgb[ids == 0] = 0
+  return rgb
+
+
+def overlay(image, ids, alpha=0.5):
+  """The image with segment colours blended in (void pixels unchanged)."""
+  image = np.asarray(image, np.float32)
+  blended = (1 - alpha) * image + alpha * segment_colors(ids)
+  return np.where((ids > 0)[..., None], blended, image).astype(np.uint8)
+
+
+def write_prediction(image, result, stem, folder, *, label_divisor,
+                     class_names=None):
+  """Writes the three files of one image; returns the JSON dict.
+
+  Args:
+    image: uint8 [H, W, 3], the input image.
+    result: a backend's ``predict`` output (numpy, original size).
+    stem: file name without extension.
+    folder: output folder (created).
+    label_divisor: panoptic = class * label_divisor + instance id.
+    class_names: optional sequence of class names by class index.
+  """
+  panoptic, instance = result['panoptic'], result['instance']
+  num_classes = int(panoptic.max()) // label_divisor + 1 if (
+      panoptic.max() >= 0) else 0
+  if class_names is not None:
+    num_classes = max(num_classes, len(class_names))
+  ids, segments = panoptic_to_segments(panoptic, range(num_classes),
+                                       label_divisor)
+  for segment in segments:
+    mask = ids == segment['id']
+    slot = int(instance[mask].max())  # 0 for stuff, the instance id else
+    segment['isthing'] = slot > 0
+    segment['score'] = (float(result['instance_scores'][slot - 1])
+                        if slot > 0 else None)
+    if class_names is not None:
+      segment['category_name'] = class_names[segment['category_id']]
+  os.makedirs(folder, exist_ok=True)
+  Image.fromarray(id_map_to_rgb(ids)).save(
+      os.path.join(folder, f'{stem}_panoptic.png'))
+  Image.fromarray(overlay(image, ids)).save(
+      os.path.join(folder, f'{stem}_overlay.png'))
+  record = {'file_name': f'{stem}_panoptic.png', 'height': ids.shape[0],
+            'width': ids.shape[1], 'segments_info': segments}
+  with open(os.path.join(folder, f'{stem}.json'), 'w',
+            encoding='utf-8') as f:
+    json.dump(record, f, indent=1)
+  return record
