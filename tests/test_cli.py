@@ -85,13 +85,20 @@ def test_continuous_eval_says_not_built(capsys):
 @pytest.mark.parametrize('module,argv,message', [
     (evaluate, ['--experiment', 'demo', '--checkpoint', 'x',
                 '--save_predictions'], '--save_predictions is not built yet'),
-    (export, ['--experiment', 'demo', '--checkpoint', 'x', '--output', 'y'],
-     'export is not built yet'),
-    (predict, ['a.jpg', '--saved_model', 'm', '--output', 'o'],
-     'prediction is not built yet'),
     (data, ['--dataset', 'coco_panoptic', '--input', 'i', '--output', 'o'],
      'dataset conversion is not built yet'),
 ])
 def test_unbuilt_commands_say_so(capsys, module, argv, message):
+  assert run_cli(module, argv) == 2
+  assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('module,argv,message', [
+    (export, ['--experiment', 'demo', '--checkpoint', 'x', '--output', 'y'],
+     "no checkpoint at 'x'"),
+    (predict, ['a.jpg', '--saved_model', 'm', '--output', 'o'],
+     "input 'a.jpg' does not exist"),
+])
+def test_export_and_predict_name_missing_paths(capsys, module, argv, message):
   assert run_cli(module, argv) == 2
   assert message in capsys.readouterr().err

@@ -1,0 +1,157 @@
+"""Serving contract: the REST and gRPC clients against local STAND-INS of
+TF Serving (tests/serving_standin.py; the TF Serving binary is not
+installable here), bad input at the signatures, and pdl-predict's files."""
+
+import json
+import os
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+from PIL import Image
+
+from helpers import SMALL_DEMO
+from helpers import make_lively
+from pdl_tf import config_io
+from pdl_tf import keys
+from pdl_tf.cli import common
+from pdl_tf.cli import predict as predict_cli
+from pdl_tf.export import image_fit
+from pdl_tf.export import saved_model
+from pdl_tf.export import serving_module
+from pdl_tf.model import factory
+from pdl_tf.panoptic_format import read_id_map
+from pdl_tf.serving import backends
+from serving_standin import GrpcStandIn
+from serving_standin import RestStandIn
+from test_export import block_images
+from test_export import png_bytes
+
+OVERRIDE = SMALL_DEMO + ',export.input_size=[64,64]'
+
+
+@pytest.fixture(scope='module')
+def served(tmp_path_factory):
+  """A lively small demo model exported without XLA, behind both stand-ins."""
+  root = tmp_path_factory.mktemp('serving')
+  config = config_io.load_config('demo', [], [OVERRIDE])
+  tf_keras.utils.set_random_seed(1)
+  model = make_lively(factory.build_model(config.model, input_size=(64, 64)))
+  module = serving_module.PanopticServingModule(
+      model, input_size=(64, 64),
+      merge_arguments=factory.merge_arguments(config),
+      jit_compile_merge=False)
+  path = saved_model.export_saved_model(module, str(root / 'model'), 1,
+                                        config)
+  rest = RestStandIn(path, 'panoptic_deeplab')
+  grpc_server = GrpcStandIn(path, 'panoptic_deeplab')
+  yield dict(path=path, base=str(root / 'model'), rest=rest,
+             grpc=grpc_server, root=root)
+  rest.close()
+  grpc_server.close()
+
+
+def test_rest_and_grpc_round_trip_equal_local_saved_model(served):
+  contents = png_bytes(block_images(20, 1, 48, 64)[0])
+  local = backends.SavedModelBackend(served['path']).predict(contents)
+  rest = backends.RestBackend(served['rest'].url).predict(contents)
+  remote = backends.GrpcBackend(served['grpc'].address,
+                                'panoptic_deeplab').predict(contents)
+  for result in (rest, remote):
+    for key in backends.MAP_KEYS + backends.VECTOR_KEYS:
+      np.testing.assert_array_equal(result[key], local[key], err_msg=key)
+  assert local[keys.PANOPTIC].shape == (48, 64)
+
+
+def test_bad_input_gives_readable_invalid_argument(served):
+  signatures = tf.saved_model.load(served['path']).signatures
+  serve_bytes, serve_images = (signatures['serving_default'],
+                               signatures['serve_images'])
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match='Unknown image file format'):
+    serve_bytes(image_bytes=tf.constant([b'not an image']))
+  with pytest.raises(tf.errors.InvalidArgumentError, match='empty batch'):
+    serve_bytes(image_bytes=tf.constant([], tf.string))
+  with pytest.raises(tf.errors.InvalidArgumentError, match='empty batch'):
+    serve_images(images=tf.zeros([0, 8, 8, 3], tf.uint8))
+  huge = png_bytes(np.zeros([1, image_fit.MAX_IMAGE_SIDE + 1, 3], np.uint8))
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match='larger than the limit of 8192 pixels'):
+    serve_bytes(image_bytes=tf.constant([huge]))
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match='larger than the limit of 8192 pixels'):
+    serve_images(images=tf.zeros([1, 2, image_fit.MAX_IMAGE_SIDE + 1, 3],
+                                 tf.uint8))
+  with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError),
+                     match='uint8|dtype'):
+    serve_images(images=tf.zeros([1, 8, 8, 3], tf.float32))
+
+
+def _post(url, body):
+  """POSTs JSON; returns (status, parsed answer)."""
+  request = urllib.request.Request(url + ':predict', method='POST',
+                                   data=json.dumps(body).encode())
+  try:
+    with urllib.request.urlopen(request) as response:
+      return response.status, json.loads(response.read())
+  except urllib.error.HTTPError as e:
+    return e.code, json.loads(e.read())
+
+
+def test_rest_errors_reach_the_client_and_the_server_keeps_serving(served):
+  client = backends.RestBackend(served['rest'].url)
+  with pytest.raises(backends.ServingError, match='400.*Invalid GIF data'):
+    client.predict(b'GIF89a-truncated')
+  with pytest.raises(backends.ServingError,
+                     match='400.*Unknown image file format'):
+    client.predict(b'plain text')
+  # An empty batch, in TF Serving's columnar format.
+  status, answer = _post(served['rest'].url, {'inputs': {'image_bytes': []}})
+  assert status == 400 and 'empty batch' in answer['error']
+  contents = png_bytes(block_images(21, 1, 32, 32)[0])
+  assert client.predict(contents)[keys.PANOPTIC].shape == (32, 32)
+
+
+def test_pdl_predict_writes_png_overlay_and_json(served, capsys):
+  folder = served['root'] / 'images'
+  folder.mkdir()
+  for i, (height, width) in enumerate([(64, 64), (100, 80)]):
+    Image.fromarray(block_images(30 + i, 1, height, width)[0]).save(
+        folder / f'img{i}.png')
+  output = served['root'] / 'predictions'
+  parser = predict_cli.build_parser()
+  assert common.run(predict_cli.main, [str(folder), '--server',
+                                       served['rest'].address, '--output',
+                                       str(output)], parser) == 0
+  local = backends.SavedModelBackend(served['base'])
+  for i, (height, width) in enumerate([(64, 64), (100, 80)]):
+    with open(folder / f'img{i}.png', 'rb') as f:
+      expected = local.predict(f.read())[keys.PANOPTIC]
+    ids = read_id_map(str(output / f'img{i}_panoptic.png'))
+    with open(output / f'img{i}.json', encoding='utf-8') as f:
+      record = json.load(f)
+    assert (record['height'], record['width']) == (height, width)
+    assert (ids > 0).sum() == (expected >= 0).sum()
+    for segment in record['segments_info']:
+      mask = ids == segment['id']
+      assert mask.sum() == segment['area']
+      values = np.unique(expected[mask])
+      assert len(values) == 1  # one predicted segment per PNG segment
+      assert values[0] // 1000 == segment['category_id']
+      assert segment['isthing'] == (values[0] % 1000 > 0)
+      assert (segment['score'] is not None) == segment['isthing']
+    overlay = np.asarray(Image.open(output / f'img{i}_overlay.png'))
+    assert overlay.shape == (height, width, 3)
+  assert 'wrote 2 prediction(s)' in capsys.readouterr().out
+
+
+def test_pdl_predict_names_a_missing_input(served, capsys):
+  parser = predict_cli.build_parser()
+  assert common.run(predict_cli.main, [
+      '/nonexistent.png', '--saved_model', served['base'], '--output',
+      str(served['root'] / 'x')], parser) == 2
+  assert "input '/nonexistent.png' does not exist" in capsys.readouterr().err
+  assert not os.path.exists(served['root'] / 'x')
