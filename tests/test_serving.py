@@ -155,3 +155,14 @@ def test_pdl_predict_names_a_missing_input(served, capsys):
       str(served['root'] / 'x')], parser) == 2
   assert "input '/nonexistent.png' does not exist" in capsys.readouterr().err
   assert not os.path.exists(served['root'] / 'x')
+
+
+def test_pdl_predict_names_an_unreadable_image(served, capsys):
+  bad = served['root'] / 'broken.png'
+  bad.write_bytes(b'\x89PNG\r\n\x1a\n but not really')
+  parser = predict_cli.build_parser()
+  assert common.run(predict_cli.main, [
+      str(bad), '--saved_model', served['base'], '--output',
+      str(served['root'] / 'y')], parser) == 1
+  err = capsys.readouterr().err
+  assert f'{bad}:' in err and 'PNG' in err

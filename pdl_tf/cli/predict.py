@@ -6,6 +6,7 @@ see ``pdl_tf.serving.outputs``.
 """
 
 import os
+import sys
 
 from pdl_tf.cli import common
 
@@ -90,8 +91,10 @@ def main(args):
   files = list_images(args.inputs)
   # pylint: disable=g-import-not-at-top
   import numpy as np
+  import tensorflow as tf
   import tqdm
   from PIL import Image
+  from pdl_tf.serving import backends
   from pdl_tf.serving import outputs
   # pylint: enable=g-import-not-at-top
   backend = _open_backend(args)
@@ -99,9 +102,15 @@ def main(args):
   for path in tqdm.tqdm(files, unit='image', disable=len(files) < 2):
     with open(path, 'rb') as f:
       contents = f.read()
+    try:
+      result = backend.predict(contents)
+    except (backends.ServingError, tf.errors.InvalidArgumentError) as e:
+      message = getattr(e, 'message', None) or str(e)
+      print(f'pdl-predict: error: {path}: {message.strip()}',
+            file=sys.stderr)
+      return 1
     with Image.open(path) as image:
       rgb = np.asarray(image.convert('RGB'))
-    result = backend.predict(contents)
     stem = os.path.splitext(os.path.basename(path))[0]
     record = outputs.write_prediction(rgb, result, stem, args.output,
                                       label_divisor=divisor)
