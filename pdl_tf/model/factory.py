@@ -47,6 +47,20 @@ def build_model(model_config, input_size=None, use_sync_bn=False):
   return model
 
 
+def resolve_checkpoint(checkpoint):
+  """The checkpoint prefix that ``checkpoint`` names: itself, or the latest
+  checkpoint when it is a folder.
+
+  Raises:
+    FileNotFoundError: no checkpoint there.
+  """
+  path = (tf.train.latest_checkpoint(checkpoint)
+          if tf.io.gfile.isdir(checkpoint) else checkpoint)
+  if not path or not tf.io.gfile.exists(path + '.index'):
+    raise FileNotFoundError(f'no checkpoint at {checkpoint!r}.')
+  return path
+
+
 def restore_model(config, checkpoint, input_size=None):
   """Builds the network of ``config`` and restores its weights.
 
@@ -60,10 +74,7 @@ def restore_model(config, checkpoint, input_size=None):
     FileNotFoundError: no checkpoint there.
     AssertionError: the checkpoint does not match the config's network.
   """
-  path = (tf.train.latest_checkpoint(checkpoint)
-          if tf.io.gfile.isdir(checkpoint) else checkpoint)
-  if not path or not tf.io.gfile.exists(path + '.index'):
-    raise FileNotFoundError(f'no checkpoint at {checkpoint!r}.')
+  path = resolve_checkpoint(checkpoint)
   model = build_model(config.model, input_size=input_size)
   status = tf.train.Checkpoint(model=model).restore(path).expect_partial()
   status.assert_existing_objects_matched()

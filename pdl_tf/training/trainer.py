@@ -70,10 +70,7 @@ class Trainer:
         checkpoint_interval=config.train.checkpoint_interval)
     path = self.manager.latest_checkpoint
     if checkpoint:
-      path = (tf.train.latest_checkpoint(checkpoint)
-              if tf.io.gfile.isdir(checkpoint) else checkpoint)
-      if not path or not tf.io.gfile.exists(path + '.index'):
-        raise FileNotFoundError(f'no checkpoint at {checkpoint!r}.')
+      path = factory.resolve_checkpoint(checkpoint)
     if path:
       self.checkpoint.restore(path).assert_existing_objects_matched()
 
