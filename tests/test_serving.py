@@ -13,7 +13,6 @@ import tensorflow as tf
 import tf_keras
 from PIL import Image
 
-from helpers import SMALL_DEMO
 from helpers import make_lively
 from pdl_tf import config_io
 from pdl_tf import keys
@@ -27,10 +26,9 @@ from pdl_tf.panoptic_format import read_id_map
 from pdl_tf.serving import backends
 from serving_standin import GrpcStandIn
 from serving_standin import RestStandIn
+from test_export import OVERRIDE
 from test_export import block_images
 from test_export import png_bytes
-
-OVERRIDE = SMALL_DEMO + ',export.input_size=[64,64]'
 
 
 @pytest.fixture(scope='module')

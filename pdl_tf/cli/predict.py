@@ -5,6 +5,7 @@ Writes, per image, ``STEM_panoptic.png`` (COCO panoptic id encoding),
 see ``pdl_tf.serving.outputs``.
 """
 
+import io
 import os
 import sys
 
@@ -109,7 +110,7 @@ def main(args):
       print(f'pdl-predict: error: {path}: {message.strip()}',
             file=sys.stderr)
       return 1
-    with Image.open(path) as image:
+    with Image.open(io.BytesIO(contents)) as image:
       rgb = np.asarray(image.convert('RGB'))
     stem = os.path.splitext(os.path.basename(path))[0]
     record = outputs.write_prediction(rgb, result, stem, args.output,
