@@ -85,8 +85,6 @@ def test_continuous_eval_says_not_built(capsys):
 @pytest.mark.parametrize('module,argv,message', [
     (evaluate, ['--experiment', 'demo', '--checkpoint', 'x',
                 '--save_predictions'], '--save_predictions is not built yet'),
-    (data, ['--dataset', 'coco_panoptic', '--input', 'i', '--output', 'o'],
-     'dataset conversion is not built yet'),
 ])
 def test_unbuilt_commands_say_so(capsys, module, argv, message):
   assert run_cli(module, argv) == 2
@@ -98,7 +96,12 @@ def test_unbuilt_commands_say_so(capsys, module, argv, message):
      "no checkpoint at 'x'"),
     (predict, ['a.jpg', '--saved_model', 'm', '--output', 'o'],
      "input 'a.jpg' does not exist"),
+    (data, ['--dataset', 'coco_panoptic', '--input', 'nowhere', '--split',
+            'val2017', '--output', 'o'], "dataset root 'nowhere' does not "
+     'exist'),
+    (data, ['--dataset', 'cityscapes', '--split', 'val', '--output', 'o'],
+     '--input (the cityscapes root folder) is required'),
 ])
-def test_export_and_predict_name_missing_paths(capsys, module, argv, message):
+def test_commands_name_missing_paths(capsys, module, argv, message):
   assert run_cli(module, argv) == 2
   assert message in capsys.readouterr().err

@@ -1,27 +1,87 @@
-"""pdl-data: convert datasets to sharded TFRecords."""
+"""pdl-data: convert a panoptic dataset to sharded TFRecords.
+
+Reads any listed dataset (synthetic, COCO panoptic format, Cityscapes
+gtFine, Mapillary Vistas) with the package's readers and writes
+``--output`` as ``data.dataset: tfrecord`` reads it (pdl_tf.data.tfrecords):
+shards, per-shard sidecars and metadata.json. Rerunning the same command
+resumes after the last finished shard.
+
+Example:
+  pdl-data --dataset coco_panoptic --input /data/coco --split val2017 \\
+      --split train2017 --output /data/coco_tfrecords --num_shards 64
+"""
+
+import sys
 
 from pdl_tf.cli import common
 
 DATASETS = ('synthetic', 'coco_panoptic', 'cityscapes', 'mapillary_vistas')
 
 
+def _size(text):
+  try:
+    height, width = (int(v) for v in text.lower().split('x'))
+  except ValueError as e:
+    raise ValueError(f'--size must be HxW, e.g. 128x128, got {text!r}') from e
+  return height, width
+
+
 def build_parser():
   parser = common.new_parser(
       'pdl-data', 'Convert a panoptic dataset to sharded TFRecords.')
   parser.add_argument('--dataset', choices=DATASETS, required=True)
-  parser.add_argument('--input', required=True, help='dataset root folder')
+  parser.add_argument('--input', default='',
+                      help='dataset root folder (not for synthetic)')
+  parser.add_argument('--split', action='append', required=True,
+                      help='split to convert, e.g. val2017, train, '
+                           'validation; may be repeated')
   parser.add_argument('--output', required=True, help='output folder')
   parser.add_argument('--num_shards', type=int, default=16)
   parser.add_argument('--skip_bad', action='store_true',
-                      help='log and count bad examples instead of stopping')
+                      help='skip examples whose files are missing or bad, '
+                           'listing them, instead of stopping at the first')
+  parser.add_argument('--image_format', choices=('png', 'jpeg'),
+                      default='png', help='image encoding in the records '
+                      '(png is lossless; jpeg at quality 95 is smaller)')
+  parser.add_argument('--num_examples', type=int, default=0,
+                      help='synthetic: scenes per split (required); others: '
+                           'convert only the first N (0 = all)')
+  parser.add_argument('--size', type=_size, default=(128, 128),
+                      help='synthetic: scene size HxW')
+  parser.add_argument('--label_divisor', type=int, default=1000)
+  parser.add_argument('--ignore_label', type=int, default=255)
   return parser
 
 
 def main(args):
-  del args
-  raise common.NotBuiltError(
-      'dataset conversion is not built yet (issue 3, "Input pipeline"); '
-      'nothing was converted.')
+  # pylint: disable=g-import-not-at-top
+  from pdl_tf.data import sources
+  from pdl_tf.data import tfrecords
+  # pylint: enable=g-import-not-at-top
+  if args.dataset != 'synthetic' and not args.input:
+    raise FileNotFoundError(f'--input (the {args.dataset} root folder) is '
+                            'required.')
+  for split in args.split:
+    try:
+      meta, split_sources = sources.list_split(
+          args.dataset, args.input, split, label_divisor=args.label_divisor,
+          ignore_label=args.ignore_label, num_examples=args.num_examples,
+          size=args.size)
+      summary = tfrecords.write_split(
+          meta, split_sources, args.output, split, args.num_shards,
+          skip_bad=args.skip_bad, image_format=args.image_format)
+    except ValueError as e:
+      print(f'pdl-data: error: split {split!r}: {e} (finished shards are '
+            'kept; rerun the same command to resume)', file=sys.stderr)
+      return 1
+    print(f'{split}: {summary["num_examples"]} examples in '
+          f'{len(summary["files"])} shards under {args.output}')
+    for bad in summary['skipped']:
+      print(f'  skipped {bad["name"]}: {bad["error"]}')
+    if summary['skipped']:
+      print(f'{split}: {len(summary["skipped"])} examples skipped (also '
+            'listed in the shard .json sidecars)')
+  return 0
 
 
 entry_point = common.entry_point_for(main, build_parser)

@@ -10,6 +10,7 @@ Example:
   >>> meta, examples = read_cityscapes('/data/cityscapes', 'val')
 """
 
+import functools
 import glob
 import os
 
@@ -17,6 +18,8 @@ import numpy as np
 from PIL import Image
 
 from pdl_tf.data.coco_panoptic import DatasetMetadata
+from pdl_tf.data.coco_panoptic import ExampleSource
+from pdl_tf.data.coco_panoptic import load_all
 from pdl_tf.data.coco_panoptic import PanopticExample
 from pdl_tf.data.coco_panoptic import read_image
 
@@ -85,44 +88,56 @@ def panoptic_from_instance_ids(instance_ids, label_divisor=1000,
   return panoptic.astype(np.int32)
 
 
-def read_cityscapes(root, split, label_divisor=1000, ignore_label=255):
-  """Metadata and a lazy iterator of PanopticExample for one split.
+def _load_example(image_id, image_path, label_path, label_divisor,
+                  ignore_label):
+  """Reads one image and its instanceIds PNG: a PanopticExample."""
+  if not os.path.isfile(label_path):
+    raise ValueError(f'{image_path} has no label {label_path}.')
+  image = read_image(image_path)
+  with Image.open(label_path) as label:
+    instance_ids = np.asarray(label, np.int64)
+  if instance_ids.shape != image.shape[:2]:
+    raise ValueError(f'{label_path} is {instance_ids.shape[1]}x'
+                     f'{instance_ids.shape[0]} but {image_path} is '
+                     f'{image.shape[1]}x{image.shape[0]}.')
+  try:
+    panoptic = panoptic_from_instance_ids(instance_ids, label_divisor,
+                                          ignore_label)
+  except ValueError as e:
+    raise ValueError(f'{label_path}: {e}') from e
+  return PanopticExample(image_id, os.path.basename(image_path), image,
+                         panoptic)
+
+
+def list_cityscapes(root, split, label_divisor=1000, ignore_label=255):
+  """Metadata and one ExampleSource per image of a split (nothing read).
 
   Expects ``root/leftImg8bit/<split>/<city>/*_leftImg8bit.png`` and
   ``root/gtFine/<split>/<city>/*_gtFine_instanceIds.png``.
 
   Raises:
-    ValueError: no images found, or a label missing or of another size
-      (naming the file).
+    ValueError: no images found; a source's ``load()`` raises for a label
+      missing or of another size (naming the file).
   """
   pattern = os.path.join(root, 'leftImg8bit', split, '*',
                          '*_leftImg8bit.png')
   image_paths = sorted(glob.glob(pattern))
   if not image_paths:
     raise ValueError(f'no Cityscapes images match {pattern!r}.')
-  meta = metadata(label_divisor, ignore_label)
+  sources = []
+  for image_id, image_path in enumerate(image_paths):
+    stem = os.path.basename(image_path)[:-len('_leftImg8bit.png')]
+    city = os.path.basename(os.path.dirname(image_path))
+    label_path = os.path.join(root, 'gtFine', split, city,
+                              f'{stem}_gtFine_instanceIds.png')
+    sources.append(ExampleSource(
+        os.path.basename(image_path),
+        functools.partial(_load_example, image_id, image_path, label_path,
+                          label_divisor, ignore_label)))
+  return metadata(label_divisor, ignore_label), sources
 
-  def examples():
-    for image_id, image_path in enumerate(image_paths):
-      stem = os.path.basename(image_path)[:-len('_leftImg8bit.png')]
-      city = os.path.basename(os.path.dirname(image_path))
-      label_path = os.path.join(root, 'gtFine', split, city,
-                                f'{stem}_gtFine_instanceIds.png')
-      if not os.path.isfile(label_path):
-        raise ValueError(f'{image_path} has no label {label_path}.')
-      image = read_image(image_path)
-      with Image.open(label_path) as label:
-        instance_ids = np.asarray(label, np.int64)
-      if instance_ids.shape != image.shape[:2]:
-        raise ValueError(f'{label_path} is {instance_ids.shape[1]}x'
-                         f'{instance_ids.shape[0]} but {image_path} is '
-                         f'{image.shape[1]}x{image.shape[0]}.')
-      try:
-        panoptic = panoptic_from_instance_ids(instance_ids, label_divisor,
-                                              ignore_label)
-      except ValueError as e:
-        raise ValueError(f'{label_path}: {e}') from e
-      yield PanopticExample(image_id, os.path.basename(image_path), image,
-                            panoptic)
 
-  return meta, examples()
+def read_cityscapes(root, split, label_divisor=1000, ignore_label=255):
+  """Metadata and a lazy iterator of PanopticExample for one split."""
+  meta, sources = list_cityscapes(root, split, label_divisor, ignore_label)
+  return meta, load_all(sources)

@@ -11,11 +11,13 @@ Example:
   >>> meta, examples = read_coco_panoptic('panoptic_val2017.json',
   ...     'val2017/', 'panoptic_val2017/')
   >>> for example in examples: example.image, example.panoptic
+  >>> meta, sources = list_coco_panoptic(...)   # one lazy loader per image
 """
 
 import dataclasses
 import os
-from typing import Iterator, List, Tuple
+import functools
+from typing import Callable, Iterator, List, Tuple
 
 import numpy as np
 from PIL import Image
@@ -50,6 +52,22 @@ class PanopticExample:
   file_name: str
   image: np.ndarray
   panoptic: np.ndarray
+
+
+@dataclasses.dataclass
+class ExampleSource:
+  """One example, not yet read: its file name and a loader.
+
+  ``load()`` reads and decodes the files and returns a PanopticExample, or
+  raises (naming the file) if they are missing or bad.
+  """
+  name: str
+  load: Callable[[], PanopticExample]
+
+
+def load_all(sources) -> Iterator[PanopticExample]:
+  """Loads the sources one by one, lazily."""
+  return (source.load() for source in sources)
 
 
 def metadata_from_categories(categories, label_divisor=1000,
@@ -112,13 +130,26 @@ def label_from_segments(ids, segments_info, meta, where):
   return table[inverse].reshape(ids.shape)
 
 
-def read_coco_panoptic(json_file, image_folder, panoptic_folder,
-                       label_divisor=1000, ignore_label=255):
-  """Metadata and a lazy iterator of PanopticExample, one per annotation.
+def _load_example(image_id, image_name, image_path, label_path,
+                  segments_info, meta):
+  """Reads one image and its panoptic PNG: a PanopticExample."""
+  image = read_image(image_path)
+  ids = read_id_map(label_path)
+  if ids.shape != image.shape[:2]:
+    raise ValueError(f'{label_path} is {ids.shape[1]}x{ids.shape[0]} but '
+                     f'its image {image_path} is {image.shape[1]}x'
+                     f'{image.shape[0]}.')
+  panoptic = label_from_segments(ids, segments_info, meta, label_path)
+  return PanopticExample(image_id, image_name, image, panoptic)
 
-  Raises (while iterating, naming the file): missing or corrupt image/PNG,
-  an image and label of different sizes, JSON/PNG segment disagreements,
-  unknown categories; an empty annotation list raises at once.
+
+def list_coco_panoptic(json_file, image_folder, panoptic_folder,
+                       label_divisor=1000, ignore_label=255):
+  """Metadata and one ExampleSource per annotation (nothing read yet).
+
+  Raises:
+    ValueError: an unreadable JSON or an empty annotation list (at once);
+      a source's ``load()`` raises for its own missing or bad files.
   """
   data = load_json(json_file, 'Panoptic')
   meta = metadata_from_categories(data['categories'], label_divisor,
@@ -127,22 +158,28 @@ def read_coco_panoptic(json_file, image_folder, panoptic_folder,
   annotations = data.get('annotations', [])
   if not annotations:
     raise ValueError(f'{json_file}: no annotations (empty image list).')
+  sources = []
+  for annotation in annotations:
+    image_id = annotation['image_id']
+    image_name = images.get(image_id, {}).get(
+        'file_name', os.path.splitext(annotation['file_name'])[0] + '.jpg')
+    sources.append(ExampleSource(image_name, functools.partial(
+        _load_example, image_id, image_name,
+        os.path.join(image_folder, image_name),
+        os.path.join(panoptic_folder, annotation['file_name']),
+        annotation['segments_info'], meta)))
+  return meta, sources
 
-  def examples() -> Iterator[PanopticExample]:
-    for annotation in annotations:
-      image_id = annotation['image_id']
-      image_name = images.get(image_id, {}).get(
-          'file_name', os.path.splitext(annotation['file_name'])[0] + '.jpg')
-      image_path = os.path.join(image_folder, image_name)
-      label_path = os.path.join(panoptic_folder, annotation['file_name'])
-      image = read_image(image_path)
-      ids = read_id_map(label_path)
-      if ids.shape != image.shape[:2]:
-        raise ValueError(f'{label_path} is {ids.shape[1]}x{ids.shape[0]} but '
-                         f'its image {image_path} is {image.shape[1]}x'
-                         f'{image.shape[0]}.')
-      panoptic = label_from_segments(ids, annotation['segments_info'], meta,
-                                     label_path)
-      yield PanopticExample(image_id, image_name, image, panoptic)
 
-  return meta, examples()
+def read_coco_panoptic(json_file, image_folder, panoptic_folder,
+                       label_divisor=1000, ignore_label=255):
+  """Metadata and a lazy iterator of PanopticExample, one per annotation.
+
+  Raises (while iterating, naming the file): missing or corrupt image/PNG,
+  an image and label of different sizes, JSON/PNG segment disagreements,
+  unknown categories; an empty annotation list raises at once.
+  """
+  meta, sources = list_coco_panoptic(json_file, image_folder,
+                                     panoptic_folder, label_divisor,
+                                     ignore_label)
+  return meta, load_all(sources)

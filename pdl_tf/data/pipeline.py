@@ -1,7 +1,8 @@
 """tf.data input pipeline: read, augment, generate targets, batch.
 
-The one place that reads the data section of the config. Works as the
-``dataset_fn`` of ``strategy.distribute_datasets_from_function``.
+With sources.open_split, the only code that reads the data section of the
+config. Works as the ``dataset_fn`` of
+``strategy.distribute_datasets_from_function``.
 
 Example:
   >>> dataset = build_dataset(config)                       # training
@@ -9,60 +10,17 @@ Example:
   >>> batch['image'].shape, batch['center_heatmap'].shape
 """
 
-import os
-
 import tensorflow as tf
 
 from pdl_tf import keys
 from pdl_tf.config import ConfigError
 from pdl_tf.data import augment
-from pdl_tf.data import cityscapes
-from pdl_tf.data import coco_panoptic
-from pdl_tf.data import synthetic
+from pdl_tf.data import sources
 from pdl_tf.data.targets import generate_targets
 
 IMAGE = 'image'
 ORIGINAL_SIZE = 'original_size'
-DATASETS = ('synthetic', 'coco_panoptic', 'cityscapes')
-
-
-def _open(data_config, split_config, split_key):
-  """(metadata, iterator of (image uint8, panoptic int32)) of one split."""
-  name, path = data_config.dataset, split_config.path
-  divisor, ignore = data_config.label_divisor, data_config.ignore_label
-  if name == 'synthetic':
-    if split_config.num_examples < 1:
-      raise ConfigError(f"'{split_key}.num_examples' must be >= 1 for the "
-                        'synthetic dataset.')
-    height, width = split_config.crop_size
-    return synthetic.metadata(divisor, ignore), synthetic.examples(
-        split_config.split, split_config.num_examples, height, width,
-        divisor, ignore)
-  if name not in DATASETS:
-    raise ConfigError(f"'data.dataset' must be one of {DATASETS}, got "
-                      f'{name!r}.')
-  if not path or not os.path.isdir(path):
-    raise FileNotFoundError(f"'{split_key}.path' {path!r} does not exist.")
-  if name == 'coco_panoptic':
-    annotations = os.path.join(path, 'annotations')
-    meta, examples = coco_panoptic.read_coco_panoptic(
-        os.path.join(annotations, f'panoptic_{split_config.split}.json'),
-        os.path.join(path, split_config.split),
-        os.path.join(annotations, f'panoptic_{split_config.split}'),
-        divisor, ignore)
-  else:
-    meta, examples = cityscapes.read_cityscapes(path, split_config.split,
-                                                divisor, ignore)
-  return meta, ((e.image, e.panoptic) for e in examples)
-
-
-def _read(data_config, split_config, split_key):
-  """Metadata and a generator function; fails early on an empty split."""
-  meta, examples = _open(data_config, split_config, split_key)
-  if next(examples, None) is None:
-    raise ConfigError(f"'{split_key}' ({data_config.dataset}, split "
-                     f'{split_config.split!r}) has no examples.')
-  return meta, lambda: _open(data_config, split_config, split_key)[1]
+DATASETS = sources.DATASETS
 
 
 def check_metadata(config, meta):
@@ -100,16 +58,10 @@ def build_dataset(config, input_context=None, training=True,
   """
   data = config.data
   split = data.train if training else data.eval
-  meta, generator = _read(data, split, 'data.train' if training else
-                          'data.eval')
+  meta, dataset = sources.open_split(
+      data, split, 'data.train' if training else 'data.eval', input_context)
   check_metadata(config, meta)
   ignore_value = data.ignore_label * data.label_divisor
-  dataset = tf.data.Dataset.from_generator(generator, output_signature=(
-      tf.TensorSpec([None, None, 3], tf.uint8),
-      tf.TensorSpec([None, None], tf.int32)))
-  if input_context is not None:
-    dataset = dataset.shard(input_context.num_input_pipelines,
-                            input_context.input_pipeline_id)
   if training:
     dataset = dataset.repeat().shuffle(data.shuffle_buffer, seed=data.seed)
   dataset = dataset.enumerate()

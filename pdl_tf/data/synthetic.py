@@ -10,9 +10,13 @@ Example:
   >>> image, panoptic = make_scene(seed=7, height=128, width=128)
 """
 
+import functools
+
 import numpy as np
 
 from pdl_tf.data.coco_panoptic import DatasetMetadata
+from pdl_tf.data.coco_panoptic import ExampleSource
+from pdl_tf.data.coco_panoptic import PanopticExample
 
 CLASS_NAMES = ('sky', 'grass', 'road', 'disk', 'square', 'triangle')
 THING_CLASS_IDS = (3, 4, 5)
@@ -80,12 +84,32 @@ def make_scene(seed, height=128, width=128, label_divisor=1000,
   return np.clip(image, 0, 255).astype(np.uint8), panoptic
 
 
-def examples(split, num_examples, height=128, width=128, label_divisor=1000,
-             ignore_label=255):
-  """Yields (image, panoptic) for examples 0..num_examples-1 of a split."""
+def _check_split(split):
   if split not in SPLIT_SEEDS:
     raise ValueError(f'unknown synthetic split {split!r}; known: '
                      f'{", ".join(SPLIT_SEEDS)}.')
+
+
+def examples(split, num_examples, height=128, width=128, label_divisor=1000,
+             ignore_label=255):
+  """Yields (image, panoptic) for examples 0..num_examples-1 of a split."""
+  _check_split(split)
   for index in range(num_examples):
     yield make_scene(SPLIT_SEEDS[split] + index, height, width,
                      label_divisor, ignore_label)
+
+
+def _load_example(split, index, height, width, label_divisor, ignore_label):
+  image, panoptic = make_scene(SPLIT_SEEDS[split] + index, height, width,
+                               label_divisor, ignore_label)
+  return PanopticExample(index, f'{split}_{index:06d}', image, panoptic)
+
+
+def list_examples(split, num_examples, height=128, width=128,
+                  label_divisor=1000, ignore_label=255):
+  """Metadata and one ExampleSource per scene (named ``<split>_<index>``)."""
+  _check_split(split)
+  return metadata(label_divisor, ignore_label), [
+      ExampleSource(f'{split}_{index:06d}', functools.partial(
+          _load_example, split, index, height, width, label_divisor,
+          ignore_label)) for index in range(num_examples)]

@@ -1,0 +1,143 @@
+"""Dataset name -> metadata and examples, for the pipeline and pdl-data.
+
+Two kinds of dataset:
+  listed   ``synthetic``, ``coco_panoptic``, ``cityscapes``,
+           ``mapillary_vistas``: a list of ExampleSource (file name + lazy
+           loader), so pdl-data can convert them and the pipeline can give
+           each input pipeline its own examples.
+  records  ``tfrecord`` (folders written by pdl-data) and
+           ``tfds_coco_panoptic`` (TFDS ``coco/2017_panoptic``): read
+           directly as tf.data datasets.
+
+Folder layouts (``path`` is the dataset root, ``split`` the split name):
+  coco_panoptic     path/annotations/panoptic_<split>.json,
+                    path/annotations/panoptic_<split>/*.png, path/<split>/
+  cityscapes        path/leftImg8bit/<split>/, path/gtFine/<split>/
+  mapillary_vistas  see mapillary_vistas.LAYOUTS
+  tfrecord          path/metadata.json, path/<split>-*.tfrecord
+  tfds_coco_panoptic path = TFDS data_dir ('' = TFDS's default)
+"""
+
+import os
+
+import tensorflow as tf
+
+from pdl_tf.config import ConfigError
+from pdl_tf.data import cityscapes
+from pdl_tf.data import coco_panoptic
+from pdl_tf.data import mapillary_vistas
+from pdl_tf.data import synthetic
+from pdl_tf.data import tfds_coco
+from pdl_tf.data import tfrecords
+
+LISTED = ('synthetic', 'coco_panoptic', 'cityscapes', 'mapillary_vistas')
+DATASETS = LISTED + ('tfrecord', 'tfds_coco_panoptic')
+
+
+def list_split(dataset, path, split, *, label_divisor=1000, ignore_label=255,
+               num_examples=0, size=(128, 128)):
+  """Metadata and the ExampleSources of one split of a listed dataset.
+
+  Args:
+    dataset: one of LISTED.
+    path: dataset root (unused for synthetic).
+    split: split name.
+    num_examples: synthetic: number of scenes (required); others: keep the
+      first num_examples, 0 = all.
+    size: synthetic scene size (height, width).
+
+  Raises:
+    ConfigError: unknown dataset; FileNotFoundError: missing root;
+    ValueError: no examples.
+  """
+  if dataset not in LISTED:
+    raise ConfigError(f'dataset must be one of {LISTED}, got {dataset!r}.')
+  if dataset == 'synthetic':
+    if num_examples < 1:
+      raise ConfigError('num_examples must be >= 1 for the synthetic '
+                        'dataset.')
+    return synthetic.list_examples(split, num_examples, size[0], size[1],
+                                   label_divisor, ignore_label)
+  if not path or not os.path.isdir(path):
+    raise FileNotFoundError(f'dataset root {path!r} does not exist.')
+  if dataset == 'coco_panoptic':
+    annotations = os.path.join(path, 'annotations')
+    meta, sources = coco_panoptic.list_coco_panoptic(
+        os.path.join(annotations, f'panoptic_{split}.json'),
+        os.path.join(path, split),
+        os.path.join(annotations, f'panoptic_{split}'),
+        label_divisor, ignore_label)
+  elif dataset == 'cityscapes':
+    meta, sources = cityscapes.list_cityscapes(path, split, label_divisor,
+                                               ignore_label)
+  else:
+    meta, sources = mapillary_vistas.list_mapillary_vistas(
+        path, split, label_divisor, ignore_label)
+  return meta, sources[:num_examples] if num_examples > 0 else sources
+
+
+def _from_sources(sources, input_context):
+  """tf.data dataset of this input pipeline's share of the sources."""
+  if input_context is not None:
+    sources = sources[input_context.input_pipeline_id::
+                      input_context.num_input_pipelines]
+
+  def generate():
+    for source in sources:
+      example = source.load()
+      yield example.image, example.panoptic
+
+  return tf.data.Dataset.from_generator(generate, output_signature=(
+      tf.TensorSpec([None, None, 3], tf.uint8),
+      tf.TensorSpec([None, None], tf.int32)))
+
+
+def open_split(data_config, split_config, split_key, input_context=None):
+  """Metadata and a dataset of (image uint8 [H,W,3], panoptic int32 [H,W]).
+
+  Args:
+    data_config: the config's ``data`` section.
+    split_config: ``data.train`` or ``data.eval``.
+    split_key: 'data.train' or 'data.eval', for error messages.
+    input_context: tf.distribute.InputContext or None; with one, the
+      examples are divided between the input pipelines.
+
+  Raises:
+    ConfigError, FileNotFoundError or ValueError naming ``split_key``: an
+    unknown dataset, a missing path, an empty split.
+  """
+  name, path, split = data_config.dataset, split_config.path, \
+      split_config.split
+  encoding = dict(label_divisor=data_config.label_divisor,
+                  ignore_label=data_config.ignore_label)
+  if name not in DATASETS:
+    raise ConfigError(f"'data.dataset' must be one of {DATASETS}, got "
+                      f'{name!r}.')
+  if name == 'tfds_coco_panoptic':
+    return tfds_coco.read_tfds_coco_panoptic(
+        split, path or None, input_context=input_context,
+        deterministic=data_config.deterministic, **encoding)
+  if name != 'synthetic' and (not path or not os.path.isdir(path)):
+    raise FileNotFoundError(f"'{split_key}.path' {path!r} does not exist.")
+  if name == 'tfrecord':
+    meta, dataset = tfrecords.read_split(path, split, input_context,
+                                         data_config.deterministic)
+    if (meta.label_divisor, meta.ignore_label) != (
+        encoding['label_divisor'], encoding['ignore_label']):
+      raise ConfigError(
+          f"{path} was converted with label_divisor {meta.label_divisor} and "
+          f'ignore_label {meta.ignore_label}; set data.label_divisor and '
+          'data.ignore_label to match.')
+    if split_config.num_examples > 0:
+      dataset = dataset.take(split_config.num_examples)
+    return meta, dataset
+  if name == 'synthetic' and split_config.num_examples < 1:
+    raise ConfigError(f"'{split_key}.num_examples' must be >= 1 for the "
+                      'synthetic dataset.')
+  meta, sources = list_split(name, path, split,
+                             num_examples=split_config.num_examples,
+                             size=split_config.crop_size, **encoding)
+  if not sources:
+    raise ConfigError(f"'{split_key}' ({name}, split {split!r}) has no "
+                      'examples.')
+  return meta, _from_sources(sources, input_context)
