@@ -1,0 +1,121 @@
+"""TFDS ``coco/2017_panoptic`` -> (image, panoptic label), for users who have it.
+
+TFDS stores each example's panoptic PNG (segment id = R + 256 G + 256^2 B)
+and a list of segments (``panoptic_objects``: id, label, is_crowd), where
+``label`` indexes the 133 COCO panoptic categories in the order of
+``panoptic_coco_categories.json`` (shipped with this package, from the COCO
+panoptic API, BSD licence; the first 80 are things). Labels come out in the package encoding, exactly as
+``coco_panoptic.read_coco_panoptic`` makes them from the original files:
+contiguous class * label_divisor + instance (numbered from 1 per class in
+segment order), crowd = instance 0, void = ignore_label * label_divisor.
+
+Nothing is downloaded: the dataset must already be prepared in ``data_dir``
+(``tfds.builder('coco/2017_panoptic').download_and_prepare()`` on a machine
+with internet access, or the files copied over).
+
+Example:
+  >>> meta, dataset = read_tfds_coco_panoptic('validation', '/data/tfds')
+"""
+
+import importlib.resources
+import json
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from pdl_tf.data.coco_panoptic import metadata_from_categories
+
+NAME = 'coco/2017_panoptic'
+_SENTINEL = 2 ** 62  # sorts after every real segment id
+
+
+def coco_categories():
+  """The 133 COCO panoptic categories (id, name, isthing, color)."""
+  path = (importlib.resources.files('pdl_tf') / 'data' /
+          'panoptic_coco_categories.json')
+  return json.loads(path.read_text())
+
+
+def coco_metadata(label_divisor=1000, ignore_label=255):
+  """DatasetMetadata of the COCO panoptic categories."""
+  return metadata_from_categories(coco_categories(), label_divisor,
+                                  ignore_label)
+
+
+def _instance_numbers(labels, counted):
+  """1 + earlier counted segments of the same class, or 0: int32 [N]."""
+  size = tf.shape(labels)[0]
+  earlier = tf.range(size)[None, :] < tf.range(size)[:, None]
+  same = (labels[:, None] == labels[None, :]) & counted[None, :] & earlier
+  return tf.where(counted,
+                  1 + tf.reduce_sum(tf.cast(same, tf.int32), axis=1), 0)
+
+
+def panoptic_from_tfds(example, is_thing, label_divisor, ignore_label):
+  """(image uint8 [H, W, 3], panoptic int32 [H, W]) of one TFDS example.
+
+  Args:
+    example: a ``coco/2017_panoptic`` example dict.
+    is_thing: bool [num_classes], by TFDS label index.
+
+  Raises:
+    InvalidArgumentError (when run): a PNG segment id missing from
+      panoptic_objects; the message includes the PNG's file name.
+  """
+  rgb = tf.cast(example['panoptic_image'], tf.int64)
+  ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+  objects = example['panoptic_objects']
+  labels = tf.cast(objects['label'], tf.int32)
+  counted = tf.gather(is_thing, labels) & ~objects['is_crowd']
+  values = labels * label_divisor + _instance_numbers(labels, counted)
+  order = tf.argsort(objects['id'])
+  sorted_ids = tf.concat([tf.gather(objects['id'], order),
+                          [tf.constant(_SENTINEL, tf.int64)]], 0)
+  void = ignore_label * label_divisor
+  sorted_values = tf.concat([tf.gather(values, order), [void]], 0)
+  flat = tf.reshape(ids, [-1])
+  position = tf.searchsorted(sorted_ids, flat)
+  found = tf.gather(sorted_ids, position) == flat
+  check = tf.debugging.Assert(
+      tf.reduce_all(found | (flat == 0)),
+      ['panoptic PNG has segment ids missing from panoptic_objects:',
+       example['panoptic_image/filename']])
+  with tf.control_dependencies([check]):
+    panoptic = tf.where(flat == 0, void, tf.gather(sorted_values, position))
+  return example['image'], tf.reshape(panoptic, tf.shape(ids))
+
+
+def read_tfds_coco_panoptic(split, data_dir=None, label_divisor=1000,
+                            ignore_label=255, input_context=None,
+                            deterministic=True):
+  """Metadata and a dataset of (image uint8, panoptic int32) from TFDS.
+
+  Args:
+    split: a TFDS split, 'train' or 'validation'.
+    data_dir: the TFDS data folder, or None for TFDS's default.
+    input_context: tf.distribute.InputContext, or None; with one, each input
+      pipeline reads its own files.
+
+  Raises:
+    ValueError: the dataset is not prepared in data_dir (from TFDS, with its
+      message), or its label list is not the 133 COCO categories.
+  """
+  meta = coco_metadata(label_divisor, ignore_label)
+  builder = tfds.builder(NAME, data_dir=data_dir)
+  labels = builder.info.features['panoptic_objects']['label']
+  if labels.num_classes != meta.num_classes:
+    raise ValueError(f'{NAME} in {data_dir} has {labels.num_classes} '
+                     f'labels, expected the {meta.num_classes} COCO panoptic '
+                     'categories.')
+  read_config = tfds.ReadConfig(input_context=input_context,
+                                shuffle_seed=0)
+  options = tf.data.Options()
+  options.deterministic = deterministic
+  read_config.options = options
+  dataset = tfds.load(NAME, split=split, data_dir=data_dir, download=False,
+                      shuffle_files=False, read_config=read_config)
+  is_thing = tf.constant(meta.is_thing)
+  return meta, dataset.map(
+      lambda example: panoptic_from_tfds(example, is_thing, label_divisor,
+                                         ignore_label),
+      num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
