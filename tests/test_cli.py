@@ -76,12 +76,6 @@ def test_eval_missing_checkpoint(capsys, tmp_path):
   assert 'no checkpoint at' in capsys.readouterr().err
 
 
-def test_continuous_eval_says_not_built(capsys):
-  assert run_cli(train, ['--experiment', 'demo', '--mode',
-                         'continuous_eval']) == 2
-  assert "'continuous_eval' is not built yet" in capsys.readouterr().err
-
-
 @pytest.mark.parametrize('module,argv,message', [
     (evaluate, ['--experiment', 'demo', '--checkpoint', 'x',
                 '--save_predictions'], '--save_predictions is not built yet'),

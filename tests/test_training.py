@@ -36,6 +36,27 @@ def test_losses_fall_and_eval_reports_metrics(tmp_path):
   assert (tmp_path / 'metrics.json').exists()
 
 
+def test_continuous_eval_follows_the_checkpoints(tmp_path):
+  config = small_config(steps=4)
+  trainer = trainer_lib.Trainer(config, str(tmp_path), default_strategy())
+  trainer.train(until_step=2)
+  evaluator = trainer_lib.Trainer(config, str(tmp_path), default_strategy())
+  # Step 2 < train.steps: evaluates it, then gives up after 1 s.
+  first = evaluator.continuous_evaluate(timeout=1)
+  assert [m['step'] for m in first] == [2]
+  trainer.train()
+  seen = []
+  # Step 4 = train.steps: evaluates it and stops without waiting.
+  last = evaluator.continuous_evaluate(timeout=600, report=seen.append)
+  assert [m['step'] for m in last] == [4] and seen == last
+  assert {'mask_ap', 'All/pq', 'miou'} <= set(last[0])
+  events = list((tmp_path / 'eval').glob('events.out.tfevents*'))
+  tags = set()
+  for event in tf.compat.v1.train.summary_iterator(str(events[0])):
+    tags |= {value.tag for value in event.summary.value}
+  assert {'eval/All/pq', 'eval/miou', 'panoptic/0', 'panoptic/1'} <= tags
+
+
 def test_resume_after_a_stop_matches_an_uninterrupted_run(tmp_path):
   # Dropout masks are not part of a checkpoint, hence dropout 0 here.
   config = small_config(steps=4, extra='model.dropout_rate=0.0')

@@ -1,4 +1,4 @@
-"""pdl-eval: evaluate a checkpoint (PQ / SQ / RQ and mIoU)."""
+"""pdl-eval: evaluate a checkpoint (PQ / SQ / RQ, mIoU and mask AP)."""
 
 import os
 
@@ -7,7 +7,8 @@ from pdl_tf.cli import common
 
 def build_parser():
   parser = common.new_parser(
-      'pdl-eval', 'Evaluate a Panoptic-DeepLab checkpoint: PQ and mIoU.')
+      'pdl-eval', 'Evaluate a Panoptic-DeepLab checkpoint: PQ, mIoU, mask '
+      'AP.')
   common.add_config_flags(parser)
   parser.add_argument('--checkpoint', required=True,
                       help='checkpoint prefix or model directory')
@@ -38,7 +39,6 @@ def main(args):
       checkpoint=checkpoint)
   metrics = trainer.evaluate()
   print_metrics(metrics)
-  print('mask AP: not built yet (issue 4)')
   print(f'metrics written to {os.path.join(model_dir, "metrics.json")}')
   return 0
 

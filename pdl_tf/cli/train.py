@@ -16,6 +16,9 @@ def build_parser():
                       help='checkpoints, params.yaml, summaries and '
                            'metrics.json go here (default: runs/EXPERIMENT)')
   parser.add_argument('--mode', choices=MODES, default='train_and_eval')
+  parser.add_argument('--eval_timeout', type=float, default=3600,
+                      help='continuous_eval: stop after this many seconds '
+                           'without a new checkpoint')
   return parser
 
 
@@ -24,14 +27,17 @@ def print_metrics(metrics):
         f"SQ {100 * metrics['All/sq']:.1f}  RQ {100 * metrics['All/rq']:.1f}"
         f"  | Things PQ {100 * metrics['Things/pq']:.1f}  Stuff PQ "
         f"{100 * metrics['Stuff/pq']:.1f}  | mIoU "
-        f"{100 * metrics['miou']:.1f}")
+        f"{100 * metrics['miou']:.1f}  | mask AP {_percent(metrics, 'mask_ap')}"
+        f"  AP50 {_percent(metrics, 'mask_ap50')}")
+
+
+def _percent(metrics, name):
+  value = metrics.get(name)
+  return 'n/a' if value is None else f'{100 * value:.1f}'
 
 
 def main(args):
   config = common.load_config_from_args(args)
-  if args.mode == 'continuous_eval':
-    raise common.NotBuiltError(
-        "mode 'continuous_eval' is not built yet (issue 5); use --mode eval.")
   # pylint: disable=g-import-not-at-top
   from pdl_tf import config_io
   from pdl_tf.training import strategy as strategy_lib
@@ -52,6 +58,12 @@ def main(args):
       return 1
     print(f'trained to step {trainer.step}; checkpoint '
           f'{trainer.manager.latest_checkpoint}')
+  if args.mode == 'continuous_eval':
+    results = trainer.continuous_evaluate(timeout=args.eval_timeout,
+                                          report=print_metrics)
+    print(f'evaluated {len(results)} checkpoint(s); metrics in '
+          f'{os.path.join(model_dir, "metrics.json")} and TensorBoard')
+    return 0
   if args.mode in ('eval', 'train_and_eval'):
     metrics = trainer.evaluate()
     print_metrics(metrics)

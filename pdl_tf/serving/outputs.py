@@ -12,29 +12,11 @@
 import json
 import os
 
-import numpy as np
 from PIL import Image
 
 from pdl_tf.evaluation.writers import panoptic_to_segments
 from pdl_tf.panoptic_format import id_map_to_rgb
-
-
-def segment_colors(ids):
-  """uint8 [H, W, 3]: a fixed pseudo-random colour per segment id, black
-  for 0 (void)."""
-  ids = np.asarray(ids, np.uint32)
-  hashed = (ids * np.uint32(2654435761)) >> np.uint32(8)
-  rgb = np.stack([hashed % 256, hashed // 256 % 256, hashed // 65536 % 256],
-                 axis=-1).astype(np.uint8)
-  rgb[ids == 0] = 0
-  return rgb
-
-
-def overlay(image, ids, alpha=0.5):
-  """The image with segment colours blended in (void pixels unchanged)."""
-  image = np.asarray(image, np.float32)
-  blended = (1 - alpha) * image + alpha * segment_colors(ids)
-  return np.where((ids > 0)[..., None], blended, image).astype(np.uint8)
+from pdl_tf.viz import overlay
 
 
 def write_prediction(image, result, stem, folder, *, label_divisor,

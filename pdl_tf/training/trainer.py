@@ -25,7 +25,9 @@ from pdl_tf.config import ConfigError
 from pdl_tf.data import pipeline
 from pdl_tf.evaluation import StreamingMeanIoU
 from pdl_tf.evaluation import StreamingPanopticQuality
+from pdl_tf.evaluation.mask_ap import StreamingMaskAP
 from pdl_tf.model import factory
+from pdl_tf import viz
 from pdl_tf.training import optimizer as optimizer_lib
 
 METRICS_FILE = 'metrics.json'
@@ -159,8 +161,12 @@ class Trainer:
                           check_interval=self.step < last_step)
     return mean
 
-  def evaluate(self):
-    """PQ / SQ / RQ (All, Things, Stuff) and mIoU on the eval split."""
+  def evaluate(self, num_images=3):
+    """PQ / SQ / RQ (All, Things, Stuff), mIoU and mask AP on the eval split.
+
+    Writes them to ``metrics.json`` and, with overlays of the first
+    ``num_images`` predictions, to TensorBoard under ``model_dir/eval``.
+    """
     config = self.config
     things = list(config.data.thing_class_ids)
     merge = postprocess.merge_fn(**factory.merge_arguments(config))
@@ -176,23 +182,82 @@ class Trainer:
                                   config.data.label_divisor,
                                   config.data.ignore_label)
     miou = StreamingMeanIoU(config.model.num_classes, config.data.ignore_label)
+    mask_ap = StreamingMaskAP(things, config.data.label_divisor)
     dataset = pipeline.build_dataset(config, training=False)
+    pictures = []
     for batch in tqdm.tqdm(dataset, desc='eval', unit='batch',
                            dynamic_ncols=True):
       # The padding is excluded from the merge (stuff areas, centers).
       result = predict(batch[pipeline.IMAGE], batch[pipeline.ORIGINAL_SIZE])
-      for i, (height, width) in enumerate(
-          batch[pipeline.ORIGINAL_SIZE].numpy()):
-        pq.update(batch[keys.PANOPTIC][i, :height, :width].numpy(),
-                  result[keys.PANOPTIC][i, :height, :width].numpy())
-        miou.update(batch[keys.SEMANTIC][i, :height, :width].numpy(),
-                    result[keys.SEMANTIC][i, :height, :width].numpy())
+      _update_metrics(batch, result, pq, miou, mask_ap)
+      pictures += _overlays(batch, result, num_images - len(pictures))
     summary = pq.result()
     metrics = {'step': self.step, 'miou': miou.result()['miou']}
     for split in ('All', 'Things', 'Stuff'):
       for name in ('pq', 'sq', 'rq'):
         metrics[f'{split}/{name}'] = summary[split][name]
+    for name, value in mask_ap.result().items():
+      metrics[f'mask_{name}'] = value
+    self._write_eval_summaries(metrics, pictures)
     with open(os.path.join(self.model_dir, METRICS_FILE), 'w',
               encoding='utf-8') as f:
       json.dump(metrics, f, indent=2)
     return metrics
+
+  def _write_eval_summaries(self, metrics, pictures):
+    writer = tf.summary.create_file_writer(os.path.join(self.model_dir,
+                                                        'eval'))
+    with writer.as_default(step=self.step):
+      for name, value in metrics.items():
+        if name != 'step' and value is not None:
+          tf.summary.scalar(f'eval/{name}', value)
+      for index, picture in enumerate(pictures):
+        tf.summary.image(f'panoptic/{index}', picture[None])
+    writer.flush()
+
+  def continuous_evaluate(self, timeout=None, report=None):
+    """Evaluates each new checkpoint in model_dir as training writes it.
+
+    Stops after evaluating a checkpoint at train.steps, or when no new
+    checkpoint appears for ``timeout`` seconds (None: wait forever).
+
+    Args:
+      timeout: seconds to wait for a new checkpoint.
+      report: called with each metrics dict.
+
+    Returns:
+      list of the metrics dicts, one per evaluated checkpoint.
+    """
+    results = []
+    for path in tf.train.checkpoints_iterator(self.model_dir,
+                                              min_interval_secs=1,
+                                              timeout=timeout):
+      self.checkpoint.restore(path).assert_existing_objects_matched()
+      results.append(self.evaluate())
+      if report:
+        report(results[-1])
+      if self.step >= self.config.train.steps:
+        break
+    return results
+
+
+def _overlays(batch, result, count):
+  """Up to ``count`` uint8 [h, w, 3] overlays of predictions on images."""
+  pictures = []
+  sizes = batch[pipeline.ORIGINAL_SIZE].numpy()
+  for i, (height, width) in enumerate(sizes[:max(count, 0)]):
+    image = batch[pipeline.IMAGE][i, :height, :width].numpy()
+    pictures.append(viz.panoptic_overlay(
+        image, result[keys.PANOPTIC][i, :height, :width].numpy()))
+  return pictures
+
+
+def _update_metrics(batch, result, pq, miou, mask_ap):
+  """Adds each image of an eval batch, cropped to its original size."""
+  for i, (height, width) in enumerate(batch[pipeline.ORIGINAL_SIZE].numpy()):
+    crop = lambda t: t[i, :height, :width].numpy()  # pylint: disable=cell-var-from-loop
+    pq.update(crop(batch[keys.PANOPTIC]), crop(result[keys.PANOPTIC]))
+    miou.update(crop(batch[keys.SEMANTIC]), crop(result[keys.SEMANTIC]))
+    mask_ap.update(crop(batch[keys.PANOPTIC]), crop(result[keys.INSTANCE]),
+                   result[postprocess.INSTANCE_CLASSES][i].numpy(),
+                   result[keys.INSTANCE_SCORES][i].numpy())
