@@ -29,6 +29,7 @@ from pdl_tf.evaluation.mask_ap import StreamingMaskAP
 from pdl_tf.model import factory
 from pdl_tf import viz
 from pdl_tf.training import optimizer as optimizer_lib
+from pdl_tf.training import strategy as strategy_lib
 
 METRICS_FILE = 'metrics.json'
 LOSS_NAMES = keys.LOSS_TERMS + (keys.TOTAL_LOSS,)
@@ -51,6 +52,8 @@ class Trainer:
     """
     self.config = config
     self.model_dir = model_dir
+    # model_dir on the chief; a private folder on other workers.
+    self.write_dir = strategy_lib.write_dir(model_dir, strategy)
     self.strategy = strategy
     replicas = strategy.num_replicas_in_sync
     if config.data.train.batch_size % replicas:
@@ -67,10 +70,10 @@ class Trainer:
     self.checkpoint = tf.train.Checkpoint(model=self.model,
                                           optimizer=self.optimizer)
     self.manager = tf.train.CheckpointManager(
-        self.checkpoint, model_dir, max_to_keep=3,
+        self.checkpoint, self.write_dir, max_to_keep=3,
         step_counter=self.optimizer.iterations,
         checkpoint_interval=config.train.checkpoint_interval)
-    path = self.manager.latest_checkpoint
+    path = tf.train.latest_checkpoint(model_dir)  # the chief's
     if checkpoint:
       path = factory.resolve_checkpoint(checkpoint)
     if path:
@@ -133,7 +136,7 @@ class Trainer:
                                                skip_batches=resumed_at))
     iterator = iter(dataset)
     train_loop = self._make_train_loop()
-    writer = tf.summary.create_file_writer(os.path.join(self.model_dir,
+    writer = tf.summary.create_file_writer(os.path.join(self.write_dir,
                                                         'train'))
     mean = {}
     with tqdm.tqdm(total=config.steps, initial=self.step, unit='step',
@@ -199,13 +202,14 @@ class Trainer:
     for name, value in mask_ap.result().items():
       metrics[f'mask_{name}'] = value
     self._write_eval_summaries(metrics, pictures)
-    with open(os.path.join(self.model_dir, METRICS_FILE), 'w',
+    os.makedirs(self.write_dir, exist_ok=True)
+    with open(os.path.join(self.write_dir, METRICS_FILE), 'w',
               encoding='utf-8') as f:
       json.dump(metrics, f, indent=2)
     return metrics
 
   def _write_eval_summaries(self, metrics, pictures):
-    writer = tf.summary.create_file_writer(os.path.join(self.model_dir,
+    writer = tf.summary.create_file_writer(os.path.join(self.write_dir,
                                                         'eval'))
     with writer.as_default(step=self.step):
       for name, value in metrics.items():
