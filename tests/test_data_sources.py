@@ -47,7 +47,7 @@ def coco_examples():
 
 def read_all(folder, split, input_context=None):
   meta, dataset = tfrecords.read_split(str(folder), split, input_context)
-  return meta, [(i.numpy(), p.numpy()) for i, p in dataset]
+  return meta, [(i.numpy(), p.numpy()) for i, p, _ in dataset]
 
 
 def as_set(examples):
@@ -232,10 +232,12 @@ def test_tfds_coco_panoptic_matches_the_file_reader():
   expected_meta, expected = coco_examples()
   with mock_coco():
     meta, dataset = tfds_coco.read_tfds_coco_panoptic('validation')
-    results = [(i.numpy(), p.numpy()) for i, p in dataset]
+    results = [(i.numpy(), p.numpy(), n.numpy().decode())
+               for i, p, n in dataset]
   assert meta == expected_meta
   assert len(results) == 2
-  for (image, panoptic), example in zip(results, expected):  # in order
+  assert [name for _, _, name in results] == [e.file_name for e in expected]
+  for (image, panoptic, _), example in zip(results, expected):  # in order
     np.testing.assert_array_equal(image, example.image)
     np.testing.assert_array_equal(panoptic, example.panoptic)
 

@@ -1,5 +1,6 @@
 """Training loop: learning, resume, non-finite loss, bad input."""
 
+import json
 import types
 
 import numpy as np
@@ -9,6 +10,7 @@ import tensorflow as tf
 from helpers import SMALL_DEMO
 from pdl_tf import config_io
 from pdl_tf.config import ConfigError
+from pdl_tf.evaluation import pq_compute
 from pdl_tf.training import trainer as trainer_lib
 
 
@@ -34,6 +36,26 @@ def test_losses_fall_and_eval_reports_metrics(tmp_path):
   metrics = trainer.evaluate()
   assert 0.0 <= metrics['All/pq'] <= 1.0 and 0.0 < metrics['miou'] <= 1.0
   assert (tmp_path / 'metrics.json').exists()
+
+
+def test_saved_predictions_give_the_same_pq_through_pq_compute(tmp_path):
+  trainer = trainer_lib.Trainer(
+      small_config(steps=8, extra='data.eval.num_examples=3,'
+                   'train.learning_rate=0.005'),
+      str(tmp_path), default_strategy())
+  trainer.train()
+  metrics = trainer.evaluate(predictions_dir=str(tmp_path / 'predictions'))
+  folder = tmp_path / 'predictions' / 'coco_panoptic'
+  assert len(list((folder / 'predictions').glob('*.png'))) == 3
+  names = [image['file_name'] for image in
+           json.loads((folder / 'gt.json').read_text())['images']]
+  assert names == ['validation_000000', 'validation_000001',
+                   'validation_000002']
+  result = pq_compute(str(folder / 'gt.json'),
+                      str(folder / 'predictions.json'), str(folder / 'gt'),
+                      str(folder / 'predictions'), num_workers=1)
+  for split in ('All', 'Things', 'Stuff'):
+    assert result[split]['pq'] == pytest.approx(metrics[f'{split}/pq'])
 
 
 def test_continuous_eval_follows_the_checkpoints(tmp_path):

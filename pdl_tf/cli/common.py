@@ -8,10 +8,6 @@ import argparse
 import sys
 
 
-class NotBuiltError(RuntimeError):
-  """A command or mode exists in the interface but is not implemented yet."""
-
-
 def add_config_flags(parser, experiment_required=True):
   """Adds --experiment, --config_file and --params_override to ``parser``."""
   parser.add_argument(
@@ -36,7 +32,7 @@ def load_config_from_args(args):
 def run(main, argv=None, parser=None):
   """Parses ``argv`` with ``parser`` and runs ``main(args)``.
 
-  Known user errors (bad config, missing file, a feature not built yet) are
+  Known user errors (bad config, missing or existing file) are
   printed as one line naming the problem and exit with status 2; anything
   else propagates with its traceback.
   """
@@ -44,8 +40,7 @@ def run(main, argv=None, parser=None):
   from pdl_tf.config import ConfigError  # pylint: disable=g-import-not-at-top
   try:
     return main(args)
-  except (ConfigError, FileNotFoundError, FileExistsError,
-          NotBuiltError) as e:
+  except (ConfigError, FileNotFoundError, FileExistsError) as e:
     print(f'{parser.prog}: error: {e}', file=sys.stderr)
     return 2
 

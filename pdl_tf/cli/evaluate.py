@@ -15,17 +15,15 @@ def build_parser():
   parser.add_argument('--model_dir', default=None,
                       help='where metrics.json goes (default: the '
                            "checkpoint's folder)")
-  parser.add_argument('--save_predictions', action='store_true',
-                      help='also write prediction PNGs (not built yet)')
+  parser.add_argument('--save_predictions', default=None, metavar='DIR',
+                      help='also write ground truth and predictions in COCO '
+                           'panoptic format to DIR (and, for Cityscapes, '
+                           "cityscapesScripts' result files)")
   return parser
 
 
 def main(args):
   config = common.load_config_from_args(args)
-  if args.save_predictions:
-    raise common.NotBuiltError(
-        '--save_predictions is not built yet (issue 4); nothing was '
-        'evaluated.')
   # pylint: disable=g-import-not-at-top
   from pdl_tf.cli.train import print_metrics
   from pdl_tf.training import strategy as strategy_lib
@@ -37,9 +35,11 @@ def main(args):
   trainer = trainer_lib.Trainer(
       config, model_dir, strategy_lib.get_strategy(config.train.strategy),
       checkpoint=checkpoint)
-  metrics = trainer.evaluate()
+  metrics = trainer.evaluate(predictions_dir=args.save_predictions)
   print_metrics(metrics)
   print(f'metrics written to {os.path.join(model_dir, "metrics.json")}')
+  if args.save_predictions:
+    print(f'predictions written to {args.save_predictions}')
   return 0
 
 

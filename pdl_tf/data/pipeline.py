@@ -20,6 +20,7 @@ from pdl_tf.data.targets import generate_targets
 
 IMAGE = 'image'
 ORIGINAL_SIZE = 'original_size'
+FILE_NAME = 'file_name'
 DATASETS = sources.DATASETS
 
 
@@ -54,7 +55,8 @@ def build_dataset(config, input_context=None, training=True,
   Returns:
     tf.data.Dataset of dicts: ``image`` float32 [B, h, w, 3] in [0, 255],
     the six target keys of ``generate_targets``, ``keys.PANOPTIC`` int32
-    [B, h, w] and (eval) ``original_size`` int32 [B, 2].
+    [B, h, w] and (eval) ``original_size`` int32 [B, 2] and ``file_name``
+    string [B].
   """
   data = config.data
   split = data.train if training else data.eval
@@ -68,7 +70,7 @@ def build_dataset(config, input_context=None, training=True,
   things = tuple(meta.thing_class_ids)
 
   def prepare(index, example):
-    image, panoptic = example
+    image, panoptic, file_name = example
     features = {}
     if training:
       seed = tf.stack([tf.cast(data.seed, tf.int64), index])
@@ -79,6 +81,7 @@ def build_dataset(config, input_context=None, training=True,
     else:
       image, panoptic, features[ORIGINAL_SIZE] = augment.pad_for_eval(
           image, panoptic, size=split.crop_size, ignore_value=ignore_value)
+      features[FILE_NAME] = file_name
     features.update(generate_targets(
         panoptic, thing_class_ids=things, label_divisor=data.label_divisor,
         ignore_label=data.ignore_label, sigma=data.center_sigma,

@@ -85,15 +85,16 @@ def _from_sources(sources, input_context):
   def generate():
     for source in sources:
       example = source.load()
-      yield example.image, example.panoptic
+      yield example.image, example.panoptic, example.file_name
 
   return tf.data.Dataset.from_generator(generate, output_signature=(
       tf.TensorSpec([None, None, 3], tf.uint8),
-      tf.TensorSpec([None, None], tf.int32)))
+      tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([], tf.string)))
 
 
 def open_split(data_config, split_config, split_key, input_context=None):
-  """Metadata and a dataset of (image uint8 [H,W,3], panoptic int32 [H,W]).
+  """Metadata and a dataset of (image uint8 [H,W,3], panoptic int32 [H,W],
+  file name string []).
 
   Args:
     data_config: the config's ``data`` section.

@@ -52,7 +52,8 @@ def _instance_numbers(labels, counted):
 
 
 def panoptic_from_tfds(example, is_thing, label_divisor, ignore_label):
-  """(image uint8 [H, W, 3], panoptic int32 [H, W]) of one TFDS example.
+  """(image uint8 [H, W, 3], panoptic int32 [H, W], image file name) of one
+  TFDS example.
 
   Args:
     example: a ``coco/2017_panoptic`` example dict.
@@ -82,13 +83,14 @@ def panoptic_from_tfds(example, is_thing, label_divisor, ignore_label):
        example['panoptic_image/filename']])
   with tf.control_dependencies([check]):
     panoptic = tf.where(flat == 0, void, tf.gather(sorted_values, position))
-  return example['image'], tf.reshape(panoptic, tf.shape(ids))
+  return (example['image'], tf.reshape(panoptic, tf.shape(ids)),
+          example['image/filename'])
 
 
 def read_tfds_coco_panoptic(split, data_dir=None, label_divisor=1000,
                             ignore_label=255, input_context=None,
                             deterministic=True):
-  """Metadata and a dataset of (image uint8, panoptic int32) from TFDS.
+  """Metadata and a dataset of (image uint8, panoptic int32, file name).
 
   Args:
     split: a TFDS split, 'train' or 'validation'.

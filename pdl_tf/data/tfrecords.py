@@ -93,16 +93,18 @@ def serialize_example(image, panoptic, name, image_format='png'):
 
 
 def decode_example(serialized):
-  """(image uint8 [H, W, 3], panoptic int32 [H, W]) of one record."""
+  """(image uint8 [H, W, 3], panoptic int32 [H, W], file name) of a record."""
   features = tf.io.parse_single_example(serialized, {
       'image/encoded': tf.io.FixedLenFeature([], tf.string),
+      'image/filename': tf.io.FixedLenFeature([], tf.string),
       'panoptic/encoded': tf.io.FixedLenFeature([], tf.string)})
   image = tf.io.decode_image(features['image/encoded'], channels=3,
                              expand_animations=False)
   rgb = tf.cast(tf.io.decode_png(features['panoptic/encoded'], channels=3),
                 tf.int32)
   panoptic = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
-  return tf.ensure_shape(image, [None, None, 3]), panoptic
+  return (tf.ensure_shape(image, [None, None, 3]), panoptic,
+          features['image/filename'])
 
 
 def _read_metadata_file(folder):
@@ -240,7 +242,8 @@ def _finish(folder, split, meta, paths, sidecars):
 
 
 def read_split(folder, split, input_context=None, deterministic=True):
-  """Metadata and a dataset of (image uint8 [H,W,3], panoptic int32 [H,W]).
+  """Metadata and a dataset of (image uint8 [H,W,3], panoptic int32 [H,W],
+  file name string []).
 
   Shards are read with a parallel interleave. With an input_context and at
   least as many shards as input pipelines, each pipeline reads its own

@@ -30,6 +30,7 @@ from pdl_tf.model import factory
 from pdl_tf import viz
 from pdl_tf.training import optimizer as optimizer_lib
 from pdl_tf.training import strategy as strategy_lib
+from pdl_tf.training.prediction_saver import PredictionSaver
 
 METRICS_FILE = 'metrics.json'
 LOSS_NAMES = keys.LOSS_TERMS + (keys.TOTAL_LOSS,)
@@ -164,11 +165,12 @@ class Trainer:
                           check_interval=self.step < last_step)
     return mean
 
-  def evaluate(self, num_images=3):
+  def evaluate(self, num_images=3, predictions_dir=None):
     """PQ / SQ / RQ (All, Things, Stuff), mIoU and mask AP on the eval split.
 
     Writes them to ``metrics.json`` and, with overlays of the first
-    ``num_images`` predictions, to TensorBoard under ``model_dir/eval``.
+    ``num_images`` predictions, to TensorBoard under ``model_dir/eval``;
+    with ``predictions_dir``, also the prediction files (PredictionSaver).
     """
     config = self.config
     things = list(config.data.thing_class_ids)
@@ -187,6 +189,7 @@ class Trainer:
     miou = StreamingMeanIoU(config.model.num_classes, config.data.ignore_label)
     mask_ap = StreamingMaskAP(things, config.data.label_divisor)
     dataset = pipeline.build_dataset(config, training=False)
+    saver = predictions_dir and PredictionSaver(config, predictions_dir)
     pictures = []
     for batch in tqdm.tqdm(dataset, desc='eval', unit='batch',
                            dynamic_ncols=True):
@@ -194,6 +197,10 @@ class Trainer:
       result = predict(batch[pipeline.IMAGE], batch[pipeline.ORIGINAL_SIZE])
       _update_metrics(batch, result, pq, miou, mask_ap)
       pictures += _overlays(batch, result, num_images - len(pictures))
+      if saver:
+        saver.add(batch, result)
+    if saver:
+      saver.close()
     summary = pq.result()
     metrics = {'step': self.step, 'miou': miou.result()['miou']}
     for split in ('All', 'Things', 'Stuff'):

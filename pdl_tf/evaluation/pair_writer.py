@@ -1,0 +1,83 @@
+"""Save ground truth and predictions side by side in COCO panoptic format.
+
+``pdl-eval --save_predictions DIR`` writes, per evaluated image, DIR/gt/<n>.png
+and DIR/predictions/<n>.png (COCO id encoding), and at the end
+DIR/gt.json and DIR/predictions.json with the same image ids and a
+category list (category id = contiguous class index; isthing from the
+thing classes). ``pq_compute`` or panopticapi's pq_compute on the pair gives
+the same PQ as the evaluation loop (tested). Crowd regions (thing class,
+instance 0) are ground-truth segments with ``iscrowd: 1``; ignore pixels
+are void (id 0).
+
+Example:
+  >>> writer = PanopticPairWriter('preds/', num_classes=19,
+  ...                             thing_class_ids=range(11, 19))
+  >>> writer.add('frankfurt_000000_000294_leftImg8bit.png', gt, prediction)
+  >>> writer.close()
+  >>> pq_compute(*writer.pq_compute_arguments())
+"""
+
+import json
+import os
+
+import numpy as np
+
+from pdl_tf.evaluation.writers import write_coco_panoptic
+
+
+class PanopticPairWriter:
+  """Accumulates (ground truth, prediction) pairs; ``close()`` writes JSON."""
+
+  def __init__(self, folder, num_classes, thing_class_ids, label_divisor=1000,
+               ignore_label=255):
+    self._folder = folder
+    self._things = frozenset(int(c) for c in thing_class_ids)
+    self._classes = list(range(num_classes))
+    self._divisor = label_divisor
+    self._ignore = ignore_label
+    self._images, self._gt, self._predictions = [], [], []
+
+  def add(self, file_name, ground_truth, prediction):
+    """Writes one image's two PNGs.
+
+    Args:
+      file_name: the image's file name (kept in the JSON 'images' list).
+      ground_truth: int [H, W], class * divisor + instance, ignore as
+        ignore_label * divisor.
+      prediction: int [H, W], the merge's panoptic map (void < 0).
+    """
+    ground_truth = np.asarray(ground_truth, np.int64)
+    image_id = len(self._images) + 1
+    png = f'{image_id:06d}.png'
+    height, width = ground_truth.shape
+    self._images.append({'id': image_id, 'file_name': file_name,
+                         'height': height, 'width': width})
+    void = ground_truth // self._divisor == self._ignore
+    gt = write_coco_panoptic(np.where(void, -1, ground_truth), image_id, png,
+                             os.path.join(self._folder, 'gt'), self._classes,
+                             self._divisor)
+    values = np.unique(ground_truth[~void]).tolist()
+    for value, segment in zip(values, gt['segments_info']):
+      cls, instance = divmod(value, self._divisor)
+      segment['iscrowd'] = int(cls in self._things and instance == 0)
+    self._gt.append(gt)
+    self._predictions.append(write_coco_panoptic(
+        prediction, image_id, png, os.path.join(self._folder, 'predictions'),
+        self._classes, self._divisor))
+
+  def close(self):
+    """Writes gt.json and predictions.json."""
+    categories = [{'id': c, 'name': str(c), 'isthing': int(c in self._things)}
+                  for c in self._classes]
+    for name, annotations in (('gt', self._gt),
+                              ('predictions', self._predictions)):
+      with open(os.path.join(self._folder, f'{name}.json'), 'w',
+                encoding='utf-8') as f:
+        json.dump({'images': self._images, 'annotations': annotations,
+                   'categories': categories}, f)
+
+  def pq_compute_arguments(self):
+    """(gt json, predictions json, gt folder, predictions folder)."""
+    join = lambda name: os.path.join(self._folder, name)
+    return (join('gt.json'), join('predictions.json'), join('gt'),
+            join('predictions'))
