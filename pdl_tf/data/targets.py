@@ -3,7 +3,7 @@
 Segments are numbered with one ``tf.unique`` over the pixels; per-segment
 areas and mass centers come from per-row and per-column bincounts over a
 static ``max_segments`` slots; every per-pixel target is then one gather
-from a per-slot table. The center heatmap is one ``tensor_scatter_nd_max`` of a fixed
+from a per-slot table, compiled with XLA (it fuses into one pass). The center heatmap is one ``tensor_scatter_nd_max`` of a fixed
 Gaussian window per instance. No Python or autograph loop over instances.
 
 Targets (REFERENCE.md, "Targets"):
@@ -138,18 +138,40 @@ def generate_targets(panoptic, *, thing_class_ids, label_divisor,
       tf.where(is_ignore | is_crowd, 0.0, 1.0),
       tf.cast(is_instance, tf.float32),
       center[:, 0], center[:, 1]], axis=-1)
-  pixels = tf.reshape(tf.gather(table, slot), [height, width, 5])
-  grid = tf.stack(tf.meshgrid(tf.range(height, dtype=tf.float32),
-                              tf.range(width, dtype=tf.float32),
-                              indexing='ij'), axis=-1)
+  targets = _pixel_targets(tf.reshape(slot, [height, width]), table,
+                           classes)
+  targets[keys.CENTER_HEATMAP] = _heatmap(center, is_instance, height, width,
+                                          sigma)
+  return targets
+
+
+@tf.function(jit_compile=True)
+def _pixel_targets(slot_map, table, classes):
+  """The per-pixel targets from the per-slot table, fused by XLA.
+
+  Args:
+    slot_map: int32 [H, W], each pixel's segment slot.
+    table: float32 [S, 5]: semantic weight, center weight, offset weight,
+      center y, center x.
+    classes: int32 [S], each slot's class.
+
+  Returns:
+    dict of all targets but the heatmap. XLA fuses the gathers and the
+    arithmetic into one pass over the pixels (figures in bench/README.md);
+    it runs inside tf.data maps, compiled once per label size.
+  """
+  height, width = tf.shape(slot_map)[0], tf.shape(slot_map)[1]
+  pixels = tf.gather(table, slot_map)
   offset_weights = pixels[..., 2]
+  is_instance = offset_weights > 0
+  ys = tf.cast(tf.range(height), tf.float32)[:, None]
+  xs = tf.cast(tf.range(width), tf.float32)[None, :]
   return {
-      keys.SEMANTIC: tf.reshape(tf.gather(classes, slot), [height, width]),
+      keys.SEMANTIC: tf.gather(classes, slot_map),
       keys.SEMANTIC_WEIGHTS: pixels[..., 0],
-      keys.CENTER_HEATMAP: _heatmap(center, is_instance, height, width,
-                                    sigma),
       keys.CENTER_WEIGHTS: pixels[..., 1],
-      keys.OFFSETS: tf.where(offset_weights[..., None] > 0,
-                             pixels[..., 3:] - grid, 0.0),
+      keys.OFFSETS: tf.stack([
+          tf.where(is_instance, pixels[..., 3] - ys, 0.0),
+          tf.where(is_instance, pixels[..., 4] - xs, 0.0)], axis=-1),
       keys.OFFSET_WEIGHTS: offset_weights,
   }

@@ -109,8 +109,7 @@ def read_tfds_coco_panoptic(split, data_dir=None, label_divisor=1000,
     raise ValueError(f'{NAME} in {data_dir} has {labels.num_classes} '
                      f'labels, expected the {meta.num_classes} COCO panoptic '
                      'categories.')
-  read_config = tfds.ReadConfig(input_context=input_context,
-                                shuffle_seed=0)
+  read_config = tfds.ReadConfig(input_context=input_context)
   options = tf.data.Options()
   options.deterministic = deterministic
   read_config.options = options
