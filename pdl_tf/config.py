@@ -57,6 +57,7 @@ class SplitConfig(hyperparams.Config):
   max_scale: float = 2.0
   flip: bool = True
   num_examples: int = 0  # synthetic: scenes in the split; else 0 = all
+  max_size: int = 0  # downscale so the longer side is <= this; 0 = never
 
 
 @dataclasses.dataclass

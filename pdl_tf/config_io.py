@@ -170,6 +170,8 @@ def _check_values(config):
     _require(0 < split.min_scale <= split.max_scale, f'{path}.min_scale',
              'must be > 0 and <= max_scale')
     _require(split.num_examples >= 0, f'{path}.num_examples', 'must be >= 0')
+    _require(split.max_size >= 0, f'{path}.max_size', 'must be >= 0 (0 = '
+             'no resize)')
   _require(all(0 <= c < model.num_classes for c in data.thing_class_ids),
            'data.thing_class_ids', f'must be class ids in [0, '
            f'{model.num_classes}) (model.num_classes)')

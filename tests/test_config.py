@@ -11,7 +11,8 @@ from pdl_tf.config import ConfigError
 def test_every_shipped_experiment_validates():
   names = experiments.list_experiments()
   assert {'demo', 'cityscapes_r50_os32', 'cityscapes_mnv3_large_os16',
-          'coco_r50_os16', 'coco_r50_os32'} <= set(names)
+          'coco_r50_os16', 'coco_r50_os32',
+          'mapillary_vistas_r50_os32'} <= set(names)
   for name in names:
     config = config_io.load_config(name)
     assert config.model.num_classes >= 1
@@ -26,6 +27,10 @@ def test_experiment_values_are_applied():
   coco = config_io.load_config('coco_r50_os16')
   assert tuple(coco.model.backbone.multigrid) == (1, 2, 4)
   assert coco.postprocess.nms_kernel == 41
+  vistas = config_io.load_config('mapillary_vistas_r50_os32')
+  assert vistas.model.num_classes == 65
+  assert len(vistas.data.thing_class_ids) == 37
+  assert vistas.data.eval.max_size == 2048
 
 
 def test_override_order_and_forms(tmp_path):

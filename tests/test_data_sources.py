@@ -174,6 +174,26 @@ def test_mapillary_vistas_layouts(tmp_path, layout):
     mapillary_vistas.list_mapillary_vistas(str(tmp_path), 'training')
 
 
+def test_vistas_experiment_reads_and_downscales_for_eval(tmp_path):
+  sample = require_coco_sample()
+  folder, json_name = mapillary_vistas.LAYOUTS[0]
+  labels = tmp_path / 'validation' / folder
+  shutil.copytree(sample / 'panoptic_examples', labels)
+  shutil.copy(sample / 'panoptic_examples.json', labels / json_name)
+  shutil.copytree(sample / 'input_images', tmp_path / 'validation' / 'images')
+  config = config_io.load_config(
+      'mapillary_vistas_r50_os32', params_override=(
+          f'model.num_classes=133,data.thing_class_ids=[],'
+          f'data.eval.path={tmp_path},data.eval.crop_size=[321,321],'
+          'data.eval.max_size=320'))
+  batches = list(pipeline.build_dataset(config, training=False))
+  # 427x640 and 360x640, longer side to 320: scale 0.5.
+  assert [b[pipeline.ORIGINAL_SIZE].numpy().tolist() for b in batches] == [
+      [[214, 320]], [[180, 320]]]
+  assert [b[pipeline.FILE_NAME].numpy().tolist() for b in batches] == [
+      [b'000000142238.jpg'], [b'000000439180.jpg']]
+
+
 def test_tfds_synthetic_builder_is_deterministic(tmp_path):
   assert tfds_synthetic.PdlSynthetic.name == 'pdl_synthetic'
   first = {}

@@ -122,3 +122,20 @@ def test_under_distribute_datasets_from_function():
   ''')
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'PER_REPLICA [2, 2]' in result.stdout
+
+
+def test_resize_longest_side():
+  image = tf.reshape(tf.range(10 * 40 * 3, dtype=tf.float32), [10, 40, 3])
+  label = tf.reshape(tf.range(10 * 40), [10, 40])
+  small_image, small_label = augment.resize_longest_side(image, label, 20)
+  assert small_image.shape == (5, 20, 3) and small_label.shape == (5, 20)
+  # Nearest neighbour at scale 1/2 (half-pixel centres): source pixel
+  # (2y + 1, 2x + 1) -> values 40 (2y + 1) + 2x + 1.
+  np.testing.assert_array_equal(
+      small_label, 40 * (2 * np.arange(5)[:, None] + 1) +
+      2 * np.arange(20)[None] + 1)
+  for max_size in (0, 40, 100):  # never, exactly the size, larger
+    same_image, same_label = augment.resize_longest_side(image, label,
+                                                         max_size)
+    np.testing.assert_array_equal(same_image, image)
+    np.testing.assert_array_equal(same_label, label)

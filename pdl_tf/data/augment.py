@@ -32,6 +32,34 @@ def _pad_to(image, panoptic, height, width, ignore_value):
   return pad_image(image, height, width), panoptic
 
 
+def resize_longest_side(image, panoptic, max_size):
+  """Downscales so that the longer side is at most ``max_size`` (0 = never).
+
+  Args:
+    image: uint8 or float [H, W, 3].
+    panoptic: int32 [H, W].
+    max_size: the largest allowed side in pixels; 0 leaves every image as
+      it is.
+
+  Returns:
+    image float32 [h, w, 3] (bilinear) and panoptic int32 [h, w] (nearest),
+    with h, w = round(H * s), round(W * s), s = min(1, max_size / max(H, W)).
+  """
+  image = tf.cast(image, tf.float32)
+  if not max_size:
+    return image, panoptic
+  shape = tf.cast(tf.shape(image)[:2], tf.float32)
+  scale = tf.minimum(1.0, max_size / tf.reduce_max(shape))
+  size = tf.minimum(tf.cast(tf.round(shape * scale), tf.int32), max_size)
+
+  def resize():
+    return (tf.image.resize(image, size),
+            tf.image.resize(panoptic[..., None], size,
+                            method='nearest')[..., 0])
+
+  return tf.cond(scale < 1.0, resize, lambda: (image, panoptic))
+
+
 def random_scale_crop_flip(image, panoptic, seed, *, crop_size, min_scale,
                            max_scale, flip, ignore_value):
   """Training augmentation: random scale, crop/pad to crop_size, flip.

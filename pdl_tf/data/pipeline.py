@@ -71,6 +71,8 @@ def build_dataset(config, input_context=None, training=True,
 
   def prepare(index, example):
     image, panoptic, file_name = example
+    image, panoptic = augment.resize_longest_side(image, panoptic,
+                                                  split.max_size)
     features = {}
     if training:
       seed = tf.stack([tf.cast(data.seed, tf.int64), index])
