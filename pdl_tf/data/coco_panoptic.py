@@ -15,8 +15,8 @@ Example:
 """
 
 import dataclasses
-import os
 import functools
+import os
 from typing import Callable, Iterator, List, Tuple
 
 import numpy as np

@@ -16,6 +16,7 @@ import numpy as np
 
 from pdl_tf.data.coco_panoptic import DatasetMetadata
 from pdl_tf.data.coco_panoptic import ExampleSource
+from pdl_tf.data.coco_panoptic import load_all
 from pdl_tf.data.coco_panoptic import PanopticExample
 
 CLASS_NAMES = ('sky', 'grass', 'road', 'disk', 'square', 'triangle')
@@ -93,23 +94,27 @@ def _check_split(split):
 def examples(split, num_examples, height=128, width=128, label_divisor=1000,
              ignore_label=255):
   """Yields (image, panoptic) for examples 0..num_examples-1 of a split."""
-  _check_split(split)
-  for index in range(num_examples):
-    yield make_scene(SPLIT_SEEDS[split] + index, height, width,
-                     label_divisor, ignore_label)
+  _, sources = list_examples(split, num_examples, height, width,
+                             label_divisor, ignore_label)
+  for example in load_all(sources):
+    yield example.image, example.panoptic
 
 
-def _load_example(split, index, height, width, label_divisor, ignore_label):
-  image, panoptic = make_scene(SPLIT_SEEDS[split] + index, height, width,
-                               label_divisor, ignore_label)
-  return PanopticExample(index, f'{split}_{index:06d}', image, panoptic)
+def _load_example(name, seed, index, height, width, label_divisor,
+                  ignore_label):
+  image, panoptic = make_scene(seed, height, width, label_divisor,
+                               ignore_label)
+  return PanopticExample(index, name, image, panoptic)
 
 
 def list_examples(split, num_examples, height=128, width=128,
                   label_divisor=1000, ignore_label=255):
   """Metadata and one ExampleSource per scene (named ``<split>_<index>``)."""
   _check_split(split)
-  return metadata(label_divisor, ignore_label), [
-      ExampleSource(f'{split}_{index:06d}', functools.partial(
-          _load_example, split, index, height, width, label_divisor,
-          ignore_label)) for index in range(num_examples)]
+  sources = []
+  for index in range(num_examples):
+    name = f'{split}_{index:06d}'
+    sources.append(ExampleSource(name, functools.partial(
+        _load_example, name, SPLIT_SEEDS[split] + index, index, height,
+        width, label_divisor, ignore_label)))
+  return metadata(label_divisor, ignore_label), sources

@@ -30,7 +30,7 @@ from pdl_tf.model import factory
 from pdl_tf import viz
 from pdl_tf.training import optimizer as optimizer_lib
 from pdl_tf.training import strategy as strategy_lib
-from pdl_tf.training.prediction_saver import PredictionSaver
+from pdl_tf.training import eval_outputs
 
 METRICS_FILE = 'metrics.json'
 LOSS_NAMES = keys.LOSS_TERMS + (keys.TOTAL_LOSS,)
@@ -189,16 +189,20 @@ class Trainer:
     miou = StreamingMeanIoU(config.model.num_classes, config.data.ignore_label)
     mask_ap = StreamingMaskAP(things, config.data.label_divisor)
     dataset = pipeline.build_dataset(config, training=False)
-    saver = predictions_dir and PredictionSaver(config, predictions_dir)
+    saver = (eval_outputs.PredictionSaver(config, predictions_dir)
+             if predictions_dir else None)
     pictures = []
     for batch in tqdm.tqdm(dataset, desc='eval', unit='batch',
                            dynamic_ncols=True):
       # The padding is excluded from the merge (stuff areas, centers).
       result = predict(batch[pipeline.IMAGE], batch[pipeline.ORIGINAL_SIZE])
-      _update_metrics(batch, result, pq, miou, mask_ap)
-      pictures += _overlays(batch, result, num_images - len(pictures))
-      if saver:
-        saver.add(batch, result)
+      for image in eval_outputs.eval_images(batch, result):
+        _update_metrics(image, pq, miou, mask_ap)
+        if len(pictures) < num_images:
+          pictures.append(viz.panoptic_overlay(image[pipeline.IMAGE],
+                                               image[keys.PANOPTIC]))
+        if saver:
+          saver.add(image)
     if saver:
       saver.close()
     summary = pq.result()
@@ -252,23 +256,11 @@ class Trainer:
     return results
 
 
-def _overlays(batch, result, count):
-  """Up to ``count`` uint8 [h, w, 3] overlays of predictions on images."""
-  pictures = []
-  sizes = batch[pipeline.ORIGINAL_SIZE].numpy()
-  for i, (height, width) in enumerate(sizes[:max(count, 0)]):
-    image = batch[pipeline.IMAGE][i, :height, :width].numpy()
-    pictures.append(viz.panoptic_overlay(
-        image, result[keys.PANOPTIC][i, :height, :width].numpy()))
-  return pictures
-
-
-def _update_metrics(batch, result, pq, miou, mask_ap):
-  """Adds each image of an eval batch, cropped to its original size."""
-  for i, (height, width) in enumerate(batch[pipeline.ORIGINAL_SIZE].numpy()):
-    crop = lambda t: t[i, :height, :width].numpy()  # pylint: disable=cell-var-from-loop
-    pq.update(crop(batch[keys.PANOPTIC]), crop(result[keys.PANOPTIC]))
-    miou.update(crop(batch[keys.SEMANTIC]), crop(result[keys.SEMANTIC]))
-    mask_ap.update(crop(batch[keys.PANOPTIC]), crop(result[keys.INSTANCE]),
-                   result[postprocess.INSTANCE_CLASSES][i].numpy(),
-                   result[keys.INSTANCE_SCORES][i].numpy())
+def _update_metrics(image, pq, miou, mask_ap):
+  """Adds one image (a dict from eval_outputs.eval_images) to the metrics."""
+  gt_panoptic = image[eval_outputs.GT_PANOPTIC]
+  pq.update(gt_panoptic, image[keys.PANOPTIC])
+  miou.update(image[eval_outputs.GT_SEMANTIC], image[keys.SEMANTIC])
+  mask_ap.update(gt_panoptic, image[keys.INSTANCE],
+                 image[postprocess.INSTANCE_CLASSES],
+                 image[keys.INSTANCE_SCORES])

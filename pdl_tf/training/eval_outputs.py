@@ -1,0 +1,82 @@
+"""Per-image evaluation outputs and their files (pdl-eval --save_predictions).
+
+``eval_images`` turns an eval batch and its merge result into one dict per
+image, cropped to the image's size before padding; the metrics, the
+TensorBoard overlays and ``PredictionSaver`` all read those dicts.
+
+PredictionSaver always writes ground truth and predictions in COCO panoptic
+format side by side (evaluation.pair_writer), scorable with pq_compute or
+panopticapi; for the Cityscapes dataset also cityscapesScripts' semantic
+and instance result files (evaluation.cityscapes_writer), named after the
+input images.
+"""
+
+import os
+
+from pdl_tf import keys
+from pdl_tf import postprocess
+from pdl_tf.data import cityscapes
+from pdl_tf.data import pipeline
+from pdl_tf.evaluation.cityscapes_writer import write_cityscapes_results
+from pdl_tf.evaluation.pair_writer import PanopticPairWriter
+
+CITYSCAPES_SUFFIX = '_leftImg8bit.png'
+GT_PANOPTIC = 'gt_panoptic'
+GT_SEMANTIC = 'gt_semantic'
+
+
+def eval_images(batch, result):
+  """Yields one dict of numpy arrays per image of an eval batch.
+
+  Keys: ``pipeline.FILE_NAME`` (str), ``pipeline.IMAGE`` float [h, w, 3],
+  GT_PANOPTIC and GT_SEMANTIC (ground truth), ``keys.PANOPTIC``,
+  ``keys.SEMANTIC``, ``keys.INSTANCE`` (predictions), all [h, w] cropped to
+  the original size, and ``postprocess.INSTANCE_CLASSES`` [K] and
+  ``keys.INSTANCE_SCORES`` [K].
+  """
+  sizes = batch[pipeline.ORIGINAL_SIZE].numpy()
+  names = batch[pipeline.FILE_NAME].numpy()
+  for i, ((height, width), name) in enumerate(zip(sizes, names)):
+    crop = lambda t: t[i, :height, :width].numpy()  # pylint: disable=cell-var-from-loop
+    yield {
+        pipeline.FILE_NAME: name.decode(),
+        pipeline.IMAGE: crop(batch[pipeline.IMAGE]),
+        GT_PANOPTIC: crop(batch[keys.PANOPTIC]),
+        GT_SEMANTIC: crop(batch[keys.SEMANTIC]),
+        keys.PANOPTIC: crop(result[keys.PANOPTIC]),
+        keys.SEMANTIC: crop(result[keys.SEMANTIC]),
+        keys.INSTANCE: crop(result[keys.INSTANCE]),
+        postprocess.INSTANCE_CLASSES:
+            result[postprocess.INSTANCE_CLASSES][i].numpy(),
+        keys.INSTANCE_SCORES: result[keys.INSTANCE_SCORES][i].numpy(),
+    }
+
+
+class PredictionSaver:
+  """Writes each evaluated image's prediction under ``folder``."""
+
+  def __init__(self, config, folder):
+    data = config.data
+    self.folder = folder
+    self.pairs = PanopticPairWriter(
+        os.path.join(folder, 'coco_panoptic'), config.model.num_classes,
+        data.thing_class_ids, data.label_divisor, data.ignore_label)
+    self.cityscapes_ids = (
+        cityscapes.metadata().category_ids
+        if data.dataset == 'cityscapes' else None)
+
+  def add(self, image):
+    """Adds one image: a dict from ``eval_images``."""
+    name = image[pipeline.FILE_NAME]
+    self.pairs.add(name, image[GT_PANOPTIC], image[keys.PANOPTIC])
+    if self.cityscapes_ids is not None:
+      stem = name[:-len(CITYSCAPES_SUFFIX)] if name.endswith(
+          CITYSCAPES_SUFFIX) else os.path.splitext(name)[0]
+      write_cityscapes_results(
+          stem, os.path.join(self.folder, 'cityscapes'),
+          image[keys.SEMANTIC], image[keys.INSTANCE],
+          image[postprocess.INSTANCE_CLASSES], image[keys.INSTANCE_SCORES],
+          self.cityscapes_ids)
+
+  def close(self):
+    self.pairs.close()
