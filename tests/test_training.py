@@ -6,6 +6,7 @@ import types
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
 from helpers import SMALL_DEMO
 from pdl_tf import config_io
@@ -79,6 +80,19 @@ def test_continuous_eval_follows_the_checkpoints(tmp_path):
   assert {'eval/All/pq', 'eval/miou', 'panoptic/0', 'panoptic/1'} <= tags
 
 
+def test_mixed_float16_trains_with_loss_scaling_and_resumes(tmp_path):
+  config = small_config(steps=2, extra='model.precision=mixed_float16')
+  trainer = trainer_lib.Trainer(config, str(tmp_path), default_strategy())
+  assert isinstance(trainer.optimizer,
+                    tf_keras.mixed_precision.LossScaleOptimizer)
+  losses = trainer.train()
+  assert trainer.step == 2
+  assert all(np.isfinite(v) for v in losses.values())
+  assert trainer.optimizer.loss_scale.numpy() > 1  # dynamic, not 1
+  resumed = trainer_lib.Trainer(config, str(tmp_path), default_strategy())
+  assert resumed.step == 2
+
+
 def test_resume_after_a_stop_matches_an_uninterrupted_run(tmp_path):
   # Dropout masks are not part of a checkpoint, hence dropout 0 here.
   config = small_config(steps=4, extra='model.dropout_rate=0.0')
@@ -126,6 +140,7 @@ def test_mirrored_two_replicas_match_one_device(tmp_path):
   result = run_python(f'''
     import json
     import tensorflow as tf
+import tf_keras
     cpu = tf.config.list_physical_devices('CPU')[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)

@@ -1,11 +1,18 @@
 """Adam with polynomial decay (power 0.9) and linear warmup, as published,
-built with Model Garden's official.modeling.optimization."""
+built with Model Garden's official.modeling.optimization; with float16
+mixed precision, wrapped in a dynamic LossScaleOptimizer
+(official.modeling.performance)."""
 
 from official.modeling import optimization
+from official.modeling import performance
 
 
-def build_optimizer(train_config):
-  """Returns (optimizer, learning_rate_schedule) for ``train_config``."""
+def build_optimizer(train_config, use_float16=False):
+  """Returns (optimizer, learning_rate_schedule) for ``train_config``.
+
+  With ``use_float16`` the optimizer is a tf_keras LossScaleOptimizer
+  (dynamic loss scale), which float16 gradients need against underflow.
+  """
   schedule = {
       'type': 'polynomial',
       'polynomial': {'initial_learning_rate': train_config.learning_rate,
@@ -21,4 +28,6 @@ def build_optimizer(train_config):
   factory = optimization.OptimizerFactory(
       optimization.OptimizationConfig(options))
   learning_rate = factory.build_learning_rate()
-  return factory.build_optimizer(learning_rate), learning_rate
+  optimizer = performance.configure_optimizer(
+      factory.build_optimizer(learning_rate), use_float16=use_float16)
+  return optimizer, learning_rate

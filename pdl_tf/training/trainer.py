@@ -67,7 +67,8 @@ class Trainer:
           config.model, input_size=config.data.train.crop_size,
           use_sync_bn=replicas > 1)
       self.optimizer, self.learning_rate = optimizer_lib.build_optimizer(
-          config.train)
+          config.train,
+          use_float16=config.model.precision == 'mixed_float16')
     self.checkpoint = tf.train.Checkpoint(model=self.model,
                                           optimizer=self.optimizer)
     self.manager = tf.train.CheckpointManager(
@@ -86,6 +87,8 @@ class Trainer:
 
   def _step_fn(self, batch):
     config = self.config
+    scaled = isinstance(self.optimizer,
+                        tf_keras.mixed_precision.LossScaleOptimizer)
     with tf.GradientTape() as tape:
       outputs = self.model(batch[pipeline.IMAGE], training=True)
       values = losses_lib.panoptic_deeplab_loss(
@@ -95,8 +98,13 @@ class Trainer:
                         keys.CENTER_LOSS: config.losses.center_weight,
                         keys.OFFSET_LOSS: config.losses.offset_weight},
           global_batch_size=config.data.train.batch_size)
+      loss = values[keys.TOTAL_LOSS]
+      if scaled:  # float16: scale up against gradient underflow
+        loss = self.optimizer.get_scaled_loss(loss)
     variables = self.model.trainable_variables
-    gradients = tape.gradient(values[keys.TOTAL_LOSS], variables)
+    gradients = tape.gradient(loss, variables)
+    if scaled:
+      gradients = self.optimizer.get_unscaled_gradients(gradients)
     self.optimizer.apply_gradients(zip(gradients, variables))
     return values
 
