@@ -140,7 +140,6 @@ def test_mirrored_two_replicas_match_one_device(tmp_path):
   result = run_python(f'''
     import json
     import tensorflow as tf
-import tf_keras
     cpu = tf.config.list_physical_devices('CPU')[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -159,7 +158,7 @@ import tf_keras
   ''', timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   line = next(l for l in result.stdout.splitlines() if l.startswith('LOSSES'))
-  losses = __import__('json').loads(line[len('LOSSES '):])
+  losses = json.loads(line[len('LOSSES '):])
   for name in losses['one']:
     # Tolerance: float32 sums in a different order across the two replicas.
     assert losses['two'][name] == pytest.approx(losses['one'][name],
