@@ -21,16 +21,16 @@ import tqdm
 from pdl_tf import keys
 from pdl_tf import losses as losses_lib
 from pdl_tf import postprocess
+from pdl_tf import viz
 from pdl_tf.config import ConfigError
 from pdl_tf.data import pipeline
 from pdl_tf.evaluation import StreamingMeanIoU
 from pdl_tf.evaluation import StreamingPanopticQuality
 from pdl_tf.evaluation.mask_ap import StreamingMaskAP
 from pdl_tf.model import factory
-from pdl_tf import viz
+from pdl_tf.training import eval_outputs
 from pdl_tf.training import optimizer as optimizer_lib
 from pdl_tf.training import strategy as strategy_lib
-from pdl_tf.training import eval_outputs
 
 METRICS_FILE = 'metrics.json'
 LOSS_NAMES = keys.LOSS_TERMS + (keys.TOTAL_LOSS,)
@@ -178,7 +178,8 @@ class Trainer:
 
     Writes them to ``metrics.json`` and, with overlays of the first
     ``num_images`` predictions, to TensorBoard under ``model_dir/eval``;
-    with ``predictions_dir``, also the prediction files (PredictionSaver).
+    with ``predictions_dir``, also the prediction files
+    (eval_outputs.PredictionSaver).
     """
     config = self.config
     things = list(config.data.thing_class_ids)
