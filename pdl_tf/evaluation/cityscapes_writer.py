@@ -41,6 +41,7 @@ def write_cityscapes_results(stem, folder, semantic, instance_map,
     ValueError: a train id outside label_ids.
   """
   semantic = np.asarray(semantic)
+  instance_map = np.asarray(instance_map)
   table = np.asarray(label_ids, np.int64)
   if semantic.min() < 0 or semantic.max() >= len(table):
     raise ValueError(f'{stem}: semantic train ids {semantic.min()}..'
@@ -52,8 +53,10 @@ def write_cityscapes_results(stem, folder, semantic, instance_map,
   lines = []
   for slot, (cls, score) in enumerate(zip(instance_classes,
                                           instance_scores)):
-    mask = np.asarray(instance_map) == slot + 1
-    if cls < 0 or not mask.any():
+    if cls < 0:  # an empty slot: no mask to build
+      continue
+    mask = instance_map == slot + 1
+    if not mask.any():
       continue
     if cls >= len(table):
       raise ValueError(f'{stem}: instance class {cls} outside 0..'

@@ -64,15 +64,18 @@ class StreamingMaskAP:
       if cls not in self._things:
         continue
       mask = gt_panoptic == value
+      rle = _encode(mask)
       self._gt.append({
           'id': len(self._gt) + 1, 'image_id': image_id, 'category_id': cls,
-          'segmentation': _encode(mask), 'area': float(mask.sum()),
-          'bbox': list(mask_api.toBbox(_encode(mask))),
+          'segmentation': rle, 'area': float(mask.sum()),
+          'bbox': mask_api.toBbox(rle).tolist(),
           'iscrowd': int(instance == 0)})
     for slot, (cls, score) in enumerate(zip(instance_classes,
                                             instance_scores)):
+      if cls < 0:  # an empty slot: no mask to build
+        continue
       mask = instance_map == slot + 1
-      if cls < 0 or not mask.any():
+      if not mask.any():
         continue
       self._dt.append({'image_id': image_id, 'category_id': int(cls),
                        'segmentation': _encode(mask), 'score': float(score)})
