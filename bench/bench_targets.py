@@ -14,10 +14,14 @@ Usage: python bench/bench_targets.py [--runs 5]
 
 import argparse
 import os
+import sys
 import statistics
 import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+# Measure this checkout's pdl_tf, not an installed copy.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..'))  # the working tree
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top

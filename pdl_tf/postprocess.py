@@ -1,10 +1,11 @@
 """Panoptic-DeepLab post-processing: a static-shape, batched, XLA merge.
 
 Every tensor has a shape fixed by the inputs and ``top_k``: no tf.unique, no
-TensorArray, no Python loop over instances. Pixels are grouped to centers in
-chunks of ``center_chunk`` (8) centers inside one ``tf.while_loop`` that runs
-only as far as the largest number of kept centers in the batch, so memory is
-O(B * H * W * center_chunk), never O(B * H * W * top_k).
+Python loop over instances. Pixels are grouped to centers ``pixel_block``
+pixels at a time and, within a block, ``center_chunk`` (8) centers at a time,
+in a ``tf.while_loop`` that runs only as far as the largest number of kept
+centers in the batch, so the grouping's memory is O(B * pixel_block *
+center_chunk), never O(B * H * W * top_k) (grouping.py).
 
 Algorithm (REFERENCE.md, "Post-processing"):
   1. semantic = argmax of the logits (ties -> smaller class id).
@@ -26,6 +27,8 @@ Algorithm (REFERENCE.md, "Post-processing"):
 import tensorflow as tf
 
 from pdl_tf import keys
+from pdl_tf.grouping import find_centers
+from pdl_tf.grouping import group_pixels
 
 VOID = -1
 INSTANCE_CLASSES = 'instance_classes'
@@ -44,89 +47,6 @@ def _argmax_lowest(values, axis=-1):
   no tie rule, so test_argmax_and_argmin_ties_go_to_lowest_index pins it.
   """
   return tf.argmax(values, axis=axis, output_type=tf.int32)
-
-
-def find_centers(center_heatmap, *, center_threshold, nms_kernel, top_k):
-  """Max-pool NMS and top-k on the center heatmap.
-
-  Args:
-    center_heatmap: float32 [B, H, W, 1].
-    center_threshold: values <= this are never centers.
-    nms_kernel: odd max-pool window size.
-    top_k: number of center slots.
-
-  Returns:
-    points int32 [B, top_k, 2] (y, x), scores float32 [B, top_k] (0 where
-    invalid) and valid bool [B, top_k]; valid slots come first, by score.
-  """
-  heat = center_heatmap[..., 0]
-  heat = tf.where(heat > center_threshold, heat, tf.zeros_like(heat))
-  # A k x k max-pool is a 1 x k then a k x 1 max-pool (same SAME padding),
-  # 2k instead of k^2 comparisons per pixel.
-  pooled = tf.nn.max_pool2d(heat[..., None], [1, nms_kernel], 1, 'SAME')
-  pooled = tf.nn.max_pool2d(pooled, [nms_kernel, 1], 1, 'SAME')[..., 0]
-  is_center = (heat > center_threshold) & (heat == pooled)
-  width = tf.shape(heat)[2]
-  flat = tf.reshape(tf.where(is_center, heat, -tf.ones_like(heat)),
-                    [tf.shape(heat)[0], -1])
-  num_pixels = heat.shape[1] * heat.shape[2]
-  k = min(top_k, num_pixels)
-  scores, indices = tf.math.top_k(flat, k=k, sorted=True)
-  if k < top_k:  # fewer pixels than slots: pad with invalid slots
-    scores = tf.pad(scores, [[0, 0], [0, top_k - k]], constant_values=-1.0)
-    indices = tf.pad(indices, [[0, 0], [0, top_k - k]])
-  valid = scores > center_threshold
-  points = tf.stack([indices // width, indices % width], axis=-1)
-  return points, tf.where(valid, scores, tf.zeros_like(scores)), valid
-
-
-def group_pixels(center_offsets, points, valid, center_chunk=8):
-  """Index of the nearest valid center to each pixel's vote.
-
-  Args:
-    center_offsets: float32 [B, H, W, 2] (dy, dx).
-    points: int32 [B, K, 2] center (y, x).
-    valid: bool [B, K]; valid slots come first.
-    center_chunk: centers compared per loop step (memory vs. speed).
-
-  Returns:
-    int32 [B, H, W]: center index in [0, K), or -1 where no valid center
-    (or a non-finite vote) exists.
-  """
-  batch, height, width = (tf.shape(center_offsets)[i] for i in range(3))
-  num_slots = points.shape[1]
-  padded = -(-num_slots // center_chunk) * center_chunk
-  points = tf.pad(tf.cast(points, tf.float32),
-                  [[0, 0], [0, padded - num_slots], [0, 0]])
-  valid = tf.pad(valid, [[0, 0], [0, padded - num_slots]])
-  ys = tf.cast(tf.range(height), tf.float32)[:, None]
-  xs = tf.cast(tf.range(width), tf.float32)[None, :]
-  # Centers on axis 1 and pixels on the minor axis, so that the reductions
-  # over centers are element-wise along pixels (vectorised).
-  vote_y = tf.reshape(ys + center_offsets[..., 0], [batch, 1, -1])
-  vote_x = tf.reshape(xs + center_offsets[..., 1], [batch, 1, -1])
-  num_valid = tf.reduce_max(tf.reduce_sum(tf.cast(valid, tf.int32), axis=1))
-
-  def step(start, best_distance, best_index):
-    chunk = tf.slice(points, [0, start, 0], [-1, center_chunk, 2])
-    chunk_valid = tf.slice(valid, [0, start], [-1, center_chunk])
-    distance = (tf.square(vote_y - chunk[:, :, 0:1]) +
-                tf.square(vote_x - chunk[:, :, 1:2]))
-    distance = tf.where(chunk_valid[:, :, None], distance, float('inf'))
-    nearest = tf.argmin(distance, axis=1, output_type=tf.int32)  # ties: lowest
-    chunk_best = tf.reduce_min(distance, axis=1)
-    closer = chunk_best < best_distance  # strict: earlier chunks win ties
-    return (start + center_chunk,
-            tf.where(closer, chunk_best, best_distance),
-            tf.where(closer, nearest + start, best_index))
-
-  init_distance = tf.fill([batch, height * width], float('inf'))
-  init_index = tf.fill([batch, height * width], -1)
-  _, _, best_index = tf.while_loop(
-      lambda start, *_: start < num_valid, step,
-      (tf.constant(0), init_distance, init_index),
-      maximum_iterations=padded // center_chunk)
-  return tf.reshape(best_index, [batch, height, width])
 
 
 def _segment_sum(values, segments, num_segments):
@@ -206,32 +126,79 @@ def inside_mask(image_sizes, batch, height, width):
   return tf.reshape(rows & cols, [batch, height * width])
 
 
-def instance_scores(logits, log_normalizer, instance, classes, areas,
+CLASS_CHUNK = 32
+
+
+def _sum_over_classes(logits, term):
+  """sum_c term(logits[..., c], c): [B, N, C] -> [B, N], no [B, N, C] kept.
+
+  Classes are taken 32 at a time: XLA:CPU fuses an element-wise term into a
+  reduction over at most 32 classes, but builds a [B, N, C] temporary above
+  that (871 MB for 4 x 640 x 640 x 133 logits).
+
+  Args:
+    logits: float32 [B, N, C].
+    term: fn(chunk float32 [B, N, c], class_ids int32 [c]) -> float32
+      [B, N, c].
+  """
+  num_classes = logits.shape[-1]
+  if num_classes <= CLASS_CHUNK:
+    return tf.reduce_sum(term(logits, tf.range(num_classes)), axis=-1)
+  total = None
+  for start in range(0, num_classes, CLASS_CHUNK):
+    chunk = logits[..., start:start + CLASS_CHUNK]
+    part = tf.reduce_sum(
+        term(chunk, tf.range(start, start + chunk.shape[-1])), axis=-1)
+    total = part if total is None else total + part
+  return total
+
+
+def _one_hot_pick(logits, index):
+  """logits[b, n, index[b, n]] as a one-hot sum: [B, N, C], [B, N] -> [B, N].
+
+  XLA runs one-hot sums over the same logits in one pass; a gather there
+  was fused into the later reduction and recomputed per class (3x slower).
+  """
+  return _sum_over_classes(
+      logits, lambda chunk, ids: tf.where(ids == index[..., None], chunk, 0.0))
+
+
+def instance_scores(logits, semantic, instance, classes, areas,
                     center_scores):
   """Objectness x mean class probability of each instance.
 
-  The probability of the instance's class at a pixel is
-  exp(logit[class] - log_normalizer), so no full softmax map is built.
+  The probability of class k at a pixel is 1 / sum_c exp(logit[c] -
+  logit[k]), so no softmax map is built and the logits are read twice. It
+  is exactly 0 where logit[k] is -Inf, and underflows to 0 (the true value
+  is below 1e-38) where another logit exceeds logit[k] by more than 88.
 
   Args:
-    logits: float32 [B, N, C]; log_normalizer: float32 [B, N], the
-      log-sum-exp of the logits per pixel.
+    logits: float32 [B, N, C]; semantic: int32 [B, N], their argmax.
     instance: int32 [B, N] (0 = none, else slot + 1).
     classes: int32 [B, K]; areas: int32 [B, K]; center_scores: float32
       [B, K].
 
   Returns:
-    float32 [B, K], 0 for empty slots.
+    scores float32 [B, K] (0 for empty slots), and logits_finite bool [B, N]:
+    no logit of the pixel is NaN or +Inf and not all are -Inf.
   """
   num_slots = classes.shape[1]
   class_table = tf.pad(tf.maximum(classes, 0), [[0, 0], [1, 0]])
-  pixel_class = tf.gather(class_table, instance, batch_dims=1)
-  pixel_logit = tf.gather(logits, pixel_class, batch_dims=2)
+  pixel_logit = _one_hot_pick(
+      logits, tf.gather(class_table, instance, batch_dims=1))
+  # +Inf or NaN anywhere, or all -Inf (then the largest logit is -Inf).
+  nan_or_inf = _sum_over_classes(
+      logits, lambda chunk, _: tf.where(chunk == float('-inf'), 0.0,
+                                        chunk * 0.0))
+  logits_finite = (tf.math.is_finite(_one_hot_pick(logits, semantic)) &
+                   (nan_or_inf == 0.0))
+  sum_exp = _sum_over_classes(
+      logits, lambda chunk, _: tf.exp(chunk - pixel_logit[..., None]))
   pixel_probability = tf.where(
-      instance > 0, tf.exp(pixel_logit - log_normalizer), 0.0)
+      (instance > 0) & (pixel_logit > float('-inf')), 1.0 / sum_exp, 0.0)
   sums = _segment_sum(pixel_probability, instance, num_slots + 1)[:, 1:]
   mean = sums / tf.cast(tf.maximum(areas, 1), tf.float32)
-  return tf.where(areas > 0, center_scores * mean, 0.0)
+  return tf.where(areas > 0, center_scores * mean, 0.0), logits_finite
 
 
 def _check_inputs(semantic_logits, center_heatmap, center_offsets,
@@ -272,7 +239,7 @@ def _check_inputs(semantic_logits, center_heatmap, center_offsets,
 def panoptic_merge(semantic_logits, center_heatmap, center_offsets, *,
                    thing_class_ids, label_divisor=1000, stuff_area=2048,
                    center_threshold=0.1, nms_kernel=7, top_k=200,
-                   center_chunk=8, image_sizes=None):
+                   center_chunk=8, pixel_block=65536, image_sizes=None):
   """Merges the three network outputs into a panoptic map.
 
   Compiles with ``tf.function(jit_compile=True)``; see ``merge_fn`` for a
@@ -289,6 +256,7 @@ def panoptic_merge(semantic_logits, center_heatmap, center_offsets, *,
     nms_kernel: odd max-pool window of the center NMS.
     top_k: maximum number of centers (instances) per image.
     center_chunk: centers compared per grouping step.
+    pixel_block: pixels grouped per outer grouping step.
     image_sizes: optional int32 [B, 2], the (height, width) of each image's
       valid top-left region when the batch is padded. Pixels outside are
       never centers, never grouped and never counted (stuff areas, votes,
@@ -316,10 +284,7 @@ def panoptic_merge(semantic_logits, center_heatmap, center_offsets, *,
   batch = tf.shape(semantic_logits)[0]
   logits = tf.reshape(tf.cast(semantic_logits, tf.float32),
                       [batch, -1, num_classes])
-  max_logit = tf.reduce_max(logits, axis=-1, keepdims=True)
   semantic = _argmax_lowest(logits)
-  log_normalizer = max_logit[..., 0] + tf.math.log(
-      tf.reduce_sum(tf.exp(logits - max_logit), axis=-1))
   inside = inside_mask(image_sizes, batch, height, width)
   is_thing = inside & tf.gather(
       tf.scatter_nd([[c] for c in thing_class_ids],
@@ -330,8 +295,9 @@ def panoptic_merge(semantic_logits, center_heatmap, center_offsets, *,
   points, scores, valid = find_centers(
       heatmap_inside, center_threshold=center_threshold,
       nms_kernel=nms_kernel, top_k=top_k)
-  nearest = tf.reshape(group_pixels(tf.cast(center_offsets, tf.float32),
-                                    points, valid, center_chunk), [batch, -1])
+  nearest = tf.reshape(
+      group_pixels(tf.cast(center_offsets, tf.float32), points, valid,
+                   center_chunk, pixel_block), [batch, -1])
   instance = tf.where(is_thing & (nearest >= 0), nearest + 1, 0)
   classes, areas = majority_vote(semantic, instance, num_classes, top_k)
   ids = per_class_ids(classes)
@@ -341,21 +307,22 @@ def panoptic_merge(semantic_logits, center_heatmap, center_offsets, *,
       instance > 0, tf.gather(thing_table, instance, batch_dims=1),
       stuff_panoptic(semantic, is_thing, inside, num_classes=num_classes,
                      stuff_area=stuff_area, label_divisor=label_divisor))
+  object_scores, logits_finite = instance_scores(
+      logits, semantic, instance, classes, areas, scores)
   image_shape = [batch, height, width]
   semantic = tf.where(inside, semantic, VOID)
   return {
       keys.PANOPTIC: tf.reshape(panoptic, image_shape),
       keys.SEMANTIC: tf.reshape(semantic, image_shape),
       keys.INSTANCE: tf.reshape(instance, image_shape),
-      keys.INSTANCE_SCORES: instance_scores(logits, log_normalizer, instance,
-                                            classes, areas, scores),
+      keys.INSTANCE_SCORES: object_scores,
       INSTANCE_CLASSES: classes,
       INSTANCE_AREAS: areas,
       CENTER_POINTS: points,
       CENTER_SCORES: scores,
       CENTER_VALID: valid,
       INPUTS_FINITE: tf.stack([
-          tf.reduce_all(tf.math.is_finite(log_normalizer)),
+          tf.reduce_all(logits_finite),
           tf.reduce_all(tf.math.is_finite(center_heatmap)),
           tf.reduce_all(tf.math.is_finite(center_offsets))]),
   }

@@ -196,6 +196,22 @@ def test_matches_numpy_oracle_on_random_scenes(seed):
                              want['instance_scores'], atol=1e-5)
 
 
+@pytest.mark.parametrize('jit_compile', [True, False])
+def test_more_classes_than_one_chunk_match_the_oracle(jit_compile):
+  # 77 classes: the class sums run over chunks of 32, 32 and 13 classes.
+  things = (3, 40, 76)
+  logits, heat, offsets = scenes(21, batch=2, height=40, width=48,
+                                 num_classes=77, things=things)
+  args = dict(MERGE_ARGS, thing_class_ids=list(things))
+  got = postprocess.merge_fn(jit_compile=jit_compile, **args)(
+      logits, heat, offsets)
+  want = np_merge(logits, heat, offsets, **args)
+  np.testing.assert_array_equal(got[keys.PANOPTIC], want[keys.PANOPTIC])
+  assert (want['instance_scores'] > 0).any()  # the scores are exercised
+  np.testing.assert_allclose(got[keys.INSTANCE_SCORES],
+                             want['instance_scores'], atol=1e-5)
+
+
 def test_batch_of_three_equals_images_one_by_one():
   logits, heat, offsets = scenes(11, batch=3, height=32, width=32)
   fn = postprocess.merge_fn(**MERGE_ARGS)
@@ -229,6 +245,16 @@ def test_small_chunks_and_many_centers_agree():
   want = np_merge(logits, heat, offsets, **args)
   np.testing.assert_array_equal(a[keys.PANOPTIC], b[keys.PANOPTIC])
   np.testing.assert_array_equal(a[keys.PANOPTIC], want[keys.PANOPTIC])
+
+
+def test_pixel_blocks_that_do_not_divide_the_image_agree():
+  # 40x40 = 1600 pixels in blocks of 300: 6 blocks, the last one padded.
+  logits, heat, offsets = scenes(17, batch=2, height=40, width=40)
+  args = dict(MERGE_ARGS, top_k=50, nms_kernel=3)
+  got = postprocess.merge_fn(pixel_block=300, **args)(logits, heat, offsets)
+  want = np_merge(logits, heat, offsets, **args)
+  for key in (keys.PANOPTIC, keys.INSTANCE):
+    np.testing.assert_array_equal(got[key], want[key], err_msg=key)
 
 
 def test_image_sizes_equal_merging_the_cropped_images():
