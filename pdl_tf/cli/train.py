@@ -29,6 +29,9 @@ def print_metrics(metrics):
         f"{100 * metrics['Stuff/pq']:.1f}  | mIoU "
         f"{100 * metrics['miou']:.1f}  | mask AP {_percent(metrics, 'mask_ap')}"
         f"  AP50 {_percent(metrics, 'mask_ap50')}")
+  if 'cityscapes_ap' in metrics:
+    print(f"Cityscapes instance AP {_percent(metrics, 'cityscapes_ap')}  "
+          f"AP50 {_percent(metrics, 'cityscapes_ap50')}")
 
 
 def _percent(metrics, name):

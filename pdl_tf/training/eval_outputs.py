@@ -8,7 +8,8 @@ PredictionSaver always writes ground truth and predictions in COCO panoptic
 format side by side (evaluation.pair_writer), scorable with pq_compute or
 panopticapi; for the Cityscapes dataset also cityscapesScripts' semantic
 and instance result files (evaluation.cityscapes_writer), named after the
-input images.
+input images, with the ground truth as gtFine instanceIds PNGs, on which
+``close`` runs the Cityscapes instance AP (evaluation.cityscapes_ap).
 """
 
 import os
@@ -17,6 +18,7 @@ from pdl_tf import keys
 from pdl_tf import postprocess
 from pdl_tf.data import cityscapes
 from pdl_tf.data import pipeline
+from pdl_tf.evaluation import cityscapes_ap
 from pdl_tf.evaluation.cityscapes_writer import write_cityscapes_results
 from pdl_tf.evaluation.pair_writer import PanopticPairWriter
 
@@ -64,6 +66,10 @@ class PredictionSaver:
     self.cityscapes_ids = (
         cityscapes.metadata().category_ids
         if data.dataset == 'cityscapes' else None)
+    self.label_divisor, self.ignore_label = (data.label_divisor,
+                                             data.ignore_label)
+    if self.cityscapes_ids is not None:
+      cityscapes_ap.check_installed()  # fail before evaluating, not after
 
   def add(self, image):
     """Adds one image: a dict from ``eval_images``."""
@@ -77,6 +83,18 @@ class PredictionSaver:
           image[keys.SEMANTIC], image[keys.INSTANCE],
           image[postprocess.INSTANCE_CLASSES], image[keys.INSTANCE_SCORES],
           self.cityscapes_ids)
+      cityscapes_ap.write_gt_instance_ids(
+          stem, os.path.join(self.folder, 'cityscapes', 'gt'),
+          image[GT_PANOPTIC], self.cityscapes_ids, self.label_divisor,
+          self.ignore_label)
 
   def close(self):
+    """Finishes the files; for Cityscapes, returns the Cityscapes-convention
+    instance AP of what was written ({'ap', 'ap50', 'per_class'}), else
+    None."""
     self.pairs.close()
+    if self.cityscapes_ids is None:
+      return None
+    folder = os.path.join(self.folder, 'cityscapes')
+    return cityscapes_ap.cityscapes_instance_ap(
+        os.path.join(folder, 'gt'), os.path.join(folder, 'instance'))

@@ -212,10 +212,12 @@ class Trainer:
                                                image[keys.PANOPTIC]))
         if saver:
           saver.add(image)
-    if saver:
-      saver.close()
+    instance_ap = saver.close() if saver else None
     summary = pq.result()
     metrics = {'step': self.step, 'miou': miou.result()['miou']}
+    if instance_ap:  # Cityscapes: its own AP convention, on the saved files
+      metrics['cityscapes_ap'] = instance_ap['ap']
+      metrics['cityscapes_ap50'] = instance_ap['ap50']
     for split in ('All', 'Things', 'Stuff'):
       for name in ('pq', 'sq', 'rq'):
         metrics[f'{split}/{name}'] = summary[split][name]
