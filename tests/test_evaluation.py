@@ -265,3 +265,17 @@ def test_writer_round_trip_scores_perfectly(sample, tmp_path):
                       str(tmp_path / 'pred'), num_workers=1)
   assert result['All']['pq'] == 1.0
   assert result['All']['n'] == len(counted_categories(gt))
+
+
+def test_panoptic_to_segments_marks_thing_instance_0_as_crowd():
+  # Class 1 is a thing: 1000 (instance 0) is a crowd region, 1001 an
+  # instance; class 0 (stuff, 0) is never crowd; -1 is void (id 0).
+  from pdl_tf.evaluation.writers import panoptic_to_segments  # pylint: disable=g-import-not-at-top
+  panoptic = np.array([[0, 1000], [1001, -1]])
+  ids, segments = panoptic_to_segments(panoptic, [7, 9], 1000,
+                                       crowd_class_ids={1})
+  np.testing.assert_array_equal(ids, [[1, 2], [3, 0]])
+  assert [(s['category_id'], s['iscrowd']) for s in segments] == [
+      (7, 0), (9, 1), (9, 0)]
+  _, predicted = panoptic_to_segments(panoptic, [7, 9], 1000)
+  assert not any(s['iscrowd'] for s in predicted)

@@ -53,14 +53,10 @@ class PanopticPairWriter:
     self._images.append({'id': image_id, 'file_name': file_name,
                          'height': height, 'width': width})
     void = ground_truth // self._divisor == self._ignore
-    gt = write_coco_panoptic(np.where(void, -1, ground_truth), image_id, png,
-                             os.path.join(self._folder, 'gt'), self._classes,
-                             self._divisor)
-    values = np.unique(ground_truth[~void]).tolist()
-    for value, segment in zip(values, gt['segments_info']):
-      cls, instance = divmod(value, self._divisor)
-      segment['iscrowd'] = int(cls in self._things and instance == 0)
-    self._gt.append(gt)
+    self._gt.append(write_coco_panoptic(
+        np.where(void, -1, ground_truth), image_id, png,
+        os.path.join(self._folder, 'gt'), self._classes, self._divisor,
+        crowd_class_ids=self._things))
     self._predictions.append(write_coco_panoptic(
         prediction, image_id, png, os.path.join(self._folder, 'predictions'),
         self._classes, self._divisor))

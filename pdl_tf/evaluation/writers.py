@@ -13,13 +13,17 @@ from PIL import Image
 from pdl_tf.panoptic_format import id_map_to_rgb
 
 
-def panoptic_to_segments(panoptic, category_ids, label_divisor=1000):
+def panoptic_to_segments(panoptic, category_ids, label_divisor=1000,
+                         crowd_class_ids=()):
   """Label map (class * divisor + instance, negative = void) -> COCO ids.
 
   Args:
     panoptic: int [H, W].
     category_ids: sequence mapping class index -> dataset category id.
     label_divisor: the label encoding's divisor.
+    crowd_class_ids: class indices (things) whose instance-0 segment is a
+      crowd region (``iscrowd: 1``), as in ground truth; empty for
+      predictions.
 
   Returns:
     (ids uint32 [H, W] with 0 = void and segments numbered from 1,
@@ -39,20 +43,23 @@ def panoptic_to_segments(panoptic, category_ids, label_divisor=1000):
     ids[mask] = segment_id
     segments.append({
         'id': segment_id, 'category_id': int(category_ids[cls]),
-        'iscrowd': 0, 'area': int(mask.sum()),
+        'iscrowd': int(cls in crowd_class_ids and
+                       value % label_divisor == 0),
+        'area': int(mask.sum()),
         'bbox': [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1),
                  int(ys.max() - ys.min() + 1)]})
   return ids, segments
 
 
 def write_coco_panoptic(panoptic, image_id, file_name, folder, category_ids,
-                        label_divisor=1000):
+                        label_divisor=1000, crowd_class_ids=()):
   """Writes ``folder/file_name`` (PNG) and returns its annotation dict.
 
   Collect the returned dicts as ``{'annotations': [...]}`` in a JSON file to
   obtain the predictions JSON of the COCO panoptic format.
   """
-  ids, segments = panoptic_to_segments(panoptic, category_ids, label_divisor)
+  ids, segments = panoptic_to_segments(panoptic, category_ids, label_divisor,
+                                       crowd_class_ids)
   os.makedirs(folder, exist_ok=True)
   Image.fromarray(id_map_to_rgb(ids)).save(os.path.join(folder, file_name))
   return {'image_id': image_id, 'file_name': file_name,
