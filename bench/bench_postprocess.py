@@ -3,12 +3,11 @@
 Cases: 1024x2048 with 19 classes, 30 instances, top_k 200 (Cityscapes) and
 640x640 with 133 classes (COCO), batch 1 and 4, XLA on and off. Each case
 runs in a fresh process so that its peak resident memory (ru_maxrss) is its
-own; 'merge adds' is that peak minus the peak before the first merge call
-(TensorFlow itself and the inputs: a 1024x2048x19 float32 logits map is
-160 MB per image), compile included; 'after warm-up' is the growth of the
-peak during the timed runs alone (peak reset after the warm-up). Timings are
-the median
-of --runs runs after one warm-up (which also compiles).
+own (TensorFlow, the inputs and the XLA compile included: a 1024x2048x19
+float32 logits map is 160 MB per image); 'merge adds' is the growth of the
+peak during the timed runs (the peak is reset after the warm-up call).
+Timings are the median of --runs runs after one warm-up (which also
+compiles).
 
 Usage: python bench/bench_postprocess.py [--runs 5] [--skip_oracle]
 """
@@ -67,7 +66,6 @@ def run_case(case, batch, mode, runs):
                                  **merge_kwargs(case))
     tensors = [tf.constant(x) for x in inputs]
     fn = lambda: merge(*tensors)['panoptic'].numpy()
-  before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   fn()
   # Linux: '5' in clear_refs resets the peak RSS (VmHWM), so the runs after
   # the warm-up measure the merge alone, without the one-off XLA compile.
@@ -81,7 +79,7 @@ def run_case(case, batch, mode, runs):
     times.append(time.perf_counter() - start)
   peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   return dict(ms_per_image=1000 * statistics.median(times) / batch,
-              peak_mb=peak_mb, added_mb=peak_mb - before_mb,
+              peak_mb=peak_mb,
               steady_added_mb=_status_mb('VmHWM') - steady_before_mb)
 
 
@@ -120,8 +118,7 @@ def main():
               f"C={case['num_classes']:3d} batch={batch} {mode:7s}: "
               f"{result['ms_per_image']:9.1f} ms/image, peak RSS "
               f"{result['peak_mb']:6.0f} MB, merge adds "
-              f"{result['added_mb']:6.0f} MB (after warm-up: "
-              f"{result['steady_added_mb']:5.0f} MB)", flush=True)
+              f"{result['steady_added_mb']:5.0f} MB", flush=True)
 
 
 if __name__ == '__main__':

@@ -7,7 +7,8 @@ that also traces. The same loops then run on one cached batch repeated (no
 input work at all); the input-wait share is
   1 - (time per step on the cached batch) / (time per step on real input).
 
-Cases: the demo experiment as configured, and ResNet-50 OS32 at 512x1024
+Cases: the demo experiment as configured, the demo without its in-memory
+cache of the synthetic scenes, and ResNet-50 OS32 at 512x1024
 (the network of cityscapes_r50_os32 on synthetic 512x1024 scenes, batch 1:
 no Cityscapes data here).
 
@@ -35,6 +36,7 @@ from pdl_tf.training import trainer as trainer_lib  # pylint: disable=g-import-n
 
 CASES = {
     'demo': ('demo', ''),
+    'demo_uncached': ('demo', 'data.train.cache=false'),
     'r50_512x1024': ('cityscapes_r50_os32', (
         'data.dataset=synthetic,model.num_classes=6,'
         'data.thing_class_ids=[3,4,5],data.train.crop_size=[512,1024],'

@@ -58,6 +58,7 @@ class SplitConfig(hyperparams.Config):
   flip: bool = True
   num_examples: int = 0  # synthetic: scenes in the split; else 0 = all
   max_size: int = 0  # downscale so the longer side is <= this; 0 = never
+  cache: bool = False  # keep decoded examples in memory after one pass
 
 
 @dataclasses.dataclass

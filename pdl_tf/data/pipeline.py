@@ -64,6 +64,8 @@ def build_dataset(config, input_context=None, training=True,
       data, split, 'data.train' if training else 'data.eval', input_context)
   check_metadata(config, meta)
   ignore_value = data.ignore_label * data.label_divisor
+  if split.cache:  # decoded (or generated) once, augmented every epoch
+    dataset = dataset.cache()
   if training:
     dataset = dataset.repeat().shuffle(data.shuffle_buffer, seed=data.seed)
   dataset = dataset.enumerate()
