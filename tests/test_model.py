@@ -280,3 +280,22 @@ def test_every_weight_gets_a_gradient(backbone, output_stride, high_channels):
   assert not unused
   key = backbones.high_level_key(output_stride)
   assert model.backbone.output[key].shape[-1] == high_channels
+
+
+def test_resumable_dropout_masks_follow_its_saved_call_count(tmp_path):
+  drop = layers.ResumableDropout(0.5, seed=7)
+  x = tf.ones([4, 64])
+  np.testing.assert_array_equal(drop(x, training=False), x)  # inference
+  first = drop(x, training=True).numpy()
+  assert set(np.unique(first)) == {0.0, 2.0}  # kept values scaled by 2
+  assert 0.3 < (first == 0).mean() < 0.7
+  checkpoint = tf.train.Checkpoint(drop=drop)
+  path = checkpoint.save(str(tmp_path / 'ckpt'))  # after 1 training call
+  second = drop(x, training=True).numpy()
+  assert (second != first).any()  # a new mask per call
+  checkpoint.restore(path).assert_existing_objects_matched()
+  np.testing.assert_array_equal(drop(x, training=True), second)
+  other_seed = layers.ResumableDropout(0.5, seed=8)
+  assert (other_seed(x, training=True).numpy() != first).any()
+  with pytest.raises(ValueError, match='dropout rate'):
+    layers.ResumableDropout(1.0, seed=0)

@@ -1,5 +1,7 @@
 """The Panoptic-DeepLab decoder: ASPP, then fusion of OS8 and OS4 features."""
 
+import zlib
+
 import tensorflow as tf
 import tf_keras
 
@@ -26,7 +28,9 @@ class PanopticDeepLabDecoder(tf_keras.layers.Layer):
     super().__init__(**kwargs)
     norm = dict(use_sync_bn=use_sync_bn, norm_momentum=norm_momentum,
                 norm_epsilon=norm_epsilon)
+    # Each decoder its own dropout stream, fixed by its name.
     self._aspp = layers.ASPP(aspp_channels, atrous_rates, dropout_rate,
+                             dropout_seed=zlib.crc32(self.name.encode()),
                              name='aspp', **norm)
     self._projections = [
         layers.ConvBN(channels, 1, name=f'project_{i}', **norm)

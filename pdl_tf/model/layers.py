@@ -79,6 +79,49 @@ class SeparableConvBN(tf_keras.layers.Layer):
     return self._pointwise(tf.nn.relu(x), training=training)
 
 
+class ResumableDropout(tf_keras.layers.Layer):
+  """Dropout whose masks a checkpoint reproduces.
+
+  Keras' Dropout draws from a random state that checkpoints do not hold, so
+  a run resumed from a checkpoint would draw other masks than the run it
+  continues. Here the mask of a training call is a stateless draw from
+  (seed, number of earlier training calls, replica id); that count is a
+  weight of the layer, saved and restored with the model.
+
+  Input and output: float [...], scaled by 1 / (1 - rate) where kept.
+  """
+
+  def __init__(self, rate, seed, **kwargs):
+    super().__init__(**kwargs)
+    if not 0 <= rate < 1:
+      raise ValueError(f'dropout rate must be in [0, 1), got {rate}.')
+    self.rate = rate
+    self.seed = int(seed)
+    self._calls = None
+
+  def build(self, input_shape):
+    self._calls = self.add_weight(
+        'training_calls', shape=[], dtype=tf.int64, trainable=False,
+        initializer='zeros',
+        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    super().build(input_shape)
+
+  def call(self, inputs, training=None):
+    if not training or self.rate == 0:
+      return inputs
+    context = tf.distribute.get_replica_context()
+    replica = context.replica_id_in_sync_group if context else 0
+    seed = tf.random.experimental.stateless_fold_in(
+        tf.stack([tf.constant(self.seed, tf.int64), self._calls.value()]),
+        tf.cast(replica, tf.int64))
+    outputs = tf.nn.experimental.stateless_dropout(inputs, self.rate, seed)
+    self._calls.assign_add(1)
+    return outputs
+
+  def get_config(self):
+    return {**super().get_config(), 'rate': self.rate, 'seed': self.seed}
+
+
 class ASPP(tf_keras.layers.Layer):
   """Atrous spatial pyramid pooling with a size-agnostic image-pooling branch.
 
@@ -86,14 +129,15 @@ class ASPP(tf_keras.layers.Layer):
   pooling + 1x1 conv broadcast back to the feature size. The pooling branch
   averages over whatever spatial size arrives (no fixed pooling kernel), so
   the layer works for any crop or image size. Branches are concatenated,
-  projected with a 1x1 conv and passed through dropout.
+  projected with a 1x1 conv and passed through dropout (ResumableDropout,
+  seeded by ``dropout_seed``).
 
   Input: float [B, h, w, C_in]. Output: [B, h, w, channels].
   """
 
   def __init__(self, channels=256, atrous_rates=(6, 12, 18),
                dropout_rate=0.1, use_sync_bn=False, norm_momentum=0.99,
-               norm_epsilon=1e-3, **kwargs):
+               norm_epsilon=1e-3, dropout_seed=0, **kwargs):
     super().__init__(**kwargs)
     norm = dict(use_sync_bn=use_sync_bn, norm_momentum=norm_momentum,
                 norm_epsilon=norm_epsilon)
@@ -104,7 +148,8 @@ class ASPP(tf_keras.layers.Layer):
                  **norm))
     self._pool_conv = ConvBN(channels, 1, name='pool_conv', **norm)
     self._project = ConvBN(channels, 1, name='project', **norm)
-    self._dropout = tf_keras.layers.Dropout(dropout_rate)
+    self._dropout = ResumableDropout(dropout_rate, dropout_seed,
+                                     name='dropout')
 
   def call(self, inputs, training=None):
     outputs = [branch(inputs, training=training) for branch in self._branches]
