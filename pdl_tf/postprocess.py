@@ -202,7 +202,8 @@ def instance_scores(logits, semantic, instance, classes, areas,
 
 
 def _check_inputs(semantic_logits, center_heatmap, center_offsets,
-                  thing_class_ids, top_k, nms_kernel, center_threshold):
+                  thing_class_ids, top_k, nms_kernel, center_threshold,
+                  center_chunk, pixel_block):
   shapes = [t.shape for t in (semantic_logits, center_heatmap,
                               center_offsets)]
   if any(s.rank != 4 for s in shapes):
@@ -226,8 +227,10 @@ def _check_inputs(semantic_logits, center_heatmap, center_offsets,
   bad = [c for c in thing_class_ids if not 0 <= c < num_classes]
   if bad:
     raise ValueError(f'thing_class_ids {bad} are outside [0, {num_classes}).')
-  if top_k < 1:
-    raise ValueError(f'top_k must be >= 1, got {top_k}.')
+  for name, value in (('top_k', top_k), ('center_chunk', center_chunk),
+                      ('pixel_block', pixel_block)):
+    if value < 1:
+      raise ValueError(f'{name} must be >= 1, got {value}.')
   if not center_threshold >= 0:
     raise ValueError(f'center_threshold must be >= 0 (the heatmap is a '
                      f'Gaussian in [0, 1]), got {center_threshold}.')
@@ -279,8 +282,12 @@ def panoptic_merge(semantic_logits, center_heatmap, center_offsets, *,
       tf.convert_to_tensor(t) for t in (semantic_logits, center_heatmap,
                                         center_offsets))
   _check_inputs(semantic_logits, center_heatmap, center_offsets,
-                thing_class_ids, top_k, nms_kernel, center_threshold)
+                thing_class_ids, top_k, nms_kernel, center_threshold,
+                center_chunk, pixel_block)
   _, height, width, num_classes = semantic_logits.shape
+  # The logits' static H and W for the other two (grouping needs them).
+  center_heatmap = tf.ensure_shape(center_heatmap, [None, height, width, 1])
+  center_offsets = tf.ensure_shape(center_offsets, [None, height, width, 2])
   batch = tf.shape(semantic_logits)[0]
   logits = tf.reshape(tf.cast(semantic_logits, tf.float32),
                       [batch, -1, num_classes])

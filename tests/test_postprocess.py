@@ -247,6 +247,19 @@ def test_small_chunks_and_many_centers_agree():
   np.testing.assert_array_equal(a[keys.PANOPTIC], want[keys.PANOPTIC])
 
 
+def test_offsets_of_unknown_spatial_size_take_the_logits_size():
+  # In a tf.function whose offsets input has no static H, W (the logits
+  # have them), the grouping still gets its static pixel count.
+  logits, heat, offsets = scenes(18, batch=1, height=24, width=32)
+  merge = tf.function(lambda l, h, o: postprocess.panoptic_merge(
+      l, h, o, **MERGE_ARGS)[keys.PANOPTIC], input_signature=[
+          tf.TensorSpec([None, 24, 32, 6]), tf.TensorSpec([None, None, None, 1]),
+          tf.TensorSpec([None, None, None, 2])])
+  want = np_merge(logits, heat, offsets, **MERGE_ARGS)
+  np.testing.assert_array_equal(merge(logits, heat, offsets),
+                                want[keys.PANOPTIC])
+
+
 def test_pixel_blocks_that_do_not_divide_the_image_agree():
   # 40x40 = 1600 pixels in blocks of 300: 6 blocks, the last one padded.
   logits, heat, offsets = scenes(17, batch=2, height=40, width=40)
@@ -296,6 +309,9 @@ def test_bad_inputs_raise_clear_errors():
   with pytest.raises(ValueError, match='top_k must be >= 1'):
     postprocess.panoptic_merge(logits, heat, offsets, thing_class_ids=[3],
                                top_k=0)
+  with pytest.raises(ValueError, match='pixel_block must be >= 1'):
+    postprocess.panoptic_merge(logits, heat, offsets, thing_class_ids=[3],
+                               pixel_block=0)
   with pytest.raises(ValueError, match='center_threshold must be >= 0'):
     postprocess.panoptic_merge(logits, heat, offsets, thing_class_ids=[3],
                                center_threshold=-0.5)
