@@ -133,19 +133,14 @@ def test_eval_on_a_cityscapes_tree_reports_cityscapes_ap(tmp_path):
   # files, and the metrics carry the Cityscapes AP.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from helpers import SMALL_DEMO  # pylint: disable=g-import-not-at-top
+  from test_cityscapes import write_pair  # pylint: disable=g-import-not-at-top
   from pdl_tf import config_io  # pylint: disable=g-import-not-at-top
   from pdl_tf.training import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
   ids = np.full((64, 128), 7, np.uint16)  # road
   ids[5:25, 5:25], ids[30:45, 70:85] = 26001, 24001  # a car, a person
   stems = ['aachen_000000_000019', 'aachen_000001_000019']
   for stem in stems:
-    for folder, name, array in (
-        ('leftImg8bit', 'leftImg8bit', np.zeros((64, 128, 3), np.uint8)),
-        ('gtFine', 'gtFine_instanceIds', ids)):
-      (tmp_path / folder / 'val' / 'aachen').mkdir(parents=True,
-                                                    exist_ok=True)
-      Image.fromarray(array).save(
-          tmp_path / folder / 'val' / 'aachen' / f'{stem}_{name}.png')
+    write_pair(tmp_path, 'val', 'aachen', stem, ids)
   config = config_io.load_config('demo', params_override=(
       f'{SMALL_DEMO},model.num_classes=19,data.dataset=cityscapes,'
       f'data.thing_class_ids=[11,12,13,14,15,16,17,18],'
