@@ -20,6 +20,8 @@ import os
 import numpy as np
 from PIL import Image
 
+from pdl_tf.evaluation.instances import predicted_instances
+
 
 def write_cityscapes_results(stem, folder, semantic, instance_map,
                              instance_classes, instance_scores, label_ids):
@@ -41,7 +43,6 @@ def write_cityscapes_results(stem, folder, semantic, instance_map,
     ValueError: a train id outside label_ids.
   """
   semantic = np.asarray(semantic)
-  instance_map = np.asarray(instance_map)
   table = np.asarray(label_ids, np.int64)
   if semantic.min() < 0 or semantic.max() >= len(table):
     raise ValueError(f'{stem}: semantic train ids {semantic.min()}..'
@@ -51,20 +52,15 @@ def write_cityscapes_results(stem, folder, semantic, instance_map,
   Image.fromarray(table[semantic].astype(np.uint8)).save(
       os.path.join(folder, 'semantic', f'{stem}.png'))
   lines = []
-  for slot, (cls, score) in enumerate(zip(instance_classes,
-                                          instance_scores)):
-    if cls < 0:  # an empty slot: no mask to build
-      continue
-    mask = instance_map == slot + 1
-    if not mask.any():
-      continue
+  for cls, score, mask in predicted_instances(instance_map, instance_classes,
+                                             instance_scores):
     if cls >= len(table):
       raise ValueError(f'{stem}: instance class {cls} outside 0..'
                        f'{len(table) - 1}.')
     name = f'masks/{stem}_{len(lines)}.png'
     Image.fromarray(mask.astype(np.uint8) * 255).save(
         os.path.join(folder, 'instance', name))
-    lines.append(f'{name} {int(table[cls])} {float(score):.6f}')
+    lines.append(f'{name} {int(table[cls])} {score:.6f}')
   with open(os.path.join(folder, 'instance', f'{stem}_pred.txt'), 'w',
             encoding='utf-8') as f:
     f.write(''.join(line + '\n' for line in lines))

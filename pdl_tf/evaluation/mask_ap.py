@@ -23,6 +23,8 @@ from pycocotools import coco as coco_api
 from pycocotools import cocoeval
 from pycocotools import mask as mask_api
 
+from pdl_tf.evaluation.instances import predicted_instances
+
 
 def _encode(mask):
   """COCO RLE of a boolean [H, W] mask, JSON-ready counts."""
@@ -70,15 +72,10 @@ class StreamingMaskAP:
           'segmentation': rle, 'area': float(mask.sum()),
           'bbox': mask_api.toBbox(rle).tolist(),
           'iscrowd': int(instance == 0)})
-    for slot, (cls, score) in enumerate(zip(instance_classes,
-                                            instance_scores)):
-      if cls < 0:  # an empty slot: no mask to build
-        continue
-      mask = instance_map == slot + 1
-      if not mask.any():
-        continue
-      self._dt.append({'image_id': image_id, 'category_id': int(cls),
-                       'segmentation': _encode(mask), 'score': float(score)})
+    for cls, score, mask in predicted_instances(
+        instance_map, instance_classes, instance_scores):
+      self._dt.append({'image_id': image_id, 'category_id': cls,
+                       'segmentation': _encode(mask), 'score': score})
 
   def result(self):
     """{'ap', 'ap50', 'ap75'} as fractions (COCOeval's stats[0:3]).
