@@ -27,6 +27,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..'))
 sys.path.insert(0, os.path.join(HERE, '..', 'tests'))
 
+from pdl_tf import xla_cpu  # pylint: disable=g-import-not-at-top
+
 CASES = [
     dict(name='cityscapes', height=1024, width=2048, num_classes=19,
          things=list(range(11, 19)), instances=30, nms_kernel=7,
@@ -62,7 +64,7 @@ def run_case(case, batch, mode, runs):
   else:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from pdl_tf import postprocess  # pylint: disable=g-import-not-at-top
-    merge = postprocess.merge_fn(jit_compile=(mode == 'xla'),
+    merge = postprocess.merge_fn(jit_compile=(mode != 'no_xla'),
                                  **merge_kwargs(case))
     tensors = [tf.constant(x) for x in inputs]
     fn = lambda: merge(*tensors)['panoptic'].numpy()
@@ -104,18 +106,25 @@ def main():
     print(json.dumps(run_case(case, int(batch), mode, args.runs)))
     return
   print(f'{os.cpu_count()} CPU cores; median of {args.runs} runs')
-  modes = ['xla', 'no_xla'] + ([] if args.skip_oracle else ['oracle'])
+  # 'xla_cmd': XLA with the scheduler setting of the pdl-* commands
+  # (pdl_tf.xla_cpu), given to the child process in XLA_FLAGS.
+  modes = ['xla', 'xla_cmd', 'no_xla'] + (
+      [] if args.skip_oracle else ['oracle'])
   for case in CASES:
     for batch in (1, 4):
       for mode in modes:
         runs = 1 if mode == 'oracle' else args.runs
+        env = dict(os.environ)
+        if mode == 'xla_cmd':
+          env['XLA_FLAGS'] = (f"{env.get('XLA_FLAGS', '')} --"
+                              f'{xla_cpu.SCHEDULER_FLAG}=false')
         out = subprocess.run(
             [sys.executable, __file__, '--runs', str(runs), '--child',
              f"{case['name']}:{batch}:{mode}"],
-            capture_output=True, text=True, check=True)
+            capture_output=True, text=True, check=True, env=env)
         result = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"{case['name']:10s} {case['height']}x{case['width']} "
-              f"C={case['num_classes']:3d} batch={batch} {mode:7s}: "
+              f"C={case['num_classes']:3d} batch={batch} {mode:8s}: "
               f"{result['ms_per_image']:9.1f} ms/image, peak RSS "
               f"{result['peak_mb']:6.0f} MB, merge adds "
               f"{result['steady_added_mb']:5.0f} MB", flush=True)

@@ -7,6 +7,8 @@ Heavy modules (TensorFlow) are imported only after argument parsing, so
 import argparse
 import sys
 
+from pdl_tf import xla_cpu
+
 
 def add_config_flags(parser, experiment_required=True):
   """Adds --experiment, --config_file and --params_override to ``parser``."""
@@ -37,6 +39,8 @@ def run(main, argv=None, parser=None):
   else propagates with its traceback.
   """
   args = parser.parse_args(argv)
+  # Before anything compiles with XLA (see xla_cpu).
+  xla_cpu.prefer_memory_optimized_scheduler()
   from pdl_tf.config import ConfigError  # pylint: disable=g-import-not-at-top
   try:
     return main(args)
