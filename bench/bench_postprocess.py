@@ -116,8 +116,8 @@ def main():
         runs = 1 if mode == 'oracle' else args.runs
         env = dict(os.environ)
         if mode == 'xla_cmd':
-          env['XLA_FLAGS'] = (f"{env.get('XLA_FLAGS', '')} --"
-                              f'{xla_cpu.SCHEDULER_FLAG}=false')
+          env['XLA_FLAGS'] = xla_cpu.with_memory_optimized_scheduler(
+              env.get('XLA_FLAGS', ''))
         out = subprocess.run(
             [sys.executable, __file__, '--runs', str(runs), '--child',
              f"{case['name']}:{batch}:{mode}"],

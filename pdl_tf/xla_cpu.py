@@ -17,6 +17,15 @@ import os
 SCHEDULER_FLAG = 'xla_cpu_enable_concurrency_optimized_scheduler'
 
 
+def with_memory_optimized_scheduler(flags):
+  """``flags`` (an XLA_FLAGS string) with
+  ``--xla_cpu_enable_concurrency_optimized_scheduler=false`` appended,
+  unless it already sets that flag (the user's choice wins)."""
+  if SCHEDULER_FLAG in flags:
+    return flags
+  return f'{flags} --{SCHEDULER_FLAG}=false'.strip()
+
+
 def prefer_memory_optimized_scheduler():
   """Adds ``--xla_cpu_enable_concurrency_optimized_scheduler=false`` to
   XLA_FLAGS unless XLA_FLAGS already sets that flag (the user's choice
@@ -25,7 +34,6 @@ def prefer_memory_optimized_scheduler():
   Returns:
     The resulting XLA_FLAGS string.
   """
-  flags = os.environ.get('XLA_FLAGS', '')
-  if SCHEDULER_FLAG not in flags:
-    os.environ['XLA_FLAGS'] = f'{flags} --{SCHEDULER_FLAG}=false'.strip()
+  os.environ['XLA_FLAGS'] = with_memory_optimized_scheduler(
+      os.environ.get('XLA_FLAGS', ''))
   return os.environ['XLA_FLAGS']
