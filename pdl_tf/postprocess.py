@@ -177,8 +177,7 @@ def _one_hot_pick(logits, index):
       logits, lambda chunk, ids: tf.where(ids == index[..., None], chunk, 0.0))
 
 
-def instance_scores(logits, semantic, instance, classes, areas,
-                    center_scores):
+def instance_scores(logits, instance, classes, areas, center_scores):
   """Objectness x mean class probability of each instance.
 
   The probability of class k at a pixel is 1 / sum_c exp(logit[c] -
@@ -187,7 +186,7 @@ def instance_scores(logits, semantic, instance, classes, areas,
   is below 1e-38) where another logit exceeds logit[k] by more than 88.
 
   Args:
-    logits: float32 [B, N, C]; semantic: int32 [B, N], their argmax.
+    logits: float32 [B, N, C].
     instance: int32 [B, N] (0 = none, else slot + 1).
     classes: int32 [B, K]; areas: int32 [B, K]; center_scores: float32
       [B, K].
@@ -200,14 +199,16 @@ def instance_scores(logits, semantic, instance, classes, areas,
   class_table = tf.pad(tf.maximum(classes, 0), [[0, 0], [1, 0]])
   pixel_logit = _one_hot_pick(
       logits, tf.gather(class_table, instance, batch_dims=1))
-  # +Inf or NaN anywhere, or all -Inf (then the largest logit is -Inf).
-  nan_or_inf = _sum_over_classes(
-      logits, lambda chunk, _: tf.where(chunk == float('-inf'), 0.0,
-                                        chunk * 0.0))
-  logits_finite = (tf.math.is_finite(_one_hot_pick(logits, semantic)) &
-                   (nan_or_inf == 0.0))
+  # One pass computes the sum and checks the logits. -Inf logits add 0;
+  # NaN or +Inf logits (made NaN here) make the sum NaN. The sum is >= 1
+  # where logit[k] is finite (its own term is 1), +Inf where logit[k] is
+  # -Inf but another logit is finite, and 0 where all are -Inf.
   sum_exp = _sum_over_classes(
-      logits, lambda chunk, _: tf.exp(chunk - pixel_logit[..., None]))
+      logits, lambda chunk, _: tf.where(
+          chunk == float('inf'), float('nan'),
+          tf.where(chunk == float('-inf'), 0.0,
+                   tf.exp(chunk - pixel_logit[..., None]))))
+  logits_finite = sum_exp > 0.0  # False for NaN
   pixel_probability = tf.where(
       (instance > 0) & (pixel_logit > float('-inf')), 1.0 / sum_exp, 0.0)
   sums = _segment_sum(pixel_probability,
@@ -331,7 +332,7 @@ def panoptic_merge(semantic_logits, center_heatmap, center_offsets, *,
       stuff_panoptic(semantic, is_thing, inside, num_classes=num_classes,
                      stuff_area=stuff_area, label_divisor=label_divisor))
   object_scores, logits_finite = instance_scores(
-      logits, semantic, instance, classes, areas, scores)
+      logits, instance, classes, areas, scores)
   image_shape = [batch, height, width]
   semantic = tf.where(inside, semantic, VOID)
   return {

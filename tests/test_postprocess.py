@@ -344,6 +344,26 @@ def test_minus_inf_logit_is_probability_zero():
 
 
 @pytest.mark.parametrize('jit_compile', [True, False])
+def test_logits_finite_per_pixel(jit_compile):
+  # One pixel per row; pixels 0-7 lie in instance slot 0 of class 1 (their
+  # probability is of class 1), pixels 8-10 in no instance (class 0 picked).
+  inf, nan = np.inf, np.nan
+  rows = [([0, 1, 2], True), ([nan, 1, 2], False), ([inf, 1, 2], False),
+          ([0, inf, 2], False), ([-inf, -inf, -inf], False),
+          ([0, -inf, 2], True),   # the picked class has probability 0
+          ([inf, -inf, 2], False), ([-inf, 1, 2], True),
+          ([-inf, -inf, -inf], False), ([inf, 0, 0], False),
+          ([-inf, 0, 0], True)]
+  logits = np.array([[r for r, _ in rows]], np.float32)
+  instance = np.array([[1] * 8 + [0] * 3], np.int32)
+  scores = tf.function(lambda l, i: postprocess.instance_scores(
+      l, i, tf.constant([[1]]), tf.constant([[8]]), tf.constant([[1.0]])),
+                       jit_compile=jit_compile)
+  _, finite = scores(logits, instance)
+  np.testing.assert_array_equal(finite[0], [ok for _, ok in rows])
+
+
+@pytest.mark.parametrize('jit_compile', [True, False])
 def test_argmax_and_argmin_ties_go_to_lowest_index(jit_compile):
   # The merge relies on tf.argmax / tf.argmin picking the lowest index among
   # equal values (smaller class id, lower center index); TensorFlow does not
