@@ -66,7 +66,9 @@ def hand_made_label():
   return label
 
 
-def run(label, **kwargs):
+def run(label, small_area=None, **kwargs):
+  if small_area is not None:
+    kwargs['small_instance_area'] = small_area
   out = generate_targets(label, thing_class_ids=THINGS, label_divisor=DIVISOR,
                          ignore_label=IGNORE, **kwargs)
   return {k: v.numpy() for k, v in out.items()}
@@ -162,3 +164,40 @@ def test_empty_things_is_an_error():
   with pytest.raises(ValueError, match='thing_class_ids is empty'):
     generate_targets(np.zeros((4, 4), np.int32), thing_class_ids=(),
                      label_divisor=DIVISOR, ignore_label=IGNORE)
+
+
+def test_batch_matches_oracle_per_image():
+  # Three differing labels in one call: the hand-made one, a random one and
+  # one without any thing (no instance, nothing in the heatmap); each image
+  # must get exactly its own targets, as if it were alone.
+  rng = np.random.default_rng(5)
+  first = hand_made_label()[:64, :80]
+  second = np.where(rng.random((64, 80)) < 0.5, 0, DIVISOR)
+  second[10:30, 20:50] = 4 * DIVISOR + 7
+  second[40:60, 5:15] = 3 * DIVISOR + 1
+  third = np.full((64, 80), DIVISOR)
+  batch = run(np.stack([first, second, third]), sigma=4.0, small_area=200)
+  for i, label in enumerate((first, second, third)):
+    want = np_targets(label, sigma=4.0, small_area=200)
+    for name in want:
+      np.testing.assert_allclose(batch[name][i], want[name], atol=1e-4,
+                                 err_msg=f'{name} of image {i}')
+  assert batch[keys.CENTER_HEATMAP][2].max() == 0
+
+
+def test_batch_segment_limit_is_per_image():
+  # 2 x 150 segments in a batch fit max_segments=150 (the limit is per
+  # image); 151 in one image do not.
+  label = np.minimum(np.arange(160), 149).reshape(10, 16) + 3 * DIVISOR + 1
+  out = run(np.stack([label, label + 200]), max_segments=150)
+  assert out[keys.OFFSET_WEIGHTS].sum() == 320
+  bigger = label.copy()
+  bigger[-1, -1] = 3 * DIVISOR + 999  # a 151st segment
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match='more segments than max_segments=150'):
+    run(np.stack([label, bigger]), max_segments=150)
+
+
+def test_bad_rank_is_an_error():
+  with pytest.raises(ValueError, match=r'\[H, W\] or \[B, H, W\]'):
+    run(np.zeros((1, 2, 4, 4), np.int32))
