@@ -29,37 +29,121 @@ def test_synthetic_scenes_are_deterministic_and_varied():
   assert all(len([v for v in np.unique(l) if v % 1000]) >= 1 for l in labels)
 
 
+def padded_batch(examples):
+  """(image, label) pairs -> the batched input of random_scale_crop_flip:
+  each through pad_edges, then padded to a common size as padded_batch."""
+  padded = [augment.pad_edges(tf.cast(image, tf.float32), label)
+            for image, label in examples]
+  height = max(int(p[0].shape[0]) for p in padded)
+  width = max(int(p[0].shape[1]) for p in padded)
+  images = np.zeros((len(padded), height, width, 3), np.float32)
+  labels = np.full((len(padded), height, width), -7, np.int32)  # never read
+  for b, (image, label, _) in enumerate(padded):
+    images[b, :image.shape[0], :image.shape[1]] = image
+    labels[b, :label.shape[0], :label.shape[1]] = label
+  return images, labels, np.stack([p[2] for p in padded])
+
+
+def resize_pad_crop_flip(image, label, scaled, top, left, flipped, crop,
+                         ignore_value):
+  """The per-image definition: tf.image.resize, pad, crop, flip (numpy)."""
+  h, w = scaled
+  image = tf.image.resize(tf.cast(image, tf.float32), [h, w]).numpy()
+  label = tf.image.resize(label[..., None], [h, w],
+                          method='nearest').numpy()[..., 0]
+  out_h, out_w = max(h, crop[0]), max(w, crop[1])
+  canvas = np.empty((out_h, out_w, 3), np.float32)
+  canvas[:] = augment.PAD_RGB
+  canvas[:h, :w] = image
+  labels = np.full((out_h, out_w), ignore_value, np.int32)
+  labels[:h, :w] = label
+  window = np.s_[top:top + crop[0], left:left + crop[1]]
+  canvas, labels = canvas[window], labels[window]
+  return (canvas[:, ::-1], labels[:, ::-1]) if flipped else (canvas, labels)
+
+
+def half_way(length, scaled_length, offset, crop, flipped=False):
+  """bool [crop]: output positions whose nearest-neighbour source
+  coordinate (p + 0.5) * length / scaled_length is a whole number, i.e. lies
+  half-way between two pixel centres (a tie either neighbour may win)."""
+  positions = offset + np.arange(crop)
+  ties = (2 * positions + 1) * length % (2 * scaled_length) == 0
+  return ties[::-1] if flipped else ties
+
+
+def test_augmentation_matches_resize_pad_crop_flip():
+  # Images of three sizes in one batch, scales from 0.5 to 1.5, against the
+  # per-image definition. Bilinear values agree to float rounding; labels
+  # agree except on rows / columns where nearest-neighbour sampling ties.
+  rng = np.random.default_rng(3)
+  examples = []
+  for height, width in ((20, 30), (33, 17), (40, 40)):
+    image = rng.integers(0, 256, (height, width, 3)).astype(np.uint8)
+    blocks = rng.integers(0, 6, (height // 4 + 1, width // 4 + 1))
+    label = np.kron(blocks, np.ones((4, 4), np.int64))[:height, :width]
+    examples.append((image, (label * 1000 + 1).astype(np.int32)))
+  images, labels, sizes = padded_batch(examples)
+  crop, mismatched = (24, 28), 0
+  for seed in range(6):
+    args = dict(crop_size=crop, min_scale=0.5, max_scale=1.5, flip=True)
+    draws = tf.stack([augment.random_draws(tf.constant([seed, b]))
+                      for b in range(3)])
+    out_images, out_labels = augment.random_scale_crop_flip(
+        images, labels, sizes, draws, ignore_value=255000, **args)
+    params = [p.numpy() for p in augment.random_crop_params(
+        sizes, draws, **args)]
+    for b, (image, label) in enumerate(examples):
+      scaled, top, left, flipped = (p[b] for p in params)
+      want_image, want_label = resize_pad_crop_flip(
+          image, label, scaled, top, left, flipped, crop, 255000)
+      np.testing.assert_allclose(out_images[b], want_image, atol=0.05)
+      ties = (half_way(image.shape[0], scaled[0], top, crop[0])[:, None] |
+              half_way(image.shape[1], scaled[1], left, crop[1],
+                       flipped)[None, :])
+      differ = out_labels[b].numpy() != want_label
+      assert not (differ & ~ties).any(), (seed, b)
+      mismatched += differ.sum()
+  assert mismatched < 0.02 * 6 * 3 * crop[0] * crop[1]
+
+
 def test_augmentation_keeps_image_and_label_aligned():
-  # Scale 1: no resampling, so after the crop and the (maybe) flip the
-  # image's red channel must still equal the label's class at every pixel.
+  # Scale 1: no resampling (up to float rounding of the sample positions),
+  # so after the crop and the (maybe) flip the image's red channel must
+  # still equal the label's class at every pixel.
   label = np.repeat(np.arange(40, dtype=np.int32)[None] % 6 * 1000, 30, 0)
   image = np.stack([label // 1000 * 40] * 3, -1).astype(np.uint8)
-  flipped = 0
-  for index in range(8):
-    out_image, out_label = augment.random_scale_crop_flip(
-        image, label, tf.constant([0, index]), crop_size=(24, 32),
-        min_scale=1.0, max_scale=1.0, flip=True, ignore_value=255000)
-    np.testing.assert_array_equal(out_image[..., 0].numpy(),
-                                  out_label.numpy() // 1000 * 40)
-    flipped += int(out_label.numpy()[0, 0] > out_label.numpy()[0, -1])
+  images, labels, sizes = padded_batch([(image, label)] * 8)
+  draws = tf.stack([augment.random_draws(tf.constant([0, i]))
+                    for i in range(8)])
+  out_image, out_label = augment.random_scale_crop_flip(
+      images, labels, sizes, draws, crop_size=(24, 32),
+      min_scale=1.0, max_scale=1.0, flip=True, ignore_value=255000)
+  np.testing.assert_allclose(out_image[..., 0].numpy(),
+                             out_label.numpy() // 1000 * 40, atol=1e-3)
+  flipped = (out_label.numpy()[:, 0, 0] > out_label.numpy()[:, 0, -1]).sum()
   assert 0 < flipped < 8  # both flipped and unflipped crops occur
 
 
 def test_augmentation_pads_label_with_ignore_and_is_seeded():
   image = np.full((10, 10, 3), 200, np.uint8)
   label = np.full((10, 10), 3001, np.int32)
+  batch = padded_batch([(image, label)])
+  draws = augment.random_draws(tf.constant([1, 2]))[None]
   out_image, out_label = augment.random_scale_crop_flip(
-      image, label, tf.constant([1, 2]), crop_size=(32, 32), min_scale=1.0,
+      *batch, draws, crop_size=(32, 32), min_scale=1.0,
       max_scale=1.0, flip=False, ignore_value=255000)
-  assert (out_label.numpy()[10:] == 255000).all()
-  np.testing.assert_allclose(out_image.numpy()[20, 20], augment.PAD_RGB)
-  again = augment.random_scale_crop_flip(
-      image, label, tf.constant([1, 2]), crop_size=(32, 32), min_scale=0.5,
-      max_scale=2.0, flip=True, ignore_value=255000)
+  assert (out_label.numpy()[0, 10:] == 255000).all()
+  assert (out_label.numpy()[0, :10, :10] == 3001).all()
+  np.testing.assert_allclose(out_image.numpy()[0, 20, 20], augment.PAD_RGB)
+  args = dict(crop_size=(32, 32), min_scale=0.5, max_scale=2.0, flip=True,
+              ignore_value=255000)
+  again = augment.random_scale_crop_flip(*batch, draws, **args)
   same = augment.random_scale_crop_flip(
-      image, label, tf.constant([1, 2]), crop_size=(32, 32), min_scale=0.5,
-      max_scale=2.0, flip=True, ignore_value=255000)
+      *batch, augment.random_draws(tf.constant([1, 2]))[None], **args)
   np.testing.assert_array_equal(again[1], same[1])
+  with pytest.raises(ValueError, match='crop_size must be at least 2 x 2'):
+    augment.random_scale_crop_flip(*batch, draws,
+                                   **dict(args, crop_size=(1, 32)))
 
 
 @pytest.fixture(scope='module')
@@ -100,6 +184,10 @@ def test_config_errors_before_any_data(demo_config, tmp_path):
                                 params_override='data.train.num_examples=0')
   with pytest.raises(ConfigError, match="'data.train.num_examples'"):
     pipeline.build_dataset(empty)
+  huge = config_io.load_config('demo',
+                               params_override='data.label_divisor=100000')
+  with pytest.raises(ConfigError, match='below 2\\^24'):
+    pipeline.build_dataset(huge)
 
 
 def test_under_distribute_datasets_from_function():

@@ -1,8 +1,9 @@
-"""tf.data input pipeline: read, augment, batch, generate targets.
+"""tf.data input pipeline: read, batch, augment, generate targets.
 
-Targets are made a batch at a time (``generate_targets`` on [B, H, W]):
-one call per batch instead of one per image (pipeline 762 -> 1100 images/s
-on the demo, bench/README.md).
+Training examples are batched first, then augmented and given their targets
+a batch at a time (one ``tf.image.crop_and_resize`` and one
+``generate_targets`` call per batch instead of a few dozen ops per image;
+figures in bench/README.md).
 
 With sources.open_split, the only code that reads the data section of the
 config. Works as the ``dataset_fn`` of
@@ -51,10 +52,11 @@ def build_dataset(config, input_context=None, training=True,
       sharded per input pipeline and batched per replica.
     training: training split with augmentation, shuffling, repetition and
       drop_remainder; else the eval split, padded to its crop_size.
-    skip_batches: batches to skip first. The order and the augmentation are
-      fixed by data.seed, so a run resumed at step N with skip_batches=N sees
-      exactly the batches an uninterrupted run would (it augments the
-      skipped ones again, which costs time, but makes no targets for them).
+    skip_batches: training batches to skip first. The order and the
+      augmentation are fixed by data.seed, so a run resumed at step N with
+      skip_batches=N sees exactly the batches an uninterrupted run would (it
+      reads and batches the skipped ones again, but neither augments them
+      nor makes their targets).
 
   Returns:
     tf.data.Dataset of dicts: ``image`` float32 [B, h, w, 3] in [0, 255],
@@ -67,32 +69,18 @@ def build_dataset(config, input_context=None, training=True,
   meta, dataset = sources.open_split(
       data, split, 'data.train' if training else 'data.eval', input_context)
   check_metadata(config, meta)
-  ignore_value = data.ignore_label * data.label_divisor
+  check_label_range(data)
   if split.cache:  # decoded (or generated) once, augmented every epoch
     dataset = dataset.cache()
+  batch = split.batch_size
+  if input_context is not None:
+    batch = input_context.get_per_replica_batch_size(batch)
   if training:
     dataset = dataset.repeat().shuffle(data.shuffle_buffer, seed=data.seed)
-  dataset = dataset.enumerate()
+    dataset = _augmented_batches(dataset, data, split, batch, skip_batches)
+  else:
+    dataset = _eval_batches(dataset, data, split, batch)
   things = tuple(meta.thing_class_ids)
-
-  def prepare(index, example):
-    image, panoptic, file_name = example
-    image, panoptic = augment.resize_longest_side(image, panoptic,
-                                                  split.max_size)
-    features = {}
-    if training:
-      seed = tf.stack([tf.cast(data.seed, tf.int64), index])
-      image, panoptic = augment.random_scale_crop_flip(
-          image, panoptic, tf.cast(seed, tf.int32), crop_size=split.crop_size,
-          min_scale=split.min_scale, max_scale=split.max_scale,
-          flip=split.flip, ignore_value=ignore_value)
-    else:
-      image, panoptic, features[ORIGINAL_SIZE] = augment.pad_for_eval(
-          image, panoptic, size=split.crop_size, ignore_value=ignore_value)
-      features[FILE_NAME] = file_name
-    features[IMAGE] = image
-    features[keys.PANOPTIC] = panoptic
-    return features
 
   def add_targets(features):  # a batch at a time: per-op costs amortised
     features.update(generate_targets(
@@ -103,14 +91,69 @@ def build_dataset(config, input_context=None, training=True,
         max_segments=data.max_segments))
     return features
 
-  dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE,
-                        deterministic=data.deterministic)
-  batch = split.batch_size
-  if input_context is not None:
-    batch = input_context.get_per_replica_batch_size(batch)
-  dataset = dataset.batch(batch, drop_remainder=training).skip(skip_batches)
   dataset = dataset.map(add_targets, num_parallel_calls=tf.data.AUTOTUNE,
                         deterministic=data.deterministic)
   options = tf.data.Options()
   options.deterministic = data.deterministic
   return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def check_label_range(data):
+  """Raises ConfigError if label values could reach 2^24, above which the
+  float32 resampling of ``augment.random_scale_crop_flip`` is inexact."""
+  largest = (data.ignore_label + 1) * data.label_divisor - 1
+  if largest >= 1 << 24:
+    raise ConfigError(
+        f"'data.ignore_label' {data.ignore_label} and 'data.label_divisor' "
+        f'{data.label_divisor} give label values up to {largest}; the '
+        'augmentation needs them below 2^24 = 16777216.')
+
+
+def _augmented_batches(dataset, data, split, batch, skip_batches):
+  """(image, panoptic, file name) examples -> augmented training batches.
+
+  Images are batched first (each edge-padded, then padded to the largest in
+  the batch) and augmented a batch at a time, each with its own draws
+  seeded by (data.seed, its index), so that the augmentation does not
+  depend on the batching and skipped batches need no augmentation.
+  """
+  def prepare(index, example):
+    image, panoptic, _ = example
+    image, panoptic = augment.resize_longest_side(image, panoptic,
+                                                  split.max_size)
+    seed = tf.cast(tf.stack([tf.cast(data.seed, tf.int64), index]), tf.int32)
+    return augment.pad_edges(image, panoptic) + (augment.random_draws(seed),)
+
+  dataset = dataset.enumerate().map(prepare,
+                                    num_parallel_calls=tf.data.AUTOTUNE,
+                                    deterministic=data.deterministic)
+  dataset = dataset.padded_batch(
+      batch, padding_values=(0.0, data.ignore_label * data.label_divisor, 0,
+                             0.0),
+      drop_remainder=True).skip(skip_batches)
+
+  def augment_batch(images, panoptic, sizes, draws):
+    images, panoptic = augment.random_scale_crop_flip(
+        images, panoptic, sizes, draws, crop_size=split.crop_size,
+        min_scale=split.min_scale, max_scale=split.max_scale,
+        flip=split.flip, ignore_value=data.ignore_label * data.label_divisor)
+    return {IMAGE: images, keys.PANOPTIC: panoptic}
+
+  return dataset.map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE,
+                     deterministic=data.deterministic)
+
+
+def _eval_batches(dataset, data, split, batch):
+  """Examples -> batches padded to the eval crop_size, with their original
+  size and file name."""
+  def prepare(image, panoptic, file_name):
+    image, panoptic = augment.resize_longest_side(image, panoptic,
+                                                  split.max_size)
+    image, panoptic, original_size = augment.pad_for_eval(
+        image, panoptic, size=split.crop_size,
+        ignore_value=data.ignore_label * data.label_divisor)
+    return {IMAGE: image, keys.PANOPTIC: panoptic,
+            ORIGINAL_SIZE: original_size, FILE_NAME: file_name}
+
+  return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE,
+                     deterministic=data.deterministic).batch(batch)
