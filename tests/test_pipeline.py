@@ -29,14 +29,15 @@ def test_synthetic_scenes_are_deterministic_and_varied():
   assert all(len([v for v in np.unique(l) if v % 1000]) >= 1 for l in labels)
 
 
-def padded_batch(examples):
+def padded_batch(examples, dtype=np.uint8):
   """(image, label) pairs -> the batched input of random_scale_crop_flip:
-  each through pad_edges, then padded to a common size as padded_batch."""
-  padded = [augment.pad_edges(tf.cast(image, tf.float32), label)
+  each through pad_edges, then padded to a common size as padded_batch.
+  The pipeline batches uint8 images, or float32 ones after max_size."""
+  padded = [augment.pad_edges(tf.cast(image, dtype), label)
             for image, label in examples]
   height = max(int(p[0].shape[0]) for p in padded)
   width = max(int(p[0].shape[1]) for p in padded)
-  images = np.zeros((len(padded), height, width, 3), np.float32)
+  images = np.zeros((len(padded), height, width, 3), dtype)
   labels = np.full((len(padded), height, width), -7, np.int32)  # never read
   for b, (image, label, _) in enumerate(padded):
     images[b, :image.shape[0], :image.shape[1]] = image
@@ -71,7 +72,8 @@ def half_way(length, scaled_length, offset, crop, flipped=False):
   return ties[::-1] if flipped else ties
 
 
-def test_augmentation_matches_resize_pad_crop_flip():
+@pytest.mark.parametrize('dtype', [np.uint8, np.float32])
+def test_augmentation_matches_resize_pad_crop_flip(dtype):
   # Images of three sizes in one batch, scales from 0.5 to 1.5, against the
   # per-image definition. Bilinear values agree to float rounding; labels
   # agree except on rows / columns where nearest-neighbour sampling ties.
@@ -82,7 +84,7 @@ def test_augmentation_matches_resize_pad_crop_flip():
     blocks = rng.integers(0, 6, (height // 4 + 1, width // 4 + 1))
     label = np.kron(blocks, np.ones((4, 4), np.int64))[:height, :width]
     examples.append((image, (label * 1000 + 1).astype(np.int32)))
-  images, labels, sizes = padded_batch(examples)
+  images, labels, sizes = padded_batch(examples, dtype)
   crop, mismatched = (24, 28), 0
   for seed in range(6):
     args = dict(crop_size=crop, min_scale=0.5, max_scale=1.5, flip=True)
@@ -163,6 +165,19 @@ def test_training_batches(demo_config):
   assert heat.max() == pytest.approx(1.0) and heat.min() >= 0.0
   again = next(iter(pipeline.build_dataset(demo_config)))
   np.testing.assert_array_equal(batch[keys.PANOPTIC], again[keys.PANOPTIC])
+
+
+def test_training_batches_after_max_size():
+  # max_size downscales first (float32 images in the batch, not uint8).
+  config = config_io.load_config('demo', params_override=(
+      'data.train.num_examples=8,data.train.batch_size=4,'
+      'data.train.max_size=100'))
+  batch = next(iter(pipeline.build_dataset(config)))
+  image = batch[pipeline.IMAGE].numpy()
+  assert image.shape == (4, 128, 128, 3)
+  assert np.isfinite(image).all() and 0 <= image.min() <= image.max() <= 255
+  # 128 -> 100 px, then scaled by at most 1.25: every crop holds padding.
+  assert (batch[keys.PANOPTIC].numpy() == 255000).any(axis=(1, 2)).all()
 
 
 def test_eval_batches_keep_original_size(demo_config):

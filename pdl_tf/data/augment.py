@@ -67,10 +67,10 @@ def pad_edges(image, panoptic):
   would clamp to the edge.
 
   Args:
-    image: float [H, W, 3]; panoptic: int32 [H, W].
+    image: uint8 or float [H, W, 3]; panoptic: int32 [H, W].
 
   Returns:
-    image [H + 2, W + 2, 3], panoptic [H + 2, W + 2] and int32 [2], the
+    image [H + 2, W + 2, 3] (same dtype), panoptic [H + 2, W + 2] and int32 [2], the
     original (H, W).
   """
   edges = [[1, 1], [1, 1]]
@@ -156,8 +156,9 @@ def random_scale_crop_flip(images, panoptic, sizes, draws, *, crop_size,
   pixel lies exactly halfway between two pixels, either may be taken.
 
   Args:
-    images: float32 [B, Hc, Wc, 3]: each image through ``pad_edges``, then
-      padded to a common size (``padded_batch``; the padding is never read).
+    images: uint8 or float [B, Hc, Wc, 3]: each image through
+      ``pad_edges``, then padded to a common size (``padded_batch``; the
+      padding is never read).
     panoptic: int32 [B, Hc, Wc], the same layout.
     sizes: int32 [B, 2], each image's (H, W) before ``pad_edges``.
     draws: float32 [B, 4], each image's ``random_draws``.

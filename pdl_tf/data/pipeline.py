@@ -119,17 +119,19 @@ def _augmented_batches(dataset, data, split, batch, skip_batches):
   """
   def prepare(index, example):
     image, panoptic, _ = example
-    image, panoptic = augment.resize_longest_side(image, panoptic,
-                                                  split.max_size)
+    if split.max_size:  # float32 after downscaling; else the source's uint8
+      image, panoptic = augment.resize_longest_side(image, panoptic,
+                                                    split.max_size)
     seed = tf.cast(tf.stack([tf.cast(data.seed, tf.int64), index]), tf.int32)
     return augment.pad_edges(image, panoptic) + (augment.random_draws(seed),)
 
   dataset = dataset.enumerate().map(prepare,
                                     num_parallel_calls=tf.data.AUTOTUNE,
                                     deterministic=data.deterministic)
+  image_dtype = dataset.element_spec[0].dtype
   dataset = dataset.padded_batch(
-      batch, padding_values=(0.0, data.ignore_label * data.label_divisor, 0,
-                             0.0),
+      batch, padding_values=(tf.constant(0, image_dtype),
+                             data.ignore_label * data.label_divisor, 0, 0.0),
       drop_remainder=True).skip(skip_batches)
 
   def augment_batch(images, panoptic, sizes, draws):
