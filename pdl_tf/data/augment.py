@@ -70,15 +70,15 @@ def pad_edges(image, panoptic):
     image: uint8 or float [H, W, 3]; panoptic: int32 [H, W].
 
   Returns:
-    image [H + 2, W + 2, 3] (same dtype), panoptic [H + 2, W + 2] and int32 [2], the
-    original (H, W).
+    image [H + 2, W + 2, 3] (same dtype), panoptic [H + 2, W + 2] and
+    int32 [2], the original (H, W).
   """
   edges = [[1, 1], [1, 1]]
   return (tf.pad(image, edges + [[0, 0]], mode='SYMMETRIC'),
           tf.pad(panoptic, edges, mode='SYMMETRIC'), tf.shape(panoptic))
 
 
-def _sample_positions(size, crop, offset, in_size, flipped=None):
+def _sample_positions(size, crop, offset, in_size, flipped):
   """Normalized crop_and_resize box edges along one axis, and which output
   positions fall inside the scaled image.
 
@@ -89,7 +89,7 @@ def _sample_positions(size, crop, offset, in_size, flipped=None):
   Args:
     size: int32 [B], the scaled image's length; crop: Python int (>= 2);
     offset: int32 [B]; in_size: int32 [B], the source length; flipped:
-    bool [B] or None.
+    bool [B].
 
   Returns:
     start, end float32 [B] (in units of the canvas length - 1, applied by
@@ -98,11 +98,9 @@ def _sample_positions(size, crop, offset, in_size, flipped=None):
   step = tf.cast(in_size, tf.float32) / tf.cast(size, tf.float32)
   first = tf.cast(offset, tf.float32)
   last = first + (crop - 1)
+  first, last = tf.where(flipped, last, first), tf.where(flipped, first, last)
   positions = tf.range(crop)[None, :]
-  if flipped is not None:
-    first, last = (tf.where(flipped, last, first),
-                   tf.where(flipped, first, last))
-    positions = tf.where(flipped[:, None], crop - 1 - positions, positions)
+  positions = tf.where(flipped[:, None], crop - 1 - positions, positions)
   valid = positions + offset[:, None] < size[:, None]
   return (first + 0.5) * step + 0.5, (last + 0.5) * step + 0.5, valid
 
@@ -178,9 +176,10 @@ def random_scale_crop_flip(images, panoptic, sizes, draws, *, crop_size,
   scaled, top, left, flipped = random_crop_params(
       sizes, draws, crop_size=crop_size, min_scale=min_scale,
       max_scale=max_scale, flip=flip)
-  y1, y2, rows = _sample_positions(scaled[:, 0], crop_h, top, sizes[:, 0])
+  y1, y2, rows = _sample_positions(scaled[:, 0], crop_h, top, sizes[:, 0],
+                                   tf.zeros_like(flipped))
   x1, x2, cols = _sample_positions(scaled[:, 1], crop_w, left, sizes[:, 1],
-                                   flipped if flip else None)
+                                   flipped)
   canvas = tf.cast(tf.shape(images)[1:3] - 1, tf.float32)
   boxes = tf.stack([y1 / canvas[0], x1 / canvas[1], y2 / canvas[0],
                     x2 / canvas[1]], axis=-1)
