@@ -69,13 +69,13 @@ def build_dataset(config, input_context=None, training=True,
   meta, dataset = sources.open_split(
       data, split, 'data.train' if training else 'data.eval', input_context)
   check_metadata(config, meta)
-  check_label_range(data)
   if split.cache:  # decoded (or generated) once, augmented every epoch
     dataset = dataset.cache()
   batch = split.batch_size
   if input_context is not None:
     batch = input_context.get_per_replica_batch_size(batch)
   if training:
+    check_label_range(data)  # only augmentation resamples labels
     dataset = dataset.repeat().shuffle(data.shuffle_buffer, seed=data.seed)
     dataset = _augmented_batches(dataset, data, split, batch, skip_batches)
   else:
