@@ -5,7 +5,10 @@ Cases: 1024x2048 with 19 classes, 30 instances, top_k 200 (Cityscapes) and
 runs in a fresh process so that its peak resident memory (ru_maxrss) is its
 own (TensorFlow, the inputs and the XLA compile included: a 1024x2048x19
 float32 logits map is 160 MB per image); 'merge adds' is the growth of the
-peak during the timed runs (the peak is reset after the warm-up call).
+peak during the timed runs (the peak is reset after the warm-up call), or,
+under TensorFlow's BFC allocator (mode xla_cmd, as the pdl-* commands run),
+which keeps the memory it once took, the allocator's peak in use during
+the timed runs above what was in use before them.
 Timings are the median of --runs runs after one warm-up (which also
 compiles).
 
@@ -27,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..'))
 sys.path.insert(0, os.path.join(HERE, '..', 'tests'))
 
-from pdl_tf import xla_cpu  # pylint: disable=g-import-not-at-top
+from pdl_tf import cpu_runtime  # pylint: disable=g-import-not-at-top
 
 CASES = [
     dict(name='cityscapes', height=1024, width=2048, num_classes=19,
@@ -74,15 +77,33 @@ def run_case(case, batch, mode, runs):
   with open('/proc/self/clear_refs', 'w') as f:
     f.write('5')
   steady_before_mb = _status_mb('VmRSS')
+  allocator_before = None if mode == 'oracle' else _allocator_bytes(True)
   times = []
   for _ in range(runs):
     start = time.perf_counter()
     fn()
     times.append(time.perf_counter() - start)
   peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  if allocator_before is None:  # malloc: the process's memory grows
+    added_mb = _status_mb('VmHWM') - steady_before_mb
+  else:  # BFC keeps the warm-up's memory: its own peak above the inputs
+    added_mb = (_allocator_bytes()['peak'] - allocator_before) / 2**20
   return dict(ms_per_image=1000 * statistics.median(times) / batch,
-              peak_mb=peak_mb,
-              steady_added_mb=_status_mb('VmHWM') - steady_before_mb)
+              peak_mb=peak_mb, steady_added_mb=added_mb)
+
+
+def _allocator_bytes(reset=False):
+  """Bytes in use in TensorFlow's CPU allocator (after resetting its peak
+  if ``reset``; then an int, else a dict with 'current' and 'peak'), or None
+  where it keeps no statistics (malloc; the BFC allocator does)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    if reset:
+      tf.config.experimental.reset_memory_stats('CPU:0')
+    info = tf.config.experimental.get_memory_info('CPU:0')
+  except ValueError:  # "Allocator stats not available"
+    return None
+  return info['current'] if reset else info
 
 
 def _status_mb(field):
@@ -106,8 +127,9 @@ def main():
     print(json.dumps(run_case(case, int(batch), mode, args.runs)))
     return
   print(f'{os.cpu_count()} CPU cores; median of {args.runs} runs')
-  # 'xla_cmd': XLA with the scheduler setting of the pdl-* commands
-  # (pdl_tf.xla_cpu), given to the child process in XLA_FLAGS.
+  # 'xla_cmd': XLA with the CPU runtime settings of the pdl-* commands
+  # (pdl_tf.cpu_runtime: BFC allocator, XLA scheduler), given to the child
+  # process in its environment; 'xla' runs with the environment as it is.
   modes = ['xla', 'xla_cmd', 'no_xla'] + (
       [] if args.skip_oracle else ['oracle'])
   for case in CASES:
@@ -116,8 +138,7 @@ def main():
         runs = 1 if mode == 'oracle' else args.runs
         env = dict(os.environ)
         if mode == 'xla_cmd':
-          env['XLA_FLAGS'] = xla_cpu.with_memory_optimized_scheduler(
-              env.get('XLA_FLAGS', ''))
+          env = cpu_runtime.with_settings(env)
         out = subprocess.run(
             [sys.executable, __file__, '--runs', str(runs), '--child',
              f"{case['name']}:{batch}:{mode}"],

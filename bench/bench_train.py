@@ -28,9 +28,9 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..'))  # the working tree
 
-# As the pdl-* commands run (pdl_tf.xla_cpu), before anything compiles.
-from pdl_tf import xla_cpu  # pylint: disable=g-import-not-at-top
-xla_cpu.prefer_memory_optimized_scheduler()
+# As the pdl-* commands run (pdl_tf.cpu_runtime), before TensorFlow starts.
+from pdl_tf import cpu_runtime  # pylint: disable=g-import-not-at-top
+cpu_runtime.apply()
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 

@@ -379,6 +379,28 @@ def test_argmax_and_argmin_ties_go_to_lowest_index(jit_compile):
   np.testing.assert_array_equal(argmin(distances), np.argmin(distances, 1))
 
 
+@pytest.mark.parametrize('jit_compile', [True, False])
+def test_argmax_by_keys_equals_numpy_argmax(jit_compile):
+  # Exact ties everywhere, ordinary logits, and the values whose bits order
+  # differently from their floats: -0.0 == +0.0 (a tie: lower index wins),
+  # negatives (whose bit patterns order backwards), +-Inf, subnormals and
+  # the extremes of float32.
+  rng = np.random.default_rng(1)
+  tied = rng.integers(-2, 3, (3, 4000, 19)).astype(np.float32)
+  normal = rng.normal(0, 30, (3, 4000, 19)).astype(np.float32)
+  special = np.array([0.0, -0.0, np.inf, -np.inf, 1e-45, -1e-45, 1e-38,
+                      -1e-38, 3.4e38, -3.4e38, 1.0, -1.0], np.float32)
+  picked = rng.choice(special, (3, 4000, 133)).astype(np.float32)
+  argmax = tf.function(postprocess.argmax_by_keys, jit_compile=jit_compile)
+  for values in (tied, normal, picked):
+    np.testing.assert_array_equal(argmax(values), np.argmax(values, -1))
+  # By hand: -0.0 at class 0 ties +0.0 at class 1 -> 0; -Inf everywhere ->
+  # 0; the largest negative -> its class.
+  by_hand = np.array([[-0.0, 0.0, -1.0], [-np.inf] * 3, [-3.0, -2.0, -5.0]],
+                     np.float32)
+  np.testing.assert_array_equal(argmax(by_hand), [0, 0, 1])
+
+
 def test_semantic_ties_take_the_smaller_class():
   # Logits 1 for classes 0 and 2 everywhere (a tie), 0 elsewhere: class 0.
   logits = np.zeros((1, 8, 8, 4), np.float32)

@@ -7,7 +7,7 @@ Heavy modules (TensorFlow) are imported only after argument parsing, so
 import argparse
 import sys
 
-from pdl_tf import xla_cpu
+from pdl_tf import cpu_runtime
 
 
 def add_config_flags(parser, experiment_required=True):
@@ -39,8 +39,8 @@ def run(main, argv=None, parser=None):
   else propagates with its traceback.
   """
   args = parser.parse_args(argv)
-  # Before anything compiles with XLA (see xla_cpu).
-  xla_cpu.prefer_memory_optimized_scheduler()
+  # Before TensorFlow starts (see cpu_runtime).
+  cpu_runtime.apply()
   from pdl_tf.config import ConfigError  # pylint: disable=g-import-not-at-top
   try:
     return main(args)
