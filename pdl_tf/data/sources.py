@@ -18,7 +18,10 @@ Folder layouts (``path`` is the dataset root, ``split`` the split name):
   tfds_coco_panoptic path = TFDS data_dir ('' = TFDS's default)
 """
 
+import atexit
 import os
+import threading
+import time
 
 import tensorflow as tf
 
@@ -76,6 +79,48 @@ def list_split(dataset, path, split, *, label_divisor=1000, ignore_label=255,
   return meta, sources[:num_examples] if num_examples > 0 else sources
 
 
+class _GeneratorGate:
+  """Stops the Python generators of ``_from_sources`` when Python exits.
+
+  tf.data calls a generator from its own threads, each call taking the
+  GIL. A program that exits with an iterator still reading one deletes the
+  iterator while finalizing, with the GIL held, and the deletion waits for
+  a call that waits for the GIL: the process hangs. At exit (atexit runs
+  before that), the gate makes every generator end and waits, with the GIL
+  released, until no example is being loaded; after that tf.data ends the
+  epoch or reads its cache, and needs Python no more.
+  """
+
+  def __init__(self):
+    self._lock = threading.Lock()
+    self._loading = 0
+    self.closed = False
+
+  def load(self, source):
+    """source.load(), counted; None once the gate is closed."""
+    with self._lock:
+      if self.closed:
+        return None
+      self._loading += 1
+    try:
+      return source.load()
+    finally:
+      with self._lock:
+        self._loading -= 1
+
+  def close(self, timeout_s=30.0):
+    with self._lock:
+      self.closed = True
+    deadline = time.monotonic() + timeout_s
+    while self._loading and time.monotonic() < deadline:
+      time.sleep(0.01)
+    time.sleep(0.05)  # for the calls' conversions after load() returned
+
+
+_GATE = _GeneratorGate()
+atexit.register(_GATE.close)
+
+
 def _from_sources(sources, input_context):
   """tf.data dataset of this input pipeline's share of the sources."""
   if input_context is not None:
@@ -84,7 +129,9 @@ def _from_sources(sources, input_context):
 
   def generate():
     for source in sources:
-      example = source.load()
+      example = _GATE.load(source)
+      if example is None:  # Python is exiting
+        return
       yield example.image, example.panoptic, example.file_name
 
   return tf.data.Dataset.from_generator(generate, output_signature=(
