@@ -40,7 +40,7 @@ def _shape_mask(rng, cls, height, width):
   size = int(rng.integers(max(4, min(height, width) // 12),
                           max(8, min(height, width) // 3)))
   cy, cx = int(rng.integers(0, height)), int(rng.integers(0, width))
-  ys, xs = np.mgrid[:height, :width]
+  ys, xs = np.ogrid[:height, :width]  # [H, 1] and [1, W], broadcast
   if cls == 3:  # disk
     return (ys - cy) ** 2 + (xs - cx) ** 2 <= (size // 2) ** 2
   if cls == 4:  # square
@@ -55,7 +55,7 @@ def make_scene(seed, height=128, width=128, label_divisor=1000,
                ignore_label=255):
   """One scene: uint8 image [H, W, 3] and int32 panoptic label [H, W]."""
   rng = np.random.default_rng(seed)
-  ys, xs = np.mgrid[:height, :width]
+  ys, xs = np.ogrid[:height, :width]  # [H, 1] and [1, W], broadcast
   boundaries = np.sort(rng.uniform(0.2, 0.8, 2)) * height
   wave = rng.uniform(2, 8) * np.sin(xs / rng.uniform(8, 30) +
                                     rng.uniform(0, 6))
