@@ -7,7 +7,7 @@ that also traces. Where the training split is cached in memory
 (data.train.cache, as the demo ships), the warm-up runs one epoch plus
 --steps steps, so that the timed loops read the filled cache as all but the
 first epoch of training does; the first epoch, which generates or decodes
-each example once, is the 'first epoch' case. The same loops then run on
+each example once, is the 'demo_first_epoch' case. The same loops then run on
 one cached batch repeated (no input work at all); the input-wait share is
   1 - (time per step on the cached batch) / (time per step on real input).
 

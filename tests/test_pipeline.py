@@ -1,5 +1,8 @@
 """Synthetic data, augmentation and the tf.data pipeline."""
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -10,6 +13,7 @@ from pdl_tf import keys
 from pdl_tf.config import ConfigError
 from pdl_tf.data import augment
 from pdl_tf.data import pipeline
+from pdl_tf.data import sources
 from pdl_tf.data import synthetic
 
 
@@ -242,6 +246,32 @@ def test_resize_longest_side():
                                                          max_size)
     np.testing.assert_array_equal(same_image, image)
     np.testing.assert_array_equal(same_label, label)
+
+
+def test_generator_gate_waits_for_loads_then_refuses():
+  gate = sources._GeneratorGate()  # pylint: disable=protected-access
+  started, release = threading.Event(), threading.Event()
+
+  class SlowSource:
+    def load(self):
+      started.set()
+      release.wait(10)
+      return 'example'
+
+  results = []
+  loader = threading.Thread(target=lambda: results.append(
+      gate.load(SlowSource())))
+  loader.start()
+  assert started.wait(10)
+  closer = threading.Thread(target=gate.close)
+  closer.start()
+  time.sleep(0.2)
+  assert closer.is_alive()  # waits for the load in flight
+  release.set()
+  closer.join(10)
+  loader.join(10)
+  assert not closer.is_alive() and results == ['example']
+  assert gate.load(SlowSource()) is None  # closed: no load at all
 
 
 @pytest.mark.parametrize('cache', ['true', 'false'])

@@ -94,6 +94,7 @@ class _GeneratorGate:
   def __init__(self):
     self._lock = threading.Lock()
     self._loading = 0
+    self._used = False
     self.closed = False
 
   def load(self, source):
@@ -102,6 +103,7 @@ class _GeneratorGate:
       if self.closed:
         return None
       self._loading += 1
+      self._used = True
     try:
       return source.load()
     finally:
@@ -109,8 +111,12 @@ class _GeneratorGate:
         self._loading -= 1
 
   def close(self, timeout_s=30.0):
+    """Ends every generator and waits (at most ``timeout_s``) for the
+    examples being loaded; returns at once if none was ever loaded."""
     with self._lock:
       self.closed = True
+    if not self._used:
+      return
     deadline = time.monotonic() + timeout_s
     while self._loading and time.monotonic() < deadline:
       time.sleep(0.01)
