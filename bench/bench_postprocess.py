@@ -77,33 +77,32 @@ def run_case(case, batch, mode, runs):
   with open('/proc/self/clear_refs', 'w') as f:
     f.write('5')
   steady_before_mb = _status_mb('VmRSS')
-  allocator_before = None if mode == 'oracle' else _allocator_bytes(True)
+  allocator = None if mode == 'oracle' else _allocator_stats(True)
   times = []
   for _ in range(runs):
     start = time.perf_counter()
     fn()
     times.append(time.perf_counter() - start)
   peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  if allocator_before is None:  # malloc: the process's memory grows
+  if allocator is None:  # malloc: the process's memory grows
     added_mb = _status_mb('VmHWM') - steady_before_mb
   else:  # BFC keeps the warm-up's memory: its own peak above the inputs
-    added_mb = (_allocator_bytes()['peak'] - allocator_before) / 2**20
+    added_mb = (_allocator_stats()['peak'] - allocator['current']) / 2**20
   return dict(ms_per_image=1000 * statistics.median(times) / batch,
               peak_mb=peak_mb, steady_added_mb=added_mb)
 
 
-def _allocator_bytes(reset=False):
-  """Bytes in use in TensorFlow's CPU allocator (after resetting its peak
-  if ``reset``; then an int, else a dict with 'current' and 'peak'), or None
-  where it keeps no statistics (malloc; the BFC allocator does)."""
+def _allocator_stats(reset_peak=False):
+  """Bytes in use in TensorFlow's CPU allocator, {'current', 'peak'} (after
+  resetting the peak if ``reset_peak``), or None where it keeps no
+  statistics (malloc; the BFC allocator does)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   try:
-    if reset:
+    if reset_peak:
       tf.config.experimental.reset_memory_stats('CPU:0')
-    info = tf.config.experimental.get_memory_info('CPU:0')
+    return tf.config.experimental.get_memory_info('CPU:0')
   except ValueError:  # "Allocator stats not available"
     return None
-  return info['current'] if reset else info
 
 
 def _status_mb(field):

@@ -51,6 +51,6 @@ def apply():
     dict: the resulting values of XLA_FLAGS and TF_CPU_ALLOCATOR_USE_BFC.
   """
   settings = with_settings(os.environ)
-  names = ('XLA_FLAGS', BFC_VARIABLE)
-  os.environ.update({name: settings[name] for name in names})
-  return {name: settings[name] for name in names}
+  applied = {name: settings[name] for name in ('XLA_FLAGS', BFC_VARIABLE)}
+  os.environ.update(applied)
+  return applied
