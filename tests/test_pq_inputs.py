@@ -167,6 +167,10 @@ BROKEN = {
                  'gt/0.png: segment id 3 is listed twice'),
     'id 0': (lambda s, d: s.append({'id': 0, 'category_id': 2}),
              'gt/0.png: segments_info\\[1\\] has id 0'),
+    'annotation keys': (
+        lambda s, d: d['annotations'][0].pop('segments_info'),
+        'gt.json: annotations\\[0\\] needs image_id, file_name and '
+        'segments_info'),
     'isthing': (lambda s, d: d['categories'][0].update(isthing='yes'),
                 "gt.json: category .*'person'.* needs an int id and "
                 'isthing 0 or 1'),
@@ -230,3 +234,59 @@ def test_workers_give_the_numbers_of_one_thread(tmp_path):
   # 21 (8 px, cols 0-1) vs predicted person 8 px there: TP IoU 1; road the
   # same. PQ 1 for both classes.
   assert one['All'] == {'pq': 1.0, 'sq': 1.0, 'rq': 1.0, 'n': 2}
+
+
+# --------------------------------------------- the reference's own code ---
+def reference_all(gt_json, gt_folder, pred_json, pred_folder):
+  """'All' and per-class results of the reference rules: panopticapi's
+  pq_compute as cityscapesScripts ships it (evalPanopticSemanticLabeling),
+  its single-core function run in this process."""
+  from cityscapesscripts.evaluation import evalPanopticSemanticLabeling as ref  # pylint: disable=g-import-not-at-top
+  gt = json.loads(open(gt_json).read())
+  pred = json.loads(open(pred_json).read())
+  categories = {c['id']: c for c in gt['categories']}
+  predictions = {a['image_id']: a for a in pred['annotations']}
+  pairs = [(a, predictions[a['image_id']]) for a in gt['annotations']]
+  stat = ref.pq_compute_single_core(0, pairs, gt_folder, pred_folder,
+                                    categories)
+  return stat.pq_average(categories, isthing=None)
+
+
+def test_reference_keeps_only_the_crowd_segment_listed_last(tmp_path):
+  # What README says of the reference on the 4x8 case: PQ 0.5 (n = 2) with
+  # crowd 11 (columns 6-7) listed last, 1.0 (n = 1) with crowd 10 last;
+  # pdl_tf gives 1.0 for both orders (test above).
+  for order, expected in (((10, 11), (0.5, 2)), ((11, 10), (1.0, 1))):
+    gt_json, gt_folder, pred_json, pred_folder = crowd_case(
+        tmp_path / str(order[0]), order)
+    result, _ = reference_all(gt_json, gt_folder, pred_json, pred_folder)
+    assert (result['pq'], result['n']) == expected
+
+
+def test_pq_compute_matches_the_reference_on_synthetic_scenes(tmp_path):
+  # Scenes with at most one crowd region per class: pq_compute, the
+  # streaming metric and the reference give the same numbers. Predictions:
+  # the ground truth shifted 2 px right, crowds as instances, one class's
+  # first instance relabelled, void as -1.
+  from pdl_tf.data import synthetic  # pylint: disable=g-import-not-at-top
+  from pdl_tf.evaluation.pair_writer import PanopticPairWriter  # pylint: disable=g-import-not-at-top
+  things = synthetic.THING_CLASS_IDS
+  writer = PanopticPairWriter(str(tmp_path), 6, things)
+  metric = StreamingPanopticQuality(6, things)
+  for seed in range(8):
+    _, gt = synthetic.make_scene(seed, 64, 64)
+    pred = np.where(np.isin(gt, [c * 1000 for c in things]), gt + 99, gt)
+    pred = np.where(pred == 3001, 4050, pred)
+    pred = np.roll(np.where(gt // 1000 == 255, -1, pred), 2, axis=1)
+    writer.add(f'{seed}.png', gt, pred)
+    metric.update(gt, pred)
+  writer.close()
+  gt_json, pred_json, gt_folder, pred_folder = writer.pq_compute_arguments()
+  ours = pq_compute(gt_json, pred_json, gt_folder, pred_folder, 2)
+  reference, per_class = reference_all(gt_json, gt_folder, pred_json,
+                                       pred_folder)
+  assert 0.3 < reference['pq'] < 0.95  # a mix of matches and misses
+  assert ours['All'] == pytest.approx(reference, abs=1e-12)
+  assert metric.result()['All'] == pytest.approx(reference, abs=1e-12)
+  for category, values in per_class.items():
+    assert ours['per_class'][category] == pytest.approx(values, abs=1e-12)

@@ -56,16 +56,29 @@ def check_categories(categories, where):
   return result
 
 
+def _annotations(data, json_file):
+  """The JSON's annotations, each with image_id, file_name, segments_info."""
+  annotations = data.get('annotations') if isinstance(data, dict) else None
+  if not isinstance(annotations, list):
+    raise ValueError(f'{json_file}: no "annotations" list.')
+  for index, annotation in enumerate(annotations):
+    if not isinstance(annotation, dict) or not {
+        'image_id', 'file_name', 'segments_info'} <= set(annotation):
+      raise ValueError(f'{json_file}: annotations[{index}] needs image_id, '
+                       'file_name and segments_info.')
+  return annotations
+
+
 def _matched_annotations(gt, pred, gt_json_file, pred_json_file):
   """[(gt annotation, its prediction)], or raises naming the JSON file."""
   predictions = {}
-  for annotation in pred.get('annotations', []):
+  for annotation in _annotations(pred, pred_json_file):
     if annotation['image_id'] in predictions:
       raise ValueError(f'{pred_json_file}: two annotations for image_id '
                        f'{annotation["image_id"]}.')
     predictions[annotation['image_id']] = annotation
   pairs, seen = [], set()
-  for annotation in gt['annotations']:
+  for annotation in _annotations(gt, gt_json_file):
     image_id = annotation['image_id']
     if image_id in seen:
       raise ValueError(f'{gt_json_file}: two annotations for image_id '
@@ -114,7 +127,8 @@ def pq_compute(gt_json_file, pred_json_file, gt_folder, pred_folder,
   """
   gt = load_json(gt_json_file, 'Ground-truth')
   pred = load_json(pred_json_file, 'Prediction')
-  categories = check_categories(gt['categories'], gt_json_file)
+  categories = check_categories(
+      gt.get('categories', []) if isinstance(gt, dict) else [], gt_json_file)
   pairs = _matched_annotations(gt, pred, gt_json_file, pred_json_file)
   num_workers = min(num_workers or min(4, os.cpu_count() or 1), len(pairs))
   evaluate = lambda pair: _evaluate_image(*pair, gt_folder, pred_folder,
