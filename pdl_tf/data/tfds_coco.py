@@ -8,6 +8,9 @@ panoptic API, BSD licence; the first 80 are things). Labels come out in the pack
 ``coco_panoptic.read_coco_panoptic`` makes them from the original files:
 contiguous class * label_divisor + instance (numbered from 1 per class in
 segment order), crowd = instance 0, void = ignore_label * label_divisor.
+An example whose PNG and panoptic_objects disagree, or with as many
+instances of a class as label_divisor, stops the pipeline with an error
+naming its PNG.
 
 Nothing is downloaded: the dataset must already be prepared in ``data_dir``
 (``tfds.builder('coco/2017_panoptic').download_and_prepare()`` on a machine
