@@ -187,6 +187,11 @@ def _check_values(config):
   _require(post.nms_kernel >= 1 and post.nms_kernel % 2 == 1,
            'postprocess.nms_kernel', 'must be a positive odd int')
   _require(post.top_k >= 1, 'postprocess.top_k', 'must be >= 1')
+  _require(post.top_k < data.label_divisor, 'postprocess.top_k',
+           f'({post.top_k}) must be < data.label_divisor '
+           f'({data.label_divisor}): the merge numbers up to top_k instances '
+           'of a class from 1, and instance id label_divisor would read as '
+           'the next class')
   _require(0 <= post.center_threshold < 1, 'postprocess.center_threshold',
            'must be in [0, 1)')
   train = config.train

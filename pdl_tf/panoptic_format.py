@@ -1,6 +1,9 @@
 """COCO panoptic PNG encoding: segment id = R + 256 G + 256^2 B, 0 = void.
 
 Shared by the dataset readers and the evaluation; numpy and PIL only.
+``parse_segments`` and ``check_areas`` are the one check of a
+``segments_info`` list and of its agreement with the PNG, used by the
+COCO-format reader and by ``pq_compute``.
 """
 
 import json
@@ -45,3 +48,86 @@ def load_json(path, what):
       return json.load(f)
     except json.JSONDecodeError as e:
       raise ValueError(f'{what} JSON {path!r} is not valid JSON: {e}') from e
+
+
+def _checked_info(info, index, categories, where, prediction):
+  """(id, category_id, iscrowd) of one segments_info entry, or raises."""
+  if not isinstance(info, dict) or 'id' not in info or (
+      'category_id' not in info):
+    raise ValueError(f'{where}: segments_info[{index}] needs an id and a '
+                     f'category_id; got {info!r}.')
+  segment_id, category = info['id'], info['category_id']
+  if isinstance(segment_id, bool) or not isinstance(segment_id, int) or not (
+      0 < segment_id < 256 ** 3):
+    raise ValueError(f'{where}: segments_info[{index}] has id {segment_id!r};'
+                     f' segment ids are ints in [1, 2^24) (0 is void).')
+  if not isinstance(category, int) or category not in categories:
+    raise ValueError(f'{where}: segment {segment_id} has unknown category_id '
+                     f'{category!r}.')
+  crowd = 0 if prediction else info.get('iscrowd', 0)
+  if crowd not in (0, 1) or not isinstance(crowd, (int, bool)):
+    raise ValueError(f'{where}: segment {segment_id} has iscrowd {crowd!r}; '
+                     'expected 0 or 1.')
+  return segment_id, category, bool(crowd)
+
+
+def parse_segments(segments_info, categories, where, prediction=False):
+  """Checks a ``segments_info`` list on its own; ``check_areas`` then checks
+  it against its PNG. Together they check every field that a reader or an
+  evaluation here takes from the JSON (``bbox`` is read by none).
+
+  Args:
+    segments_info: the annotation's list of segment dicts.
+    categories: a container of the known category ids.
+    where: the PNG's path, for the messages.
+    prediction: for predictions iscrowd and area are not read (areas are
+      counted on the PNG, as panopticapi does).
+
+  Returns:
+    {segment id: (category_id, iscrowd bool, JSON area or None)} in list
+    order.
+
+  Raises:
+    ValueError naming ``where`` and the segment: an entry without an int id
+    in [1, 2^24) or a category_id, an id listed twice, a category_id not in
+    ``categories``, iscrowd other than 0 or 1 (absent = 0).
+  """
+  segments = {}
+  for index, info in enumerate(segments_info):
+    segment_id, category, crowd = _checked_info(info, index, categories,
+                                                where, prediction)
+    if segment_id in segments:
+      raise ValueError(f'{where}: segment id {segment_id} is listed twice in '
+                       'segments_info.')
+    segments[segment_id] = (category, crowd,
+                            None if prediction else info.get('area'))
+  return segments
+
+
+def check_areas(json_areas, png_areas, where):
+  """Checks segments against the pixel counts of their PNG.
+
+  Args:
+    json_areas: {segment id: JSON area, or None where not given or not
+      read}.
+    png_areas: {segment id: pixel count} of the PNG (void, id 0, may be in).
+    where: the PNG's path, for the messages.
+
+  Raises:
+    ValueError naming ``where`` and the segments: ids of the PNG (but 0)
+    missing from the JSON, ids of the JSON missing from the PNG, or a JSON
+    area different from the segment's pixel count.
+  """
+  missing = sorted(set(png_areas) - set(json_areas) - {0})
+  if missing:
+    raise ValueError(f'{where}: segment ids {missing} are in the PNG but '
+                     'not in the JSON segments_info.')
+  unused = sorted(set(json_areas) - set(png_areas))
+  if unused:
+    raise ValueError(f'{where}: segment ids {unused} are in the JSON '
+                     'segments_info but not in the PNG.')
+  for segment_id, area in json_areas.items():
+    if area is not None and area != png_areas[segment_id]:
+      raise ValueError(
+          f'{where}: segment {segment_id} has JSON area {area!r} but covers '
+          f'{png_areas[segment_id]} pixels of the PNG.')

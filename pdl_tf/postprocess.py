@@ -17,12 +17,16 @@ Algorithm (REFERENCE.md, "Post-processing"):
      (squared Euclidean distance; ties -> lower center index).
   4. an instance takes the most frequent thing class among its pixels (ties
      -> smaller class id); instance ids restart from 1 per class in center
-     order; panoptic = class * label_divisor + id.
+     order; panoptic = class * label_divisor + id. Ids are at most top_k,
+     and top_k < label_divisor is required, so no id spills into the next
+     class.
   5. stuff pixels are kept if their class covers >= stuff_area pixels of the
      image, else void; thing pixels with no center are void (VOID = -1).
   6. instance score = heatmap value at the center x mean probability of the
      instance's class over its pixels.
 """
+
+import inspect
 
 import tensorflow as tf
 
@@ -255,9 +259,18 @@ def instance_scores(logits, instance, classes, areas, center_scores):
   return tf.where(areas > 0, center_scores * mean, 0.0), logits_finite
 
 
+def check_top_k(top_k, label_divisor):
+  """Raises ValueError unless 1 <= top_k < label_divisor: instance ids run
+  up to top_k, and id label_divisor would read as the next class."""
+  if not 1 <= top_k < label_divisor:
+    raise ValueError(f'top_k ({top_k}) must be >= 1 and < label_divisor '
+                     f'({label_divisor}): instance ids run up to top_k, and '
+                     'id label_divisor would read as the next class.')
+
+
 def _check_inputs(semantic_logits, center_heatmap, center_offsets,
-                  thing_class_ids, top_k, nms_kernel, center_threshold,
-                  center_chunk, pixel_block):
+                  thing_class_ids, top_k, label_divisor, nms_kernel,
+                  center_threshold, center_chunk, pixel_block):
   shapes = [t.shape for t in (semantic_logits, center_heatmap,
                               center_offsets)]
   if any(s.rank != 4 for s in shapes):
@@ -285,6 +298,10 @@ def _check_inputs(semantic_logits, center_heatmap, center_offsets,
                       ('pixel_block', pixel_block)):
     if value < 1:
       raise ValueError(f'{name} must be >= 1, got {value}.')
+  check_top_k(top_k, label_divisor)
+  if (num_classes - 1) * label_divisor + top_k >= 2 ** 31:
+    raise ValueError(f'{num_classes} classes x label_divisor {label_divisor} '
+                     'overflow the int32 panoptic map.')
   if not center_threshold >= 0:
     raise ValueError(f'center_threshold must be >= 0 (the heatmap is a '
                      f'Gaussian in [0, 1]), got {center_threshold}.')
@@ -312,7 +329,8 @@ def panoptic_merge(semantic_logits, center_heatmap, center_offsets, *,
     stuff_area: minimum pixels of a stuff class in an image.
     center_threshold: heatmap values <= this are never centers.
     nms_kernel: odd max-pool window of the center NMS.
-    top_k: maximum number of centers (instances) per image.
+    top_k: maximum number of centers (instances) per image; must be <
+      label_divisor.
     center_chunk: centers compared per grouping step.
     pixel_block: pixels grouped per outer grouping step.
     image_sizes: optional int32 [B, 2], the (height, width) of each image's
@@ -339,8 +357,8 @@ def panoptic_merge(semantic_logits, center_heatmap, center_offsets, *,
       tf.convert_to_tensor(t) for t in (semantic_logits, center_heatmap,
                                         center_offsets))
   _check_inputs(semantic_logits, center_heatmap, center_offsets,
-                thing_class_ids, top_k, nms_kernel, center_threshold,
-                center_chunk, pixel_block)
+                thing_class_ids, top_k, label_divisor, nms_kernel,
+                center_threshold, center_chunk, pixel_block)
   _, height, width, num_classes = semantic_logits.shape
   # The logits' static H and W for the other two (grouping needs them).
   center_heatmap = tf.ensure_shape(center_heatmap, [None, height, width, 1])
@@ -403,7 +421,14 @@ def merge_fn(*, jit_compile=True, **merge_kwargs):
   Returns:
     fn(semantic_logits, center_heatmap, center_offsets, image_sizes=None)
     -> dict as ``panoptic_merge``.
+
+  Raises:
+    ValueError: at once, if top_k >= label_divisor (check_top_k).
   """
+  defaults = inspect.signature(panoptic_merge).parameters
+  check_top_k(merge_kwargs.get('top_k', defaults['top_k'].default),
+              merge_kwargs.get('label_divisor',
+                               defaults['label_divisor'].default))
   merge_kwargs.setdefault('keyed_argmax', jit_compile)
   compiled = tf.function(
       lambda logits, heatmap, offsets, sizes: panoptic_merge(

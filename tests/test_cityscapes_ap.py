@@ -35,11 +35,13 @@ def _ground_truth():
   return panoptic
 
 
-def _evaluate(tmp_path, predictions):
+def _evaluate(tmp_path, predictions, ground_truth=None):
   """predictions: [(box name or (y0, y1, x0, x1), train id, score)]."""
   gt_dir, results = tmp_path / 'gt', tmp_path / 'results'
-  cityscapes_ap.write_gt_instance_ids(STEM, str(gt_dir), _ground_truth(),
-                                      LABEL_IDS, DIVISOR, IGNORE)
+  cityscapes_ap.write_gt_instance_ids(
+      STEM, str(gt_dir),
+      _ground_truth() if ground_truth is None else ground_truth, LABEL_IDS,
+      DIVISOR, IGNORE)
   instance_map = np.zeros((64, 128), np.int32)
   classes, scores = [], []
   for slot, (where, cls, score) in enumerate(predictions):
@@ -58,8 +60,10 @@ def test_gt_instance_ids_encoding(tmp_path):
   path = cityscapes_ap.write_gt_instance_ids(
       STEM, str(tmp_path), _ground_truth(), LABEL_IDS, DIVISOR, IGNORE)
   values = np.array(Image.open(path))
-  assert values[10, 10] == 26001 and values[10, 50] == 26002  # cars
-  assert values[35, 75] == 24001  # the person
+  # cityscapesScripts numbers instances from 0: package instances 1, 2
+  # are the first and second car, 26000 and 26001.
+  assert values[10, 10] == 26000 and values[10, 50] == 26001  # cars
+  assert values[35, 75] == 24000  # the person
   assert values[0, 127] == 7 and values[63, 0] == 0  # road, ignored
   # Reading it back with the package's gtFine reader gives the same labels.
   np.testing.assert_array_equal(
@@ -83,6 +87,23 @@ def test_missed_car_halves_car_ap(tmp_path):
   result = _evaluate(tmp_path, [('car1', CAR, 0.9), ('person', PERSON, 0.7)])
   assert result['per_class']['car']['ap'] == pytest.approx(0.5)
   assert result['ap'] == pytest.approx(0.75)
+
+
+def test_first_gtfine_car_counts_as_a_missed_instance(tmp_path):
+  # gtFine numbering: the first car is 26000, the second 26001, the person
+  # 24000. Read with the package's reader and written back for the
+  # evaluation, the first car stays an instance (not a group region), so
+  # predicting only the second car and the person misses it: car AP 0.5.
+  ids = np.full((64, 128), 7, np.int64)
+  ids[60:] = 0
+  for name, value in (('car1', 26000), ('car2', 26001), ('person', 24000)):
+    y0, y1, x0, x1 = BOXES[name][2]
+    ids[y0:y1, x0:x1] = value
+  label = cityscapes.panoptic_from_instance_ids(ids, DIVISOR, IGNORE)
+  result = _evaluate(tmp_path, [('car2', CAR, 0.8), ('person', PERSON, 0.7)],
+                     ground_truth=label)
+  assert result['per_class']['car']['ap'] == pytest.approx(0.5)
+  assert result['per_class']['person']['ap'] == pytest.approx(1.0)
 
 
 def test_false_positive_ranked_first_lowers_car_ap_to_5_12(tmp_path):
@@ -137,7 +158,10 @@ def test_eval_on_a_cityscapes_tree_reports_cityscapes_ap(tmp_path):
   from pdl_tf import config_io  # pylint: disable=g-import-not-at-top
   from pdl_tf.training import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
   ids = np.full((64, 128), 7, np.uint16)  # road
-  ids[5:25, 5:25], ids[30:45, 70:85] = 26001, 24001  # a car, a person
+  # The first car, the second car and the first person (instances count
+  # from 0 in gtFine).
+  ids[5:25, 5:25], ids[5:25, 40:60] = 26000, 26001
+  ids[30:45, 70:85] = 24000
   stems = ['aachen_000000_000019', 'aachen_000001_000019']
   for stem in stems:
     write_pair(tmp_path, 'val', 'aachen', stem, ids)

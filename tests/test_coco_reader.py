@@ -117,3 +117,23 @@ def test_empty_or_missing_inputs(sample_copy, tmp_path):
   rewrite(json_file, data)
   with pytest.raises(FileNotFoundError, match='000000142238.jpg'):
     read_all(json_file, tmp_path, pngs)
+
+
+def test_more_instances_than_the_label_divisor_allows_is_an_error():
+  # Two persons with label_divisor 2: the second would be 0 * 2 + 2 = 2,
+  # i.e. class 1 instance 0 (a crowd region of class 1). The reader stops,
+  # naming the file, the class and the count; with divisor 3 both fit.
+  from pdl_tf.data import coco_panoptic  # pylint: disable=g-import-not-at-top
+  categories = [{'id': 1, 'name': 'person', 'isthing': 1},
+                {'id': 2, 'name': 'road', 'isthing': 0}]
+  ids = np.array([[1, 1, 2, 3]])
+  segments = [{'id': 1, 'category_id': 1}, {'id': 2, 'category_id': 1},
+              {'id': 3, 'category_id': 2}]
+  meta = coco_panoptic.metadata_from_categories(categories, label_divisor=2)
+  with pytest.raises(ValueError, match="a.png: 2 instances of class 0 "
+                     "\\('person'\\), but label_divisor 2 allows at most 1"):
+    coco_panoptic.label_from_segments(ids, segments, meta, 'a.png')
+  meta = coco_panoptic.metadata_from_categories(categories, label_divisor=3)
+  np.testing.assert_array_equal(
+      coco_panoptic.label_from_segments(ids, segments, meta, 'a.png'),
+      [[1, 1, 2, 3]])

@@ -72,6 +72,10 @@ def test_round_trip_through_params_yaml(tmp_path):
     ('losses.top_k_percent=0', "'losses.top_k_percent' must be in"),
     ('data.thing_class_ids=[3,30]', "'data.thing_class_ids' must be class"),
     ('model.precision=float64', "'model.precision' must be one of"),
+    ('postprocess.top_k=1000', "'postprocess.top_k' \\(1000\\) must be < "
+     'data.label_divisor \\(1000\\)'),
+    ('data.label_divisor=4,postprocess.top_k=8',
+     "'postprocess.top_k' \\(8\\) must be < data.label_divisor \\(4\\)"),
 ])
 def test_bad_overrides_name_the_key(override, match):
   with pytest.raises(ConfigError, match=match):

@@ -268,3 +268,53 @@ def test_tfds_coco_panoptic_names_the_png_of_an_unknown_segment():
     with pytest.raises(tf.errors.InvalidArgumentError,
                        match='missing from panoptic_objects.*000000142238'):
       list(dataset)
+
+
+def hand_made_tfds_example(ids, objects):
+  """A coco/2017_panoptic example of id map ``ids`` [H, W] and objects
+  [(id, label, is_crowd)]."""
+  ids = np.asarray(ids, np.int64)
+  rgb = np.stack([ids % 256, ids // 256 % 256, ids // 65536], -1)
+  return {
+      'image': tf.zeros(ids.shape + (3,), tf.uint8),
+      'image/filename': tf.constant('a.jpg'),
+      'panoptic_image': tf.constant(rgb.astype(np.uint8)),
+      'panoptic_image/filename': tf.constant('a.png'),
+      'panoptic_objects': {
+          'id': tf.constant([o[0] for o in objects], tf.int64),
+          'label': tf.constant([o[1] for o in objects], tf.int64),
+          'is_crowd': tf.constant([o[2] for o in objects], tf.bool)}}
+
+
+def test_tfds_coco_panoptic_refuses_instances_past_the_divisor():
+  # Two persons (label 0, a thing) and a crowd: with label_divisor 3 they
+  # are 1, 2 and 0; with divisor 2 the second person would read as class 1.
+  is_thing = tf.constant([True, False])
+  names = tf.constant(['person', 'road'])
+  example = hand_made_tfds_example(
+      [[1, 2, 3, 4]], [(1, 0, False), (2, 0, False), (3, 0, True),
+                       (4, 1, False)])
+  _, panoptic, _ = tfds_coco.panoptic_from_tfds(example, is_thing, 3, 255,
+                                                names)
+  np.testing.assert_array_equal(panoptic, [[1, 2, 0, 3]])
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match="(?s)a.png.*has.*2.*instances of class.*0.*"
+                     "person.*label_divisor 2 allows at most 1"):
+    tfds_coco.panoptic_from_tfds(example, is_thing, 2, 255, names)
+
+
+def test_tfds_coco_panoptic_names_the_png_of_an_object_not_in_it():
+  example = hand_made_tfds_example([[1, 1]], [(1, 0, False), (9, 0, False)])
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match='(?s)panoptic_objects ids missing from the '
+                     'panoptic PNG.*a.png.*9'):
+    tfds_coco.panoptic_from_tfds(example, tf.constant([True]), 1000, 255)
+
+
+def test_synthetic_scenes_refuse_instances_past_the_divisor():
+  # With label_divisor 2 one instance per class fits; some of the first
+  # scenes hold two of one class and must stop, not spill.
+  with pytest.raises(ValueError, match='synthetic scene .*: at least 2 '
+                     'instances of class .*label_divisor 2 allows at most 1'):
+    for seed in range(50):
+      synthetic.make_scene(seed, 64, 64, label_divisor=2)

@@ -409,3 +409,36 @@ def test_semantic_ties_take_the_smaller_class():
       logits, np.zeros((1, 8, 8, 1), np.float32),
       np.zeros((1, 8, 8, 2), np.float32))
   assert (out[keys.SEMANTIC].numpy() == 0).all()
+
+
+# ------------------------------------------------ ids vs label_divisor ---
+def test_top_k_reaching_the_label_divisor_is_refused_at_once():
+  # The merge numbers up to top_k instances of a class from 1; with
+  # label_divisor 4, a fifth class-1 instance (1 * 4 + 5 = 9) would decode
+  # as class 2 and collide with the class-2 instances.
+  for top_k, divisor in ((8, 4), (4, 4)):
+    with pytest.raises(ValueError, match=f'top_k \\({top_k}\\) must be >= 1 '
+                       f'and < label_divisor \\({divisor}\\)'):
+      postprocess.merge_fn(thing_class_ids=[1, 2], label_divisor=divisor,
+                           top_k=top_k)
+  with pytest.raises(ValueError, match='< label_divisor'):
+    postprocess.panoptic_merge(
+        np.zeros((1, 4, 4, 3), np.float32), np.zeros((1, 4, 4, 1), np.float32),
+        np.zeros((1, 4, 4, 2), np.float32), thing_class_ids=[1],
+        label_divisor=4, top_k=4)
+
+
+def test_five_instances_of_a_class_keep_their_class():
+  # Five class-1 blobs and one class-2 blob, each with its own center, with
+  # top_k 8 < label_divisor 9: class 1 gets ids 9 + 1..5, class 2 id 18 + 1,
+  # and every id decodes to its own class.
+  semantic = np.zeros((4, 24), int)
+  heat = np.zeros((4, 24))
+  for k, cls in enumerate([1, 1, 1, 1, 1, 2]):
+    semantic[1:3, 4 * k:4 * k + 2] = cls
+    heat[1, 4 * k] = 0.9 - 0.1 * k
+  out = merge(semantic, heat, num_classes=3, thing_class_ids=[1, 2],
+              label_divisor=9, top_k=8)
+  values = [out[keys.PANOPTIC][1, 4 * k] for k in range(6)]
+  assert values == [10, 11, 12, 13, 14, 19]
+  assert [v // 9 for v in values] == [1, 1, 1, 1, 1, 2]

@@ -201,3 +201,14 @@ def test_batch_segment_limit_is_per_image():
 def test_bad_rank_is_an_error():
   with pytest.raises(ValueError, match=r'\[H, W\] or \[B, H, W\]'):
     run(np.zeros((1, 2, 4, 4), np.int32))
+
+
+def test_an_instance_id_on_a_stuff_class_is_an_error():
+  # Class 2 is stuff; 2 * 1000 + 1 can only come from an instance id that
+  # spilled past the label divisor (or a broken label): refused.
+  panoptic = np.array([[3001, 2001], [0, 2000]], np.int32)
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match='(?s)instance id on a class that has no instances.*'
+                     '2001'):
+    generate_targets(panoptic, thing_class_ids=THINGS, label_divisor=DIVISOR,
+                     ignore_label=IGNORE)

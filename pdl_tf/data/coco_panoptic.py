@@ -22,7 +22,9 @@ from typing import Callable, Iterator, List, Tuple
 import numpy as np
 from PIL import Image
 
+from pdl_tf.panoptic_format import check_areas
 from pdl_tf.panoptic_format import load_json
+from pdl_tf.panoptic_format import parse_segments
 from pdl_tf.panoptic_format import read_id_map
 
 
@@ -95,39 +97,59 @@ def read_image(path):
     raise ValueError(f'Image {path!r} cannot be read: {e}') from e
 
 
+def check_instance_counts(counts, meta, where):
+  """Raises if a class has more instances than the label divisor allows.
+
+  Instance ids run 1..label_divisor - 1 (0 is crowd); one more would spill
+  into the next class (class * divisor + divisor = (class + 1) * divisor).
+
+  Args:
+    counts: {class index: number of instances} of one image.
+    meta: DatasetMetadata.
+    where: the file, for the message.
+
+  Raises:
+    ValueError: naming ``where``, the class and its count.
+  """
+  for cls, count in sorted(counts.items()):
+    if count >= meta.label_divisor:
+      raise ValueError(
+          f'{where}: {count} instances of class {cls} '
+          f'({meta.class_names[cls]!r}), but label_divisor '
+          f'{meta.label_divisor} allows at most {meta.label_divisor - 1} per '
+          'class; raise the label divisor (data.label_divisor, pdl-data '
+          '--label_divisor).')
+
+
 def label_from_segments(ids, segments_info, meta, where):
   """COCO id map + segments_info -> int32 label map in the package encoding.
 
-  Thing instances are numbered from 1 per class in segments_info order.
+  Thing instances are numbered from 1 per class in segments_info order;
+  crowd segments of a thing class become its instance 0 (one region).
 
   Raises:
-    ValueError: a PNG segment missing from the JSON or the reverse, or an
-      unknown category; the message names ``where`` and the segment id.
+    ValueError: a bad segments_info or one disagreeing with the PNG
+      (``panoptic_format.parse_segments`` and ``check_areas``), or more
+      instances of a class than the label divisor allows; the message names
+      ``where`` and the segment or class.
   """
   index = {category: i for i, category in enumerate(meta.category_ids)}
-  void = meta.ignore_label * meta.label_divisor
-  values = {0: void}
-  next_instance = {}
-  for info in segments_info:
-    if info['category_id'] not in index:
-      raise ValueError(f'{where}: segment {info["id"]} has unknown '
-                       f'category_id {info["category_id"]}.')
-    cls = index[info['category_id']]
+  segments = parse_segments(segments_info, index, where)
+  present, inverse, counts = np.unique(ids, return_inverse=True,
+                                       return_counts=True)
+  check_areas({i: area for i, (_, _, area) in segments.items()},
+              dict(zip(present.tolist(), counts.tolist())), where)
+  values = {0: meta.ignore_label * meta.label_divisor}
+  instances = {}
+  for segment_id, (category, crowd, _) in segments.items():
+    cls = index[category]
     instance = 0
-    if meta.is_thing[cls] and not info.get('iscrowd', 0):
-      instance = next_instance[cls] = next_instance.get(cls, 0) + 1
-    values[info['id']] = cls * meta.label_divisor + instance
-  present, inverse = np.unique(ids, return_inverse=True)
-  missing = sorted(set(present.tolist()) - set(values))
-  if missing:
-    raise ValueError(f'{where}: segment ids {missing} are in the PNG but '
-                     'not in the JSON segments_info.')
-  unused = sorted(set(values) - set(present.tolist()) - {0})
-  if unused:
-    raise ValueError(f'{where}: segment ids {unused} are in the JSON '
-                     'segments_info but not in the PNG.')
+    if meta.is_thing[cls] and not crowd:
+      instance = instances[cls] = instances.get(cls, 0) + 1
+    values[segment_id] = cls * meta.label_divisor + instance
+  check_instance_counts(instances, meta, where)
   table = np.array([values[i] for i in present.tolist()], np.int32)
-  return table[inverse].reshape(ids.shape)
+  return table[inverse.reshape(-1)].reshape(ids.shape)
 
 
 def _load_example(image_id, image_name, image_path, label_path,

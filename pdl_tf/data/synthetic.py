@@ -69,6 +69,11 @@ def make_scene(seed, height=128, width=128, label_divisor=1000,
     if mask.sum() < 4:
       continue
     instance = instance_count[cls] = instance_count.get(cls, 0) + 1
+    if instance >= label_divisor:  # it would spill into class cls + 1
+      raise ValueError(
+          f'synthetic scene {seed}: at least {instance} instances of class '
+          f'{cls} ({CLASS_NAMES[cls]!r}), but label_divisor '
+          f'{label_divisor} allows at most {label_divisor - 1} per class.')
     panoptic[mask] = cls * label_divisor + instance
   if rng.random() < 0.35:  # a crowd: several small objects, one region
     cls = int(rng.choice(THING_CLASS_IDS))

@@ -76,6 +76,28 @@ def _number_segments(panoptic, max_segments):
   return slot_map, tf.where(used, values, 0)
 
 
+def _check_encoding(values, thing_class_ids, label_divisor):
+  """Assert op: no segment of a class without instances (stuff, ignore)
+  carries an instance id. An instance id that reached label_divisor spilled
+  into the next class and shows here when that class is stuff.
+
+  Args:
+    values: int32 [B, S], each slot's panoptic value.
+  """
+  classes = values // label_divisor
+  is_thing = tf.reduce_any(
+      classes[..., None] == tf.constant(list(thing_class_ids), tf.int32),
+      axis=-1)
+  bad = (values % label_divisor > 0) & ~is_thing
+  return tf.debugging.Assert(
+      ~tf.reduce_any(bad),
+      ['panoptic label values with an instance id on a class that has no '
+       'instances:', tf.boolean_mask(values, bad),
+       f'labels must be class * {label_divisor} + instance, instance < '
+       f'{label_divisor}; an instance id that reaches label_divisor spills '
+       'into the next class (the readers refuse such files)'], summarize=5)
+
+
 def _segment_stats(slot_map, max_segments):
   """Per-slot area and mass center, from three bincounts over the pixels.
 
@@ -242,6 +264,11 @@ def generate_targets(panoptic, *, thing_class_ids, label_divisor,
     max_segments: maximum number of distinct panoptic values (segments) in
       one label; more raise InvalidArgumentError.
 
+  Raises:
+    InvalidArgumentError (when run): more segments than max_segments, or a
+      value with an instance id on a class outside thing_class_ids (e.g. an
+      instance id that spilled past label_divisor into a stuff class).
+
   Returns:
     dict, each with the leading dimensions of ``panoptic`` ([B,] H, W):
     ``semantic`` int32, ``semantic_weights`` float32, ``center_heatmap``
@@ -257,6 +284,9 @@ def generate_targets(panoptic, *, thing_class_ids, label_divisor,
                      f'{panoptic.shape}.')
   batched = panoptic if panoptic.shape.rank == 3 else panoptic[None]
   slot_map, values = _number_segments(batched, max_segments)
+  with tf.control_dependencies([_check_encoding(values, thing_class_ids,
+                                                label_divisor)]):
+    values = tf.identity(values)
   area, center = _segment_stats(slot_map, max_segments)
   targets = _targets_from_slots(
       slot_map, values, area, center, tuple(int(c) for c in thing_class_ids),

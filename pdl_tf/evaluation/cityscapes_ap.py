@@ -31,8 +31,11 @@ def write_gt_instance_ids(stem, folder, panoptic, label_ids, label_divisor,
                           ignore_label):
   """Writes a panoptic ground truth as a gtFine ``*_instanceIds.png``.
 
-  Things with an instance become label_id * 1000 + instance, stuff and
-  crowd label_id, ignored pixels 0 ('unlabeled', void in the evaluation).
+  In cityscapesScripts' numbering: package instance k >= 1 of a thing
+  becomes label_id * 1000 + k - 1 (instances count from 0 there, the first
+  car is 26000), crowd (instance 0) and stuff the bare label_id (< 1000, a
+  "group" region), ignored pixels 0 ('unlabeled', void in the evaluation).
+  It inverts ``data.cityscapes.panoptic_from_instance_ids``.
 
   Args:
     stem: Cityscapes image name, e.g. ``frankfurt_000000_000294``.
@@ -46,7 +49,8 @@ def write_gt_instance_ids(stem, folder, panoptic, label_ids, label_divisor,
     the path written.
 
   Raises:
-    ValueError: a train id outside label_ids, or an instance id >= 1000.
+    ValueError: a train id outside label_ids, or an instance above 1000
+      (cityscapesScripts' encoding holds instances 0..999 per class).
   """
   panoptic = np.asarray(panoptic, np.int64)
   train_ids, instances = panoptic // label_divisor, panoptic % label_divisor
@@ -57,11 +61,12 @@ def write_gt_instance_ids(stem, folder, panoptic, label_ids, label_divisor,
   if bad.size:
     raise ValueError(f'{stem}: train ids {bad.tolist()} outside 0..'
                      f'{len(table) - 1}.')
-  if instances.max(initial=0) >= 1000:
-    raise ValueError(f'{stem}: instance id {instances.max()} does not fit '
-                     f'the instanceIds encoding (< 1000).')
+  if instances.max(initial=0) > 1000:
+    raise ValueError(f'{stem}: instance {instances.max()} does not fit '
+                     'the instanceIds encoding (instances 1..1000, written '
+                     'as label_id * 1000 + 0..999).')
   labels = table[np.where(ignored, 0, train_ids)]
-  values = np.where(instances > 0, labels * 1000 + instances, labels)
+  values = np.where(instances > 0, labels * 1000 + instances - 1, labels)
   os.makedirs(folder, exist_ok=True)
   path = os.path.join(folder, stem + GT_SUFFIX)
   Image.fromarray(np.where(ignored, 0, values).astype(np.uint16)).save(path)

@@ -3,19 +3,31 @@
 Per image, ground-truth and predicted segments are matched when they have the
 same category and IoU > 0.5, with IoU = inter / (pred + gt - inter - pred area
 on void). Crowd ground truth is never matched; an unmatched prediction is not
-a false positive when more than half of it lies on void plus the crowd region
-of its own category. PQ per category = sum of matched IoU / (TP + FP/2 +
+a false positive when more than half of it lies on void plus the crowd
+regions of its own category. PQ per category = sum of matched IoU / (TP + FP/2 +
 FN/2), averaged over the categories with TP + FP + FN > 0.
 
 The matching works on segment-id maps plus segment dicts, so the COCO-format
 evaluation (coco_panoptic.pq_compute) and the in-memory streaming metric
 (StreamingPanopticQuality) share this one implementation.
+
+Several crowd segments of one category in one image count as one region,
+their union: the package's label encoding (crowd = instance 0 of a thing
+class) cannot tell them apart, so this is the one rule both paths can
+follow. panopticapi (and cityscapesScripts' copy of it) keeps only the crowd
+segment listed last in segments_info for each category (its
+``crowd_labels_dict`` is overwritten), which makes its result depend on the
+JSON's segment order; with at most one crowd segment per category and image
+the two rules agree.
 """
 
 import collections
 import dataclasses
+from typing import Optional
 
 import numpy as np
+
+from pdl_tf.panoptic_format import check_areas
 
 VOID_ID = 0  # segment id of void in an id map (COCO panoptic convention)
 _OFFSET = 2 ** 32
@@ -23,10 +35,12 @@ _OFFSET = 2 ** 32
 
 @dataclasses.dataclass
 class Segment:
-  """One segment of an image: its category, crowd flag and area in pixels."""
+  """One segment of an image: its category, crowd flag and, from a JSON,
+  its stated area (None: not given). Areas are counted on the id map; a
+  stated one must equal the count."""
   category_id: int
   iscrowd: bool = False
-  area: int = 0
+  area: Optional[int] = None
 
 
 @dataclasses.dataclass
@@ -97,39 +111,40 @@ def _pixel_counts(id_map):
   return dict(zip(ids.tolist(), counts.tolist()))
 
 
-def match_image(gt_ids, gt_segments, pred_ids, pred_segments, image=''):
+def match_image(gt_ids, gt_segments, pred_ids, pred_segments, image='',
+                gt_image=None):
   """Matches one image's segments and returns its PQStat.
+
+  Areas are pixel counts of the id maps; the segments must be exactly the
+  ids of their map (void aside), and an area stated in a Segment must equal
+  its count (panoptic_format.check_areas).
 
   Args:
     gt_ids: int array [H, W] of ground-truth segment ids (VOID_ID = void).
-    gt_segments: {segment_id: Segment}; areas are used as given.
+    gt_segments: {segment_id: Segment}.
     pred_ids: int array [H, W] of predicted segment ids (VOID_ID = void).
-    pred_segments: {segment_id: Segment}; areas are recomputed from pred_ids.
-    image: name used in error messages.
+    pred_segments: {segment_id: Segment}.
+    image: the prediction's name, for error messages.
+    gt_image: the ground truth's name (default ``image``).
 
   Raises:
-    ValueError: shapes differ, or a predicted id is in the map but not in
-      the segments (or the reverse); the message names the image and id.
+    ValueError: shapes differ, or a segments dict disagrees with its map;
+      the message names the image and segment.
   """
   if gt_ids.shape != pred_ids.shape:
     raise ValueError(f'{image}: ground truth {gt_ids.shape} and prediction '
                      f'{pred_ids.shape} differ in size.')
-  pred_area = _pixel_counts(pred_ids)
-  pred_area.pop(VOID_ID, None)
-  missing = sorted(set(pred_area) - set(pred_segments))
-  if missing:
-    raise ValueError(f'{image}: predicted segment ids {missing} are in the '
-                     'PNG but not in the JSON segments_info.')
-  unused = sorted(set(pred_segments) - set(pred_area))
-  if unused:
-    raise ValueError(f'{image}: predicted segment ids {unused} are in the '
-                     'JSON segments_info but not in the PNG.')
-  pred_segments = {i: dataclasses.replace(s, area=pred_area[i])
-                   for i, s in pred_segments.items()}
   joint = _pixel_counts(gt_ids.astype(np.uint64) * _OFFSET +
                         pred_ids.astype(np.uint64))
   overlaps = {(key // _OFFSET, key % _OFFSET): count
               for key, count in joint.items()}
+  gt_area, pred_area = collections.Counter(), collections.Counter()
+  for (gt_id, pred_id), count in overlaps.items():
+    gt_area[gt_id] += count
+    pred_area[pred_id] += count
+  for segments, area, name in ((gt_segments, gt_area, gt_image or image),
+                               (pred_segments, pred_area, image)):
+    check_areas({i: s.area for i, s in segments.items()}, area, name)
   stat, gt_matched, pred_matched = PQStat(), set(), set()
   for (gt_id, pred_id), intersection in overlaps.items():
     gt, pred = gt_segments.get(gt_id), pred_segments.get(pred_id)
@@ -137,7 +152,7 @@ def match_image(gt_ids, gt_segments, pred_ids, pred_segments, image=''):
       continue
     if gt.category_id != pred.category_id:
       continue
-    union = (pred.area + gt.area - intersection -
+    union = (pred_area[pred_id] + gt_area[gt_id] - intersection -
              overlaps.get((VOID_ID, pred_id), 0))
     iou = intersection / union
     if iou > 0.5:
@@ -145,19 +160,19 @@ def match_image(gt_ids, gt_segments, pred_ids, pred_segments, image=''):
       stat.per_category[gt.category_id].iou += iou
       gt_matched.add(gt_id)
       pred_matched.add(pred_id)
-  crowd_of_category = {}
+  crowd_of_category = collections.defaultdict(list)
   for gt_id, gt in gt_segments.items():
     if gt.iscrowd:
-      crowd_of_category[gt.category_id] = gt_id
+      crowd_of_category[gt.category_id].append(gt_id)
     elif gt_id not in gt_matched:
       stat.per_category[gt.category_id].fn += 1
   for pred_id, pred in pred_segments.items():
     if pred_id in pred_matched:
       continue
-    ignored = overlaps.get((VOID_ID, pred_id), 0)
-    if pred.category_id in crowd_of_category:
-      ignored += overlaps.get((crowd_of_category[pred.category_id], pred_id), 0)
-    if ignored / pred.area > 0.5:
+    ignored = overlaps.get((VOID_ID, pred_id), 0) + sum(
+        overlaps.get((crowd_id, pred_id), 0)
+        for crowd_id in crowd_of_category.get(pred.category_id, ()))
+    if ignored / pred_area[pred_id] > 0.5:
       continue
     stat.per_category[pred.category_id].fp += 1
   return stat

@@ -2,7 +2,9 @@
 
 Maps use the package's label encoding: value = class * label_divisor +
 instance; in ground truth a thing class with instance 0 is crowd and class
-``ignore_label`` is void; in predictions -1 (postprocess.VOID) is void.
+``ignore_label`` is void; in predictions -1 (postprocess.VOID) is void. All
+crowd pixels of a class are one value, hence one crowd region: the union
+rule of panoptic_quality, which pq_compute follows too.
 """
 
 import numpy as np
@@ -13,18 +15,16 @@ from pdl_tf.evaluation.panoptic_quality import Segment
 
 def _to_segments(panoptic, label_divisor, is_void, thing_class_ids):
   """Id map (void = 0) and {id: Segment} of a panoptic map."""
-  values, inverse, counts = np.unique(panoptic, return_inverse=True,
-                                      return_counts=True)
+  values, inverse = np.unique(panoptic, return_inverse=True)
   ids = inverse.reshape(panoptic.shape).astype(np.int64) + 1
   segments = {}
-  for index, (value, count) in enumerate(zip(values.tolist(),
-                                             counts.tolist())):
+  for index, value in enumerate(values.tolist()):
     if is_void(value):
       ids[ids == index + 1] = panoptic_quality.VOID_ID
       continue
     category, instance = divmod(value, label_divisor)
     segments[index + 1] = Segment(
-        category, category in thing_class_ids and instance == 0, count)
+        category, category in thing_class_ids and instance == 0)
   return ids, segments
 
 
@@ -50,7 +50,12 @@ class StreamingPanopticQuality:
     self._stat = panoptic_quality.PQStat()
 
   def update(self, gt_panoptic, pred_panoptic):
-    """Adds images: int arrays [H, W] or [B, H, W] in the label encoding."""
+    """Adds images: int arrays [H, W] or [B, H, W] in the label encoding.
+
+    Raises:
+      ValueError: shapes differ, or a value's class is outside
+        0..num_classes - 1 (and not void).
+    """
     gt_panoptic, pred_panoptic = np.asarray(gt_panoptic), np.asarray(
         pred_panoptic)
     if gt_panoptic.shape != pred_panoptic.shape:
@@ -66,6 +71,14 @@ class StreamingPanopticQuality:
       # Crowd exists only in ground truth: no thing classes for predictions.
       pred_ids, pred_segments = _to_segments(
           pred, divisor, lambda v: v < 0, frozenset())
+      for name, segments in (('ground truth', gt_segments),
+                             ('prediction', pred_segments)):
+        unknown = sorted({s.category_id for s in segments.values()} -
+                         set(self._categories))
+        if unknown:
+          raise ValueError(f'{name} has classes {unknown} outside 0..'
+                           f'{len(self._categories) - 1} (label_divisor '
+                           f'{divisor}).')
       self._stat.merge(panoptic_quality.match_image(
           gt_ids, gt_segments, pred_ids, pred_segments))
 
