@@ -164,10 +164,11 @@ def read_values(prefix, variables, void_first=False):
   for key in sorted(variables):
     try:
       value = reader.get_tensor(key + deeplab2_layout.KEY_SUFFIX)
-    except tf.errors.OpError as e:
+    except (tf.errors.OpError, IndexError) as e:  # IndexError: truncated
       raise CheckpointError(
           f'cannot read variable {key!r} from checkpoint {prefix!r} '
-          f'(truncated or damaged data file?): {e.message}') from e
+          f'(truncated or damaged {os.path.basename(prefix)}.data-* '
+          f'file?): {getattr(e, "message", e)}') from e
     if void_first and key in _VOID_KEYS:
       value = value[..., 1:]
     if not np.all(np.isfinite(value)):
