@@ -159,3 +159,38 @@ def test_golden_encoder_endpoints(golden_model):
     want = endpoints[theirs]
     assert np.abs(features[ours].numpy() - want).max() <= (
         1e-4 * np.abs(want).max()), theirs
+
+
+@pytest.mark.parametrize('experiment,backbone,stride,epsilon,nms,stuff', [
+    ('cityscapes_deeplab2_mnv3_small_os16', 'deeplab2_mobilenet_v3_small',
+     16, 1e-5, 7, 2048),
+    ('cityscapes_deeplab2_mnv3_large_os16', 'deeplab2_mobilenet_v3_large',
+     16, 1e-5, 7, 2048),
+    ('cityscapes_deeplab2_r50_os32', 'deeplab2_resnet50', 32, 1e-3, 13, 2048),
+    ('cityscapes_deeplab2_r50_beta_os32', 'deeplab2_resnet50_beta', 32, 1e-3,
+     13, 2048),
+    ('coco_deeplab2_r50_os32', 'deeplab2_resnet50', 32, 1e-3, 41, 4096),
+    ('coco_deeplab2_r50_os16', 'deeplab2_resnet50', 16, 1e-3, 41, 4096),
+    ('coco_deeplab2_r50_beta_os32', 'deeplab2_resnet50_beta', 32, 1e-3, 41,
+     4096),
+    ('coco_deeplab2_r50_beta_os16', 'deeplab2_resnet50_beta', 16, 1e-3, 41,
+     4096)])
+def test_experiments_carry_deeplab2_settings(experiment, backbone, stride,
+                                             epsilon, nms, stuff):
+  # deeplab2 configs/{cityscapes,coco}/panoptic_deeplab/*.textproto, its
+  # trainer.proto (batchnorm_epsilon 0.001 unless set) and evaluator.proto
+  # (keep_k_centers 400, center_score_threshold 0.1), data/dataset.py.
+  config = config_io.load_config(experiment)
+  model, post, data = config.model, config.postprocess, config.data
+  assert (model.backbone.type, model.backbone.output_stride) == (backbone,
+                                                                 stride)
+  assert model.norm_epsilon == pytest.approx(epsilon)
+  assert model.input_normalization == 'inception'
+  assert (post.nms_kernel, post.stuff_area, post.top_k,
+          post.center_threshold) == (nms, stuff, 400, 0.1)
+  city = experiment.startswith('cityscapes')
+  assert (model.num_classes, data.label_divisor) == (
+      (19, 1000) if city else (133, 256))
+  assert tuple(data.thing_class_ids) == tuple(
+      range(11, 19) if city else range(80))
+  assert tuple(data.eval.crop_size) == ((1025, 2049) if city else (641, 641))

@@ -114,8 +114,8 @@ class InvertedBottleneck(tf_keras.layers.Layer):
 
   def __init__(self, in_filters, out_filters, expand_ratio, kernel_size,
                strides, dilation_rate, activation, se_ratio, residual,
-               **norm):
-    super().__init__(name=norm.pop('name', None))
+               name=None, **norm):
+    super().__init__(name=name)
     expanded = in_filters
     self._expand = None
     if expand_ratio > 1:
@@ -227,8 +227,9 @@ class Bottleneck(tf_keras.layers.Layer):
   [B, H, W, C].
   """
 
-  def __init__(self, filters, in_filters, strides, dilation_rate, **norm):
-    super().__init__(name=norm.pop('name', None))
+  def __init__(self, filters, in_filters, strides, dilation_rate, name=None,
+               **norm):
+    super().__init__(name=name)
     self._conv1 = layers.ConvBN(filters, 1, name='conv1', **norm)
     self._conv2 = layers.ConvBN(filters, 3, strides, dilation_rate,
                                 explicit_padding=True, name='conv2', **norm)
