@@ -44,6 +44,9 @@ class ModelConfig(hyperparams.Config):
   norm_momentum: float = 0.99
   norm_epsilon: float = 0.001
   precision: str = 'float32'
+  # 'imagenet' (Model Garden backbones) or 'inception' (x / 127.5 - 1,
+  # deeplab2's checkpoints); see pdl_tf.normalization.
+  input_normalization: str = 'imagenet'
 
 
 @dataclasses.dataclass

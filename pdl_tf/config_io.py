@@ -14,6 +14,7 @@ from official.modeling import hyperparams
 from official.modeling.hyperparams import params_dict
 
 from pdl_tf import experiments
+from pdl_tf import normalization
 from pdl_tf.config import ConfigError
 from pdl_tf.config import ExperimentConfig
 
@@ -156,6 +157,9 @@ def _check_values(config):
   _require(model.precision in panoptic_deeplab.PRECISIONS, 'model.precision',
            f'must be one of {panoptic_deeplab.PRECISIONS}, got '
            f'{model.precision!r}')
+  _require(model.input_normalization in normalization.NORMALIZATIONS,
+           'model.input_normalization', f'must be one of '
+           f'{normalization.NORMALIZATIONS}, got {model.input_normalization!r}')
   _require(model.num_classes >= 1, 'model.num_classes', 'must be >= 1')
   _require(0.0 <= model.dropout_rate < 1.0, 'model.dropout_rate',
            'must be in [0, 1)')

@@ -47,15 +47,17 @@ def calibration_images(config, count):
   """(image [1, h, w, 3], image_sizes [1, 2]) pairs fitted to the export
   input size, from the eval split."""
   # pylint: disable=g-import-not-at-top
+  from pdl_tf import normalization
   from pdl_tf.data import pipeline
   from pdl_tf.export import image_fit
   # pylint: enable=g-import-not-at-top
+  pad_rgb = normalization.pad_rgb(config.model.input_normalization)
   samples = []
   for batch in pipeline.build_dataset(config, training=False):
     for image, (height, width) in zip(batch[pipeline.IMAGE],
                                       batch[pipeline.ORIGINAL_SIZE].numpy()):
       fitted, valid = image_fit.fit_image(image[:height, :width],
-                                          config.export.input_size)
+                                          config.export.input_size, pad_rgb)
       samples.append((fitted[None].numpy(), valid[None].numpy()))
       if len(samples) == count:
         return samples

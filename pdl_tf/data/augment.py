@@ -6,8 +6,12 @@ with a fixed seed produces the same crops in every run.
 
 import tensorflow as tf
 
-# Padding value of images: the ImageNet mean, which normalizes to ~0.
-PAD_RGB = (123.675, 116.28, 103.53)
+from pdl_tf import normalization
+
+# Default padding value of images: the ImageNet mean, which normalizes to
+# ~0 under 'imagenet' normalization; callers pass
+# normalization.pad_rgb(model.input_normalization) (127.5 for 'inception').
+PAD_RGB = normalization.IMAGENET_MEAN_RGB
 
 
 def _paddings(image, height, width):
@@ -16,20 +20,20 @@ def _paddings(image, height, width):
   return [[0, pad_h], [0, pad_w]]
 
 
-def pad_image(image, height, width):
+def pad_image(image, height, width, pad_rgb=PAD_RGB):
   """Pads a float [H, W, 3] image bottom/right to (height, width) with
-  PAD_RGB. Sizes already larger are left as they are."""
+  ``pad_rgb``. Sizes already larger are left as they are."""
   paddings = _paddings(image, height, width)
   return tf.stack([tf.pad(image[..., c], paddings, constant_values=v)
-                   for c, v in enumerate(PAD_RGB)], axis=-1)
+                   for c, v in enumerate(pad_rgb)], axis=-1)
 
 
-def _pad_to(image, panoptic, height, width, ignore_value):
-  """Pads bottom/right up to (height, width): image with PAD_RGB, label with
-  ``ignore_value``. Sizes already larger are left as they are."""
+def _pad_to(image, panoptic, height, width, ignore_value, pad_rgb=PAD_RGB):
+  """Pads bottom/right up to (height, width): image with ``pad_rgb``, label
+  with ``ignore_value``. Sizes already larger are left as they are."""
   paddings = _paddings(image, height, width)
   panoptic = tf.pad(panoptic, paddings, constant_values=ignore_value)
-  return pad_image(image, height, width), panoptic
+  return pad_image(image, height, width, pad_rgb), panoptic
 
 
 def resize_longest_side(image, panoptic, max_size):
@@ -141,7 +145,8 @@ def random_crop_params(sizes, draws, *, crop_size, min_scale, max_scale,
 
 
 def random_scale_crop_flip(images, panoptic, sizes, draws, *, crop_size,
-                           min_scale, max_scale, flip, ignore_value):
+                           min_scale, max_scale, flip, ignore_value,
+                           pad_rgb=PAD_RGB):
   """Training augmentation of a batch: random scale, crop/pad, flip.
 
   Per image, the same as resizing by a random factor (bilinear image,
@@ -164,6 +169,7 @@ def random_scale_crop_flip(images, panoptic, sizes, draws, *, crop_size,
     min_scale, max_scale: range of the uniform random scale factor.
     flip: whether to flip left-right with probability 1/2.
     ignore_value: label value of padding (ignore_label * label_divisor).
+    pad_rgb: image value of padding (default PAD_RGB).
 
   Returns:
     images float32 [B, crop_h, crop_w, 3] in [0, 255], panoptic int32
@@ -188,14 +194,16 @@ def random_scale_crop_flip(images, panoptic, sizes, draws, *, crop_size,
   labels = tf.image.crop_and_resize(
       tf.cast(panoptic[..., None], tf.float32), boxes, box_images, crop_size,
       method='nearest')[..., 0]
-  images, labels = _fill_outside(images, labels, rows, cols, ignore_value)
+  images, labels = _fill_outside(images, labels, rows, cols, ignore_value,
+                                 tf.constant(pad_rgb, tf.float32))
   return (tf.ensure_shape(images, [None, crop_h, crop_w, 3]),
           tf.ensure_shape(labels, [None, crop_h, crop_w]))
 
 
 @tf.function(jit_compile=True)
-def _fill_outside(images, labels, rows, cols, ignore_value):
-  """PAD_RGB and ``ignore_value`` outside the scaled images; int32 labels.
+def _fill_outside(images, labels, rows, cols, ignore_value, pad_rgb):
+  """``pad_rgb`` (float32 [3]) and ``ignore_value`` outside the scaled
+  images; int32 labels.
 
   One XLA call (TensorFlow's broadcasting select took 3x as long).
 
@@ -204,12 +212,13 @@ def _fill_outside(images, labels, rows, cols, ignore_value):
       [B, h] and cols: bool [B, w], the positions inside.
   """
   inside = rows[:, :, None] & cols[:, None, :]
-  return (tf.where(inside[..., None], images, tf.constant(PAD_RGB)),
+  return (tf.where(inside[..., None], images, pad_rgb),
           tf.where(inside, tf.cast(labels, tf.int32), ignore_value))
 
 
-def pad_for_eval(image, panoptic, *, size, ignore_value):
-  """Evaluation: pads to ``size`` (no resize) and returns the original size.
+def pad_for_eval(image, panoptic, *, size, ignore_value, pad_rgb=PAD_RGB):
+  """Evaluation: pads to ``size`` (no resize, image with ``pad_rgb``) and
+  returns the original size.
 
   Returns:
     image float32 [h, w, 3], panoptic int32 [h, w] and int32 [2], the
@@ -224,6 +233,6 @@ def pad_for_eval(image, panoptic, *, size, ignore_value):
       message=f'evaluation image larger than data.eval.crop_size {size}')
   with tf.control_dependencies([check]):
     image, panoptic = _pad_to(tf.cast(image, tf.float32), panoptic, size[0],
-                              size[1], ignore_value)
+                              size[1], ignore_value, pad_rgb)
   return (tf.ensure_shape(image, [size[0], size[1], 3]),
           tf.ensure_shape(panoptic, [size[0], size[1]]), original)

@@ -18,6 +18,7 @@ Example:
 import tensorflow as tf
 
 from pdl_tf import keys
+from pdl_tf import normalization
 from pdl_tf.config import ConfigError
 from pdl_tf.data import augment
 from pdl_tf.data import sources
@@ -72,14 +73,17 @@ def build_dataset(config, input_context=None, training=True,
   if split.cache:  # decoded (or generated) once, augmented every epoch
     dataset = dataset.cache()
   batch = split.batch_size
+  # Padding that the network normalizes to 0 (127.5 for deeplab2's models).
+  pad_rgb = normalization.pad_rgb(config.model.input_normalization)
   if input_context is not None:
     batch = input_context.get_per_replica_batch_size(batch)
   if training:
     check_label_range(data)  # only augmentation resamples labels
     dataset = dataset.repeat().shuffle(data.shuffle_buffer, seed=data.seed)
-    dataset = _augmented_batches(dataset, data, split, batch, skip_batches)
+    dataset = _augmented_batches(dataset, data, split, batch, skip_batches,
+                                 pad_rgb)
   else:
-    dataset = _eval_batches(dataset, data, split, batch)
+    dataset = _eval_batches(dataset, data, split, batch, pad_rgb)
   things = tuple(meta.thing_class_ids)
 
   def add_targets(features):  # a batch at a time: per-op costs amortised
@@ -109,7 +113,7 @@ def check_label_range(data):
         'augmentation needs them below 2^24 = 16777216.')
 
 
-def _augmented_batches(dataset, data, split, batch, skip_batches):
+def _augmented_batches(dataset, data, split, batch, skip_batches, pad_rgb):
   """(image, panoptic, file name) examples -> augmented training batches.
 
   Images are batched first (each edge-padded, then padded to the largest in
@@ -138,14 +142,15 @@ def _augmented_batches(dataset, data, split, batch, skip_batches):
     images, panoptic = augment.random_scale_crop_flip(
         images, panoptic, sizes, draws, crop_size=split.crop_size,
         min_scale=split.min_scale, max_scale=split.max_scale,
-        flip=split.flip, ignore_value=data.ignore_label * data.label_divisor)
+        flip=split.flip, ignore_value=data.ignore_label * data.label_divisor,
+        pad_rgb=pad_rgb)
     return {IMAGE: images, keys.PANOPTIC: panoptic}
 
   return dataset.map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE,
                      deterministic=data.deterministic)
 
 
-def _eval_batches(dataset, data, split, batch):
+def _eval_batches(dataset, data, split, batch, pad_rgb):
   """Examples -> batches padded to the eval crop_size, with their original
   size and file name."""
   def prepare(image, panoptic, file_name):
@@ -153,7 +158,7 @@ def _eval_batches(dataset, data, split, batch):
                                                   split.max_size)
     image, panoptic, original_size = augment.pad_for_eval(
         image, panoptic, size=split.crop_size,
-        ignore_value=data.ignore_label * data.label_divisor)
+        ignore_value=data.ignore_label * data.label_divisor, pad_rgb=pad_rgb)
     return {IMAGE: image, keys.PANOPTIC: panoptic,
             ORIGINAL_SIZE: original_size, FILE_NAME: file_name}
 

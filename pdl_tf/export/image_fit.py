@@ -64,12 +64,14 @@ def decode_image(contents):
     return tf.identity(image)
 
 
-def fit_image(image, input_size):
+def fit_image(image, input_size, pad_rgb=augment.PAD_RGB):
   """Downscales (if needed) and pads one image to the network input size.
 
   Args:
     image: uint8 or float [H, W, 3], RGB.
     input_size: (height, width) of the network input.
+    pad_rgb: padding value, ``normalization.pad_rgb`` of the model's
+      input normalization.
 
   Returns:
     float32 [input_h, input_w, 3] and int32 [2], the (height, width) of the
@@ -87,7 +89,7 @@ def fit_image(image, input_size):
       scale < 1.0,
       lambda: tf.image.resize(image, valid, antialias=True),
       lambda: image)
-  image = augment.pad_image(image, input_h, input_w)
+  image = augment.pad_image(image, input_h, input_w, pad_rgb)
   return tf.ensure_shape(image, [input_h, input_w, 3]), valid
 
 

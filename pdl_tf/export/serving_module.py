@@ -23,6 +23,7 @@ and with ``include_logits`` also ``semantic_logits`` float32
 import tensorflow as tf
 
 from pdl_tf import keys
+from pdl_tf import normalization
 from pdl_tf import postprocess
 from pdl_tf.export import image_fit
 
@@ -60,6 +61,8 @@ class PanopticServingModule(tf.Module):
     super().__init__(name='panoptic_deeplab_serving')
     self.model = model
     self.input_size = tuple(int(s) for s in input_size)
+    self.pad_rgb = normalization.pad_rgb(
+        model.get_config().get('input_normalization', 'imagenet'))
     self._merge = postprocess.merge_fn(jit_compile=jit_compile_merge,
                                        **merge_arguments)
     self._include_logits = include_logits
@@ -95,7 +98,8 @@ class PanopticServingModule(tf.Module):
 
   def _fit_all(self, images):
     return tf.map_fn(
-        lambda image: image_fit.fit_image(image, self.input_size), images,
+        lambda image: image_fit.fit_image(image, self.input_size,
+                                          self.pad_rgb), images,
         fn_output_signature=(
             tf.TensorSpec(self.input_size + (3,), tf.float32),
             tf.TensorSpec([2], tf.int32)))
@@ -105,7 +109,8 @@ class PanopticServingModule(tf.Module):
 
     def decode_and_fit(contents):
       image = image_fit.decode_image(contents)
-      fitted, valid = image_fit.fit_image(image, self.input_size)
+      fitted, valid = image_fit.fit_image(image, self.input_size,
+                                          self.pad_rgb)
       return fitted, valid, tf.shape(image)[:2]
 
     fitted, valid, original = tf.map_fn(

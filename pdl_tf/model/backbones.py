@@ -14,20 +14,23 @@ import tf_keras
 from official.vision.modeling.backbones import mobilenet
 from official.vision.modeling.backbones import resnet_deeplab
 
+from pdl_tf import normalization
+from pdl_tf.model import deeplab2_backbones
 from pdl_tf.model import layers
 
 RESNETS = {'resnet50': 50, 'resnet101': 101}
 MOBILENETS = {'mobilenet_v3_large': 'MobileNetV3Large',
               'mobilenet_v3_small': 'MobileNetV3Small'}
 TINY = 'tiny'
-BACKBONES = tuple(RESNETS) + tuple(MOBILENETS) + (TINY,)
+BACKBONES = (tuple(RESNETS) + tuple(MOBILENETS) + (TINY,) +
+             deeplab2_backbones.DEEPLAB2_BACKBONES)
 OUTPUT_STRIDES = (16, 32)
 LOW_LEVEL_KEYS = ('3', '2')  # OS8 then OS4, the order the decoder fuses them.
 
 # ImageNet mean and standard deviation of RGB in [0, 255], as the official
 # backbones' pre-trained checkpoints expect.
-MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-STDDEV_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+MEAN_RGB = normalization.IMAGENET_MEAN_RGB
+STDDEV_RGB = normalization.IMAGENET_STDDEV_RGB
 
 
 def high_level_key(output_stride):
@@ -57,7 +60,8 @@ def build_backbone(name, output_stride=32, multigrid=None,
   """Builds a backbone by name.
 
   Args:
-    name: one of ``BACKBONES``.
+    name: one of ``BACKBONES``; ``deeplab2_*`` are deeplab2's networks
+      (``deeplab2_backbones``), for its checkpoints.
     output_stride: 16 or 32; the last block uses atrous convolution so its
       features come out at this stride.
     multigrid: for ResNets, the unit dilation multipliers of the last block,
@@ -78,6 +82,12 @@ def build_backbone(name, output_stride=32, multigrid=None,
     return resnet_deeplab.DilatedResNet(
         RESNETS[name], output_stride,
         multigrid=tuple(multigrid) if multigrid else None, **norm)
+  if name in deeplab2_backbones.DEEPLAB2_BACKBONES:
+    if multigrid:
+      raise ValueError(f'{name} has no multigrid option (deeplab2 builds '
+                       f'none); got multigrid={multigrid!r}.')
+    return deeplab2_backbones.build(name, output_stride, width_multiplier,
+                                    **norm)
   if name in MOBILENETS:
     return _mobilenet_v3(MOBILENETS[name], output_stride, width_multiplier,
                          **norm)

@@ -1,5 +1,7 @@
 """Builds the network from the model section of an experiment config."""
 
+import os
+
 import tensorflow as tf
 
 from pdl_tf.model import backbones
@@ -39,7 +41,8 @@ def build_model(model_config, input_size=None, use_sync_bn=False):
       use_sync_bn=use_sync_bn,
       norm_momentum=model_config.norm_momentum,
       norm_epsilon=model_config.norm_epsilon,
-      precision=model_config.precision)
+      precision=model_config.precision,
+      input_normalization=model_config.input_normalization)
   height, width = input_size or (2 * backbone.output_stride,) * 2
   model(tf.zeros([1, height, width, 3]), training=False)
   if backbone.init_checkpoint:
@@ -79,6 +82,33 @@ def restore_model(config, checkpoint, input_size=None):
   status = tf.train.Checkpoint(model=model).restore(path).expect_partial()
   status.assert_existing_objects_matched()
   return model
+
+
+def load_model(model_dir, input_size=None):
+  """The restored network of a pdl_tf model folder (``pdl-train``'s
+  ``--model_dir``, or one written by ``pdl-import``).
+
+  Args:
+    model_dir: a folder with ``params.yaml`` and checkpoints.
+    input_size: optional (height, width) of the build pass.
+
+  Returns:
+    The PanopticDeepLab of ``model_dir/params.yaml`` with the weights of
+    the folder's latest checkpoint.
+
+  Raises:
+    FileNotFoundError: no params.yaml or no checkpoint there.
+    ConfigError: params.yaml is not a valid experiment config.
+    AssertionError: the checkpoint does not match params.yaml's network.
+  """
+  # Imported here: config_io reads experiments (not needed by the rest).
+  from pdl_tf import config_io  # pylint: disable=g-import-not-at-top
+  params = os.path.join(model_dir, config_io.PARAMS_FILE)
+  if not os.path.isfile(params):
+    raise FileNotFoundError(f'{params!r} does not exist: {model_dir!r} is '
+                            'not a pdl_tf model folder.')
+  config = config_io.load_config(config_files=[params])
+  return restore_model(config, model_dir, input_size)
 
 
 def merge_arguments(config):

@@ -36,23 +36,99 @@ def batch_norm(use_sync_bn, momentum, epsilon, name=None):
       momentum=momentum, epsilon=epsilon, name=name)
 
 
+def hard_swish(x):
+  """x * relu6(x + 3) / 6 (MobileNetV3; deeplab2's 'hard_swish')."""
+  return x * tf.nn.relu6(x + 3.0) * (1.0 / 6.0)
+
+
+# Activations by name; True / False are kept for 'relu' / 'none'.
+_ACTIVATIONS = {'relu': tf.nn.relu, 'hard_swish': hard_swish, 'none': None}
+
+
+def activation_fn(activation):
+  """The function of activation ``'relu'``, ``'hard_swish'`` or ``'none'``
+  (also True = 'relu', False / None = 'none'); None for no activation.
+
+  Raises:
+    ValueError: unknown name.
+  """
+  if activation is True:
+    activation = 'relu'
+  elif activation is False or activation is None:
+    activation = 'none'
+  if activation not in _ACTIVATIONS:
+    raise ValueError(f'Unknown activation {activation!r}; known: '
+                     f'{", ".join(_ACTIVATIONS)}.')
+  return _ACTIVATIONS[activation]
+
+
+def symmetric_padding(kernel_size, dilation_rate=1):
+  """[[top, bottom], [left, right]] zero padding of a strided conv that
+  centres the kernel: (k_eff - 1) // 2 before, the rest after, with
+  k_eff = k + (k - 1)(dilation - 1) (deeplab2's Conv2DSame, ResNet stems).
+
+  Keras 'same' instead pads by the output size: at an even input size and
+  stride 2 it puts one pixel less before (3x3: 0 and 1; 7x7: 2 and 3), a
+  sampling grid shifted by one pixel.
+  """
+  effective = kernel_size + (kernel_size - 1) * (dilation_rate - 1)
+  before = (effective - 1) // 2
+  return [[before, effective - 1 - before]] * 2
+
+
 class ConvBN(tf_keras.layers.Layer):
-  """Conv2D (no bias) + batch norm + optional ReLU."""
+  """Conv2D (no bias) + batch norm + optional activation.
+
+  ``activation``: True / 'relu', 'hard_swish', or False / 'none'.
+  ``explicit_padding``: strided convs pad symmetrically
+  (``symmetric_padding``) instead of with Keras 'same'; stride-1 convs are
+  the same either way.
+  """
 
   def __init__(self, filters, kernel_size, strides=1, dilation_rate=1,
                activation=True, use_sync_bn=False, norm_momentum=0.99,
-               norm_epsilon=1e-3, **kwargs):
+               norm_epsilon=1e-3, explicit_padding=False, **kwargs):
     super().__init__(**kwargs)
+    self._padding = (symmetric_padding(kernel_size, dilation_rate)
+                     if explicit_padding and strides > 1 else None)
     self._conv = tf_keras.layers.Conv2D(
-        filters, kernel_size, strides=strides, padding='same',
+        filters, kernel_size, strides=strides,
+        padding='valid' if self._padding else 'same',
         dilation_rate=dilation_rate,
         use_bias=False, kernel_initializer='he_normal', name='conv')
     self._bn = batch_norm(use_sync_bn, norm_momentum, norm_epsilon, 'bn')
-    self._activation = activation
+    self._activation = activation_fn(activation)
 
   def call(self, inputs, training=None):
+    if self._padding:
+      inputs = tf.pad(inputs, [[0, 0]] + self._padding + [[0, 0]])
     x = self._bn(self._conv(inputs), training=training)
-    return tf.nn.relu(x) if self._activation else x
+    return self._activation(x) if self._activation else x
+
+
+class DepthwiseConvBN(tf_keras.layers.Layer):
+  """DepthwiseConv2D (no bias) + batch norm + optional activation, with
+  ConvBN's padding and activation options (MobileNet blocks)."""
+
+  def __init__(self, kernel_size, strides=1, dilation_rate=1,
+               activation=True, use_sync_bn=False, norm_momentum=0.99,
+               norm_epsilon=1e-3, explicit_padding=False, **kwargs):
+    super().__init__(**kwargs)
+    self._padding = (symmetric_padding(kernel_size, dilation_rate)
+                     if explicit_padding and strides > 1 else None)
+    self._conv = tf_keras.layers.DepthwiseConv2D(
+        kernel_size, strides=strides,
+        padding='valid' if self._padding else 'same',
+        dilation_rate=dilation_rate, use_bias=False,
+        depthwise_initializer='he_normal', name='depthwise')
+    self._bn = batch_norm(use_sync_bn, norm_momentum, norm_epsilon, 'bn')
+    self._activation = activation_fn(activation)
+
+  def call(self, inputs, training=None):
+    if self._padding:
+      inputs = tf.pad(inputs, [[0, 0]] + self._padding + [[0, 0]])
+    x = self._bn(self._conv(inputs), training=training)
+    return self._activation(x) if self._activation else x
 
 
 class SeparableConvBN(tf_keras.layers.Layer):

@@ -6,6 +6,7 @@ import tensorflow as tf
 import tf_keras
 
 from pdl_tf import keys
+from pdl_tf import normalization
 from pdl_tf.model import backbones
 from pdl_tf.model import decoder
 from pdl_tf.model import heads
@@ -34,6 +35,14 @@ class PanopticDeepLab(tf_keras.Model):
   Constructor arguments are the whole configuration: ``get_config`` returns
   them and ``from_config`` rebuilds the same network.
 
+  ``input_normalization``: 'imagenet' (Model Garden backbones) or
+  'inception' (x / 127.5 - 1, deeplab2's checkpoints); see
+  ``pdl_tf.normalization``. With a ``deeplab2_*`` backbone, 'inception',
+  ``norm_epsilon`` 1e-5 (MobileNets) or 1e-3 (ResNets) and the published
+  widths, the network is deeplab2's Panoptic-DeepLab
+  (``deeplab2_layout.variable_map`` maps its checkpoints); the ASPP pools
+  globally, which is deeplab2's pooling at its training crop size.
+
   Call: images float [B, H, W, 3], RGB in [0, 255] (normalized inside), with
   H and W each divisible by ``output_stride`` or equal to a multiple plus one
   (e.g. 1025x2049, the published convention; resizing uses align_corners).
@@ -59,7 +68,8 @@ class PanopticDeepLab(tf_keras.Model):
                instance_low_level_channels=(32, 16),
                semantic_head_channels=256, instance_head_channels=32,
                dropout_rate=0.1, use_sync_bn=False, norm_momentum=0.99,
-               norm_epsilon=1e-3, precision='float32', **kwargs):
+               norm_epsilon=1e-3, precision='float32',
+               input_normalization='imagenet', **kwargs):
     super().__init__(dtype='float32', **kwargs)
     backbones.check_backbone_args(backbone, output_stride)
     if not isinstance(num_classes, int) or num_classes < 1:
@@ -68,6 +78,7 @@ class PanopticDeepLab(tf_keras.Model):
     if precision not in PRECISIONS:
       raise ValueError(
           f'precision must be one of {PRECISIONS}, got {precision!r}.')
+    normalization.check(input_normalization)
     atrous_rates = tuple(atrous_rates or DEFAULT_ATROUS_RATES[output_stride])
     self._config = dict(
         num_classes=num_classes, backbone=backbone, output_stride=output_stride,
@@ -82,7 +93,7 @@ class PanopticDeepLab(tf_keras.Model):
         instance_head_channels=instance_head_channels,
         dropout_rate=dropout_rate, use_sync_bn=use_sync_bn,
         norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
-        precision=precision)
+        precision=precision, input_normalization=input_normalization)
     norm = dict(use_sync_bn=use_sync_bn, norm_momentum=norm_momentum,
                 norm_epsilon=norm_epsilon)
     with _policy_scope(precision):
@@ -133,9 +144,7 @@ class PanopticDeepLab(tf_keras.Model):
 
   def call(self, images, training=None):
     self.check_images(images)
-    mean = tf.constant(backbones.MEAN_RGB, tf.float32)
-    std = tf.constant(backbones.STDDEV_RGB, tf.float32)
-    normalized = (tf.cast(images, tf.float32) - mean) / std
+    normalized = normalize(images, self._config['input_normalization'])
     features = self.backbone(normalized, training=training)
     high = features[self._high_key]
     lows = [features[key] for key in backbones.LOW_LEVEL_KEYS]
@@ -160,6 +169,20 @@ class PanopticDeepLab(tf_keras.Model):
   @classmethod
   def from_config(cls, config, custom_objects=None):
     return cls(**config)
+
+
+def normalize(images, input_normalization):
+  """float32 [B, H, W, 3] normalized from RGB in [0, 255].
+
+  'imagenet': (x - mean) / std; 'inception': x / 127.5 - 1 (deeplab2
+  ``model/deeplab.py``, written the same way so the values are the same).
+  """
+  images = tf.cast(images, tf.float32)
+  if input_normalization == 'inception':
+    return images / 127.5 - 1.0
+  mean = tf.constant(normalization.IMAGENET_MEAN_RGB, tf.float32)
+  std = tf.constant(normalization.IMAGENET_STDDEV_RGB, tf.float32)
+  return (images - mean) / std
 
 
 def upsample_offsets(offsets, size):

@@ -72,6 +72,23 @@ class SavedModelBackend:
     return _single({k: v.numpy() for k, v in outputs.items()})
 
 
+def export_pad_rgb(folder):
+  """Padding value of the model exported to ``folder``: from the
+  ``params.yaml`` pdl-export writes there (model.input_normalization),
+  else the ImageNet mean (exports made before that setting existed)."""
+  # pylint: disable=g-import-not-at-top
+  import yaml
+  from pdl_tf import normalization
+  # pylint: enable=g-import-not-at-top
+  params = os.path.join(folder, 'params.yaml')
+  name = 'imagenet'
+  if os.path.isfile(params):
+    with open(params, encoding='utf-8') as f:
+      name = (yaml.safe_load(f) or {}).get('model', {}).get(
+          'input_normalization', 'imagenet')
+  return normalization.pad_rgb(name)
+
+
 class TFLiteBackend:
   """Runs a .tflite export with LiteRT; fitting and un-fitting in TF."""
 
@@ -89,11 +106,12 @@ class TFLiteBackend:
     self._runner = self._interpreter.get_signature_runner()
     shape = self._runner.get_input_details()['images']['shape']
     self.input_size = (int(shape[1]), int(shape[2]))
+    self.pad_rgb = export_pad_rgb(os.path.dirname(os.path.abspath(path)))
 
   def predict(self, image_bytes):
     tf, fit = self._tf, self._fit
     image = fit.decode_image(tf.constant(image_bytes))
-    fitted, valid = fit.fit_image(image, self.input_size)
+    fitted, valid = fit.fit_image(image, self.input_size, self.pad_rgb)
     outputs = self._runner(images=fitted[None].numpy(),
                            image_sizes=valid[None].numpy())
     original = tf.shape(image)[:2]

@@ -1,0 +1,1 @@
+"""Importers of checkpoints published by other code bases."""
