@@ -189,8 +189,11 @@ def test_experiments_carry_deeplab2_settings(experiment, backbone, stride,
   assert (post.nms_kernel, post.stuff_area, post.top_k,
           post.center_threshold) == (nms, stuff, 400, 0.1)
   city = experiment.startswith('cityscapes')
+  # Label divisor 1000 for COCO too (deeplab2's COCO data uses 256): it
+  # must exceed top_k 400 (issue 16, fault 2).
   assert (model.num_classes, data.label_divisor) == (
-      (19, 1000) if city else (133, 256))
+      (19, 1000) if city else (133, 1000))
+  assert post.top_k < data.label_divisor
   assert tuple(data.thing_class_ids) == tuple(
       range(11, 19) if city else range(80))
   assert tuple(data.eval.crop_size) == ((1025, 2049) if city else (641, 641))
