@@ -19,6 +19,7 @@ from pdl_tf import experiments
 from pdl_tf.config import Config
 from pdl_tf.config import ConfigError
 from pdl_tf.config import ExperimentConfig
+from pdl_tf.data import names as data_names
 from pdl_tf.model import names as model_names
 
 PARAMS_FILE = 'params.yaml'
@@ -256,6 +257,8 @@ def _check_values(config):
     _require(split.num_examples >= 0, f'{path}.num_examples', 'must be >= 0')
     _require(split.max_size >= 0, f'{path}.max_size', 'must be >= 0 (0 = '
              'no resize)')
+  _require(data.dataset in data_names.DATASETS, 'data.dataset',
+           f'must be one of {data_names.DATASETS}, got {data.dataset!r}')
   _require(all(0 <= c < model.num_classes for c in data.thing_class_ids),
            'data.thing_class_ids', f'must be class ids in [0, '
            f'{model.num_classes}) (model.num_classes)')

@@ -9,6 +9,7 @@ import io
 import os
 import sys
 
+from pdl_tf.cli import checks
 from pdl_tf.cli import common
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
@@ -88,8 +89,22 @@ def _open_backend(args):
   return backends.RestBackend(f'{server}/v1/models/{args.model_name}')
 
 
-def main(args):
+def check(args):
+  """Inputs, model and output folder (no TensorFlow, nothing written);
+  returns the image files."""
   files = list_images(args.inputs)
+  if args.saved_model:
+    # pylint: disable-next=g-import-not-at-top
+    from pdl_tf.serving.backends import find_saved_model
+    find_saved_model(checks.existing_dir(args.saved_model, '--saved_model'))
+  if args.tflite:
+    checks.existing_file(args.tflite, '--tflite')
+  checks.output_dir(args.output, '--output')
+  return files
+
+
+def main(args):
+  files = check(args)
   # pylint: disable=g-import-not-at-top
   import numpy as np
   import tensorflow as tf
