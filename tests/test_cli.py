@@ -71,6 +71,23 @@ def test_train_then_eval_writes_checkpoint_params_and_metrics(capsys,
   out = capsys.readouterr().out
   assert 'step 2:  PQ ' in out and 'mask AP ' in out
   assert (tmp_path / 'pred' / 'coco_panoptic' / 'predictions.json').exists()
+  # Rerun of the finished run, as a user runs it (issue 17): it only
+  # evaluates, and prints no TensorFlow start-up lines (cuInit error on a
+  # machine without a GPU driver), no 'Local rendezvous ... End of
+  # sequence' after the evaluation and no warning about unrestored
+  # optimizer values.
+  env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
+  rerun = subprocess.run(
+      [sys.executable, '-m', 'pdl_tf.cli.train', '--experiment', 'demo',
+       '--params_override', SMALL, '--model_dir', model_dir],
+      capture_output=True, text=True, env=env, timeout=900, check=False)
+  assert rerun.returncode == 0, rerun.stderr
+  assert 'starting at step 2' in rerun.stdout
+  for noise in ('cuInit', 'Local rendezvous', 'could not be found in the '
+                'restored object', 'Value in checkpoint', 'cpu_feature_guard',
+                'WARNING:absl'):
+    assert noise not in rerun.stderr, (noise, rerun.stderr)
+  assert 'eval: 100%' in rerun.stderr and '2/2' in rerun.stderr  # a total
 
 
 # Bad arguments of every command, run from a folder holding 'afile', an
@@ -179,3 +196,39 @@ def test_help_has_no_duplicated_defaults_and_every_option_explained():
   text = ' '.join(train.build_parser().format_help().split())
   assert text.count('(default:') == 3  # runs/EXPERIMENT, --mode, timeout
   assert '(default: runs/EXPERIMENT) (default' not in text
+
+
+def test_verbose_sets_the_native_log_level_before_main(monkeypatch):
+  monkeypatch.delenv('TF_CPP_MIN_LOG_LEVEL', raising=False)
+  seen = []
+
+  def main(args):
+    del args
+    seen.append(os.environ['TF_CPP_MIN_LOG_LEVEL'])
+    return 0
+
+  parser = common.new_parser('pdl-x', 'test')
+  assert common.run(main, ['--verbose'], parser) == 0
+  monkeypatch.delenv('TF_CPP_MIN_LOG_LEVEL')
+  assert common.run(main, [], parser) == 0
+  assert seen[0] == '0' and seen[1] in ('1', '3')
+  monkeypatch.setenv('TF_CPP_MIN_LOG_LEVEL', '2')
+  assert common.run(main, ['--verbose'], parser) == 0
+  assert seen[2] == '2'  # the user's own setting wins
+
+
+def test_native_log_level_quiet_by_default_user_and_verbose_win():
+  level = common.native_log_level
+  assert level(False, {}, gpu_driver=True) == '1'  # warnings and errors
+  assert level(False, {}, gpu_driver=False) == '3'  # no cuInit error line
+  assert level(True, {}, gpu_driver=False) == '0'
+  assert level(True, {'TF_CPP_MIN_LOG_LEVEL': '2'}, gpu_driver=True) == '2'
+  assert level(False, {'TF_CPP_MIN_LOG_LEVEL': '0'}, gpu_driver=False) == '0'
+
+
+def test_gitignore_covers_what_the_readme_commands_write():
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  with open(os.path.join(root, '.gitignore'), encoding='utf-8') as f:
+    ignored = f.read().split()
+  for folder in ('/runs/', '/exports/', '.venv/'):
+    assert folder in ignored, folder

@@ -60,9 +60,9 @@ def list_images(inputs):
   return files
 
 
-def _label_divisor(args, backend):
-  if args.label_divisor is not None:
-    return args.label_divisor
+def _export_params(backend):
+  """The params.yaml written beside the model by pdl-export, as a dict, or
+  None (a TF Serving endpoint, or a model exported elsewhere)."""
   model_path = getattr(backend, 'path', None)
   if model_path:
     folder = (model_path if os.path.isdir(model_path)
@@ -71,8 +71,23 @@ def _label_divisor(args, backend):
     if os.path.isfile(params):
       import yaml  # pylint: disable=g-import-not-at-top
       with open(params, encoding='utf-8') as f:
-        return int(yaml.safe_load(f)['data']['label_divisor'])
-  return 1000
+        return yaml.safe_load(f)
+  return None
+
+
+def _labels(args, params):
+  """(label_divisor, class names by index or None) for the JSON files:
+  --label_divisor, else the export's params.yaml, else 1000."""
+  from pdl_tf.data import class_names  # pylint: disable=g-import-not-at-top
+  if not params:
+    return (1000 if args.label_divisor is None else args.label_divisor), None
+  data = params['data']
+  names = class_names.class_names(data['dataset'], data['eval']['path'])
+  if names is not None and len(names) != params['model']['num_classes']:
+    names = None  # a dataset relabelled for this model: ids only
+  divisor = (int(data['label_divisor']) if args.label_divisor is None
+             else args.label_divisor)
+  return divisor, names
 
 
 def _open_backend(args):
@@ -114,7 +129,7 @@ def main(args):
   from pdl_tf.serving import outputs
   # pylint: enable=g-import-not-at-top
   backend = _open_backend(args)
-  divisor = _label_divisor(args, backend)
+  divisor, names = _labels(args, _export_params(backend))
   for path in tqdm.tqdm(files, unit='image', disable=len(files) < 2):
     with open(path, 'rb') as f:
       contents = f.read()
@@ -129,7 +144,8 @@ def main(args):
       rgb = np.asarray(image.convert('RGB'))
     stem = os.path.splitext(os.path.basename(path))[0]
     record = outputs.write_prediction(rgb, result, stem, args.output,
-                                      label_divisor=divisor)
+                                      label_divisor=divisor,
+                                      class_names=names)
     if len(files) == 1:
       print(f'{path}: {len(record["segments_info"])} segments')
   print(f'wrote {len(files)} prediction(s) to {args.output}')
