@@ -1,22 +1,27 @@
 """Load, override, validate and save experiment configs.
 
+Imports no TensorFlow (see ``pdl_tf.config``): the commands call it before
+TensorFlow starts.
+
 Example:
   >>> config = load_config('demo', params_override='train.steps=10')
   >>> save_config(config, '/tmp/run')   # writes /tmp/run/params.yaml
 """
 
 import dataclasses
+import difflib
 import os
 import typing
 
 import yaml
-from official.modeling import hyperparams
-from official.modeling.hyperparams import params_dict
 
 from pdl_tf import experiments
 from pdl_tf import normalization
+from pdl_tf.config import Config
 from pdl_tf.config import ConfigError
 from pdl_tf.config import ExperimentConfig
+from pdl_tf.data import names as data_names
+from pdl_tf.model import names as model_names
 
 PARAMS_FILE = 'params.yaml'
 
@@ -72,38 +77,121 @@ def apply_override(config, override, source):
   if not isinstance(override, dict):
     raise ConfigError(f'{source}: expected a mapping of keys to values, got '
                       f'{type(override).__name__}.')
-  _check_keys(config, override, source, prefix='')
-  config.override(override, is_strict=True)
+  _check_keys(config, override, source, prefix='', root=config)
+  config.override(override)
 
 
 def _parse_override_string(text, source):
+  """``a.b=1,c=[1,2]`` (values in YAML) or a YAML/JSON mapping -> dict."""
   text = text.strip()
   if not text:
     return {}
-  if '=' in text and not text.startswith('{'):
-    text = params_dict.nested_csv_str_to_json_str(text)
+  if '=' not in text or text.startswith('{'):
+    return _load_yaml(text, source)
+  result = {}
+  for item in _split_top_level(text):
+    key, sep, value = item.partition('=')
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split('.')):
+      raise ConfigError(f'{source}: cannot parse {item.strip()!r} in '
+                        f'{text!r}; expected key=value, e.g. train.steps=10.')
+    node = result
+    *sections, name = key.split('.')
+    for section in sections:
+      node = node.setdefault(section, {})
+      if not isinstance(node, dict):
+        raise ConfigError(f'{source}: {key!r} conflicts with an earlier '
+                          'value in the same override.')
+    node[name] = _load_yaml(value.strip(), source) if value.strip() else ''
+  return result
+
+
+def _split_top_level(text):
+  """``text`` split at the commas outside brackets, braces and quotes."""
+  items, depth, quote, start = [], 0, None, 0
+  for i, char in enumerate(text):
+    if quote:
+      quote = None if char == quote else quote
+    elif char in '\'"':
+      quote = char
+    elif char in '[{':
+      depth += 1
+    elif char in ']}':
+      depth -= 1
+    elif char == ',' and depth == 0:
+      items.append(text[start:i])
+      start = i + 1
+  items.append(text[start:])
+  return [item for item in items if item.strip()]
+
+
+def _load_yaml(text, source):
   try:
     return yaml.safe_load(text)
   except yaml.YAMLError as e:
     raise ConfigError(f'{source}: cannot parse {text!r}: {e}') from e
 
 
-def _check_keys(config, override, source, prefix):
-  """Raises ConfigError for the first key of ``override`` not in ``config``."""
+def all_keys(config, prefix=''):
+  """Every full key of ``config`` (e.g. 'data.train.batch_size'), sorted."""
+  keys = []
+  for field in dataclasses.fields(config):
+    value = getattr(config, field.name)
+    if isinstance(value, Config):
+      keys.extend(all_keys(value, prefix + field.name + '.'))
+    else:
+      keys.append(prefix + field.name)
+  return sorted(keys)
+
+
+def close_keys(root, path, count=3):
+  """Full keys of ``root`` that ``path`` (an unknown key) may have meant:
+  those ending in the same name, then those spelled alike (difflib), most
+  alike first; at most ``count``."""
+  known = all_keys(root)
+  leaf = path.split('.')[-1]
+
+  def similarity(key):
+    return difflib.SequenceMatcher(None, path, key).ratio()
+
+  same_leaf = sorted((k for k in known if k.split('.')[-1] == leaf),
+                     key=similarity, reverse=True)
+  alike = difflib.get_close_matches(path, known, n=count, cutoff=0.8)
+  return list(dict.fromkeys(same_leaf + alike))[:count]
+
+
+def _unknown_key_message(source, path, prefix, fields, root):
+  suggestions = close_keys(root, path)
+  hint = (f'; did you mean {" or ".join(repr(k) for k in suggestions)}?'
+          if suggestions else '.')
+  return (f'{source}: unknown config key {path!r}{hint} Known keys'
+          f'{" under " + repr(prefix[:-1]) if prefix else ""}: '
+          f'{", ".join(sorted(fields))}.')
+
+
+def _check_keys(config, override, source, prefix, root):
+  """Raises ConfigError for the first key of ``override`` not in ``config``,
+  suggesting close keys of ``root`` (the whole config)."""
   fields = {f.name: f for f in dataclasses.fields(config)}
   for key, value in override.items():
     path = prefix + str(key)
     if key not in fields:
-      raise ConfigError(
-          f'{source}: unknown config key {path!r}; known keys'
-          f'{" under " + repr(prefix[:-1]) if prefix else ""}: '
-          f'{", ".join(sorted(fields))}.')
+      raise ConfigError(_unknown_key_message(
+          source, _full_path(path, value), prefix, fields, root))
     current = getattr(config, key)
-    if isinstance(current, hyperparams.Config):
+    if isinstance(current, Config):
       if not isinstance(value, dict):
         raise ConfigError(f'{source}: {path!r} is a section; expected a '
                           f'mapping, got {value!r}.')
-      _check_keys(current, value, source, prefix=path + '.')
+      _check_keys(current, value, source, prefix=path + '.', root=root)
+
+
+def _full_path(path, value):
+  """'train' + {'batch_size': -3} -> 'train.batch_size' (one key deep)."""
+  while isinstance(value, dict) and len(value) == 1:
+    key, value = next(iter(value.items()))
+    path += f'.{key}'
+  return path
 
 
 def _check_type(path, value, annotation):
@@ -132,7 +220,7 @@ def _check_types(config, prefix=''):
   for field in dataclasses.fields(config):
     path = prefix + field.name
     value = getattr(config, field.name)
-    if isinstance(value, hyperparams.Config):
+    if isinstance(value, Config):
       _check_types(value, path + '.')
     else:
       setattr(config, field.name, _check_type(path, value, hints[field.name]))
@@ -145,17 +233,14 @@ def _require(condition, path, message):
 
 def _check_values(config):
   """Range checks; each names the key."""
-  # Imported here: the model package loads TensorFlow.
-  from pdl_tf.model import backbones  # pylint: disable=g-import-not-at-top
-  from pdl_tf.model import panoptic_deeplab  # pylint: disable=g-import-not-at-top,line-too-long
   model, data = config.model, config.data
   try:
-    backbones.check_backbone_args(model.backbone.type,
-                                  model.backbone.output_stride)
+    model_names.check_backbone_args(model.backbone.type,
+                                    model.backbone.output_stride)
   except ValueError as e:
     raise ConfigError(f"'model.backbone': {e}") from e
-  _require(model.precision in panoptic_deeplab.PRECISIONS, 'model.precision',
-           f'must be one of {panoptic_deeplab.PRECISIONS}, got '
+  _require(model.precision in model_names.PRECISIONS, 'model.precision',
+           f'must be one of {model_names.PRECISIONS}, got '
            f'{model.precision!r}')
   _require(model.input_normalization in normalization.NORMALIZATIONS,
            'model.input_normalization', f'must be one of '
@@ -176,6 +261,8 @@ def _check_values(config):
     _require(split.num_examples >= 0, f'{path}.num_examples', 'must be >= 0')
     _require(split.max_size >= 0, f'{path}.max_size', 'must be >= 0 (0 = '
              'no resize)')
+  _require(data.dataset in data_names.DATASETS, 'data.dataset',
+           f'must be one of {data_names.DATASETS}, got {data.dataset!r}')
   _require(all(0 <= c < model.num_classes for c in data.thing_class_ids),
            'data.thing_class_ids', f'must be class ids in [0, '
            f'{model.num_classes}) (model.num_classes)')

@@ -22,8 +22,15 @@ def run_python(code, timeout=300):
                         env=env, check=False)
 
 
-COCO_SAMPLE = (pathlib.Path(__file__).resolve().parents[1].parent /
-               'shared' / 'data' / 'coco_panoptic_sample')
+# Two COCO val2017 images with their panoptic ground truth, kept in the
+# repository (0.6 MB; source and licence in its README.md).
+COCO_SAMPLE = pathlib.Path(__file__).resolve().parent / 'data' / (
+    'coco_panoptic_sample')
+
+# Large optional fixtures live outside the repository, in the project's
+# shared folder beside the clone; tests that need one skip without it.
+SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data'
+
 
 # A demo experiment shrunk to seconds per step: narrow heads, 64x64 crops,
 # batch 2, a handful of scenes, no warmup.
@@ -39,12 +46,24 @@ SMALL_DEMO = ('model.aspp_channels=16,model.semantic_decoder_channels=16,'
 
 
 def require_coco_sample():
-  """The COCO sample folder; fails under CI and skips elsewhere if absent."""
-  if not COCO_SAMPLE.is_dir():
-    if os.environ.get('CI'):
-      pytest.fail(f'COCO sample missing at {COCO_SAMPLE}')
-    pytest.skip(f'COCO sample not found at {COCO_SAMPLE}')
+  """The COCO sample folder (part of the repository; fails if absent)."""
+  if not (COCO_SAMPLE / 'panoptic_examples.json').is_file():
+    pytest.fail(f'COCO sample missing at {COCO_SAMPLE}: it is part of the '
+                'repository (tests/data/coco_panoptic_sample)')
   return COCO_SAMPLE
+
+
+def optional_fixture(name):
+  """``SHARED_DATA / name``, or a clean skip naming what is missing.
+
+  Call it in the test body or a fixture (never inside a tf.data generator,
+  where a skip turns into an error).
+  """
+  path = SHARED_DATA / name
+  if not path.exists():
+    pytest.skip(f'optional fixture {name!r} not found at {path} (large '
+                'files kept outside the repository, in shared/data)')
+  return path
 
 
 def make_lively(model, seed=0):

@@ -1,9 +1,11 @@
 """The pdl-* commands: parsing, clear errors, end-to-end runs."""
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -12,10 +14,12 @@ from pdl_tf.cli import common
 from pdl_tf.cli import data
 from pdl_tf.cli import evaluate
 from pdl_tf.cli import export
+from pdl_tf.cli import import_checkpoint
 from pdl_tf.cli import predict
 from pdl_tf.cli import train
 
-COMMANDS = ['pdl-train', 'pdl-eval', 'pdl-export', 'pdl-predict', 'pdl-data']
+COMMANDS = ['pdl-train', 'pdl-eval', 'pdl-export', 'pdl-predict', 'pdl-data',
+            'pdl-import']
 
 
 @pytest.mark.parametrize('command', COMMANDS)
@@ -69,26 +73,175 @@ def test_train_then_eval_writes_checkpoint_params_and_metrics(capsys,
   out = capsys.readouterr().out
   assert 'step 2:  PQ ' in out and 'mask AP ' in out
   assert (tmp_path / 'pred' / 'coco_panoptic' / 'predictions.json').exists()
+  # Rerun of the finished run, as a user runs it (issue 17): it only
+  # evaluates, and prints no TensorFlow start-up lines (cuInit error on a
+  # machine without a GPU driver), no 'Local rendezvous ... End of
+  # sequence' after the evaluation and no warning about unrestored
+  # optimizer values.
+  env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
+  rerun = subprocess.run(
+      [sys.executable, '-m', 'pdl_tf.cli.train', '--experiment', 'demo',
+       '--params_override', SMALL, '--model_dir', model_dir],
+      capture_output=True, text=True, env=env, timeout=900, check=False)
+  assert rerun.returncode == 0, rerun.stderr
+  assert 'starting at step 2' in rerun.stdout
+  for noise in ('cuInit', 'Local rendezvous', 'could not be found in the '
+                'restored object', 'Value in checkpoint', 'cpu_feature_guard',
+                'WARNING:absl'):
+    assert noise not in rerun.stderr, (noise, rerun.stderr)
+  assert 'eval: 100%' in rerun.stderr and '2/2' in rerun.stderr  # a total
 
 
-def test_eval_missing_checkpoint(capsys, tmp_path):
-  code = run_cli(evaluate, ['--experiment', 'demo', '--checkpoint',
-                            str(tmp_path / 'none')])
-  assert code == 2
-  assert 'no checkpoint at' in capsys.readouterr().err
-
-
-@pytest.mark.parametrize('module,argv,message', [
-    (export, ['--experiment', 'demo', '--checkpoint', 'x', '--output', 'y'],
-     "no checkpoint at 'x'"),
-    (predict, ['a.jpg', '--saved_model', 'm', '--output', 'o'],
+# Bad arguments of every command, run from a folder holding 'afile', an
+# empty folder 'empty', a checkpoint-less folder 'nockpt' and 'image.png'.
+# Each must fail with status 2 and the message, before TensorFlow is
+# imported (issue 17: in a second, not after TensorFlow and the model load)
+# and without writing anything.
+BAD_ARGUMENTS = [
+    ('train', ['--experiment', 'nope'], "Unknown experiment 'nope'"),
+    ('train', ['--experiment', 'demo', '--params_override',
+               'train.batch_size=-3'],
+     "did you mean 'data.train.batch_size' or 'data.eval.batch_size'?"),
+    ('train', ['--experiment', 'demo', '--params_override',
+               'data.train.batch_size=-3'],
+     "'data.train.batch_size' must be >= 1"),
+    ('train', ['--experiment', 'coco_r50_os32'],
+     "'data.train.path' is empty: data.dataset 'coco_panoptic' reads"),
+    ('train', ['--experiment', 'coco_r50_os32', '--params_override',
+               'data.train.path=/nowhere,data.eval.path=/nowhere'],
+     "'data.train.path' '/nowhere' does not exist"),
+    ('train', ['--experiment', 'coco_r50_os32', '--mode', 'eval',
+               '--params_override', 'data.eval.path=afile'],
+     "'data.eval.path' 'afile' is a file, not a folder"),
+    ('train', ['--experiment', 'demo', '--model_dir', 'afile'],
+     "--model_dir 'afile' is a file, not a folder"),
+    ('train', ['--experiment', 'demo', '--params_override',
+               'model.backbone.init_checkpoint=nockpt'],
+     "no checkpoint at 'nockpt' ('model.backbone.init_checkpoint')"),
+    ('evaluate', ['--experiment', 'demo', '--checkpoint', 'none'],
+     "no checkpoint at 'none' (--checkpoint): neither a folder nor"),
+    ('evaluate', ['--experiment', 'demo', '--checkpoint', 'nockpt'],
+     "no checkpoint at 'nockpt' (--checkpoint): the folder has no "
+     "'checkpoint' file"),
+    ('export', ['--experiment', 'demo', '--checkpoint', 'x', '--output',
+                'y'], "no checkpoint at 'x'"),
+    ('export', ['--experiment', 'demo', '--params_override', 'oops=1',
+                '--checkpoint', 'x', '--output', 'y'],
+     "unknown config key 'oops'"),
+    ('predict', ['a.jpg', '--saved_model', 'm', '--output', 'o'],
      "input 'a.jpg' does not exist"),
-    (data, ['--dataset', 'coco_panoptic', '--input', 'nowhere', '--split',
-            'val2017', '--output', 'o'], "dataset root 'nowhere' does not "
-     'exist'),
-    (data, ['--dataset', 'cityscapes', '--split', 'val', '--output', 'o'],
+    ('predict', ['empty', '--saved_model', 'm', '--output', 'o'],
+     "folder 'empty' holds no image files"),
+    ('predict', ['image.png', '--saved_model', 'nowhere', '--output', 'o'],
+     "--saved_model 'nowhere' does not exist"),
+    ('predict', ['image.png', '--saved_model', 'empty', '--output', 'o'],
+     "'empty' holds no saved_model.pb"),
+    ('predict', ['image.png', '--tflite', 'm.tflite', '--output', 'o'],
+     "--tflite 'm.tflite' does not exist"),
+    ('predict', ['image.png', '--server', 'localhost:1', '--output',
+                 'afile'], "--output 'afile' is a file, not a folder"),
+    ('data', ['--dataset', 'coco_panoptic', '--input', 'nowhere', '--split',
+              'val2017', '--output', 'o'], "--input 'nowhere' does not exist"),
+    ('data', ['--dataset', 'cityscapes', '--split', 'val', '--output', 'o'],
      '--input (the cityscapes root folder) is required'),
-])
-def test_commands_name_missing_paths(capsys, module, argv, message):
-  assert run_cli(module, argv) == 2
-  assert message in capsys.readouterr().err
+    ('data', ['--dataset', 'synthetic', '--split', 'train', '--output', 'o'],
+     '--num_examples (scenes per split) must be >= 1'),
+    ('import_checkpoint', ['deeplab2', '--checkpoint', 'nockpt/ckpt-1',
+                           '--experiment', 'cityscapes_deeplab2_mnv3_small_os16',
+                           '--model_dir', 'o'],
+     "no checkpoint at 'nockpt/ckpt-1'"),
+    ('import_checkpoint', ['deeplab2', '--checkpoint', 'nockpt',
+                           '--experiment', 'demo', '--model_dir', 'o'],
+     "experiment 'demo' is not a deeplab2 one"),
+    ('import_checkpoint', ['deeplab2', '--checkpoint', 'nockpt',
+                           '--experiment', 'cityscapes_deeplab2_mnv3_small_os16',
+                           '--model_dir', 'afile'],
+     "--model_dir 'afile' already exists and is not empty"),
+]
+
+_RUN_COMMAND = """
+import json, sys
+from pdl_tf.cli import common
+from pdl_tf.cli import {module} as command
+code = common.run(command.main, json.loads(sys.argv[1]),
+                  command.build_parser())
+print(json.dumps({{'code': code,
+                   'tensorflow': 'tensorflow' in sys.modules}}))
+"""
+
+
+def _files(folder):
+  return sorted(os.path.relpath(os.path.join(root, name), folder)
+                for root, dirs, names in os.walk(folder)
+                for name in dirs + names)
+
+
+@pytest.mark.parametrize('module,argv,message', BAD_ARGUMENTS)
+def test_bad_arguments_fail_before_tensorflow_and_write_nothing(
+    tmp_path, module, argv, message):
+  (tmp_path / 'afile').write_text('x')
+  (tmp_path / 'empty').mkdir()
+  (tmp_path / 'nockpt').mkdir()
+  (tmp_path / 'image.png').write_bytes(b'not read by the checks')
+  before = _files(tmp_path)
+  start = time.perf_counter()
+  result = subprocess.run(
+      [sys.executable, '-c', _RUN_COMMAND.format(module=module),
+       json.dumps(argv)], cwd=tmp_path, capture_output=True, text=True,
+      timeout=120, check=False)
+  seconds = time.perf_counter() - start
+  assert result.returncode == 0, result.stderr
+  outcome = json.loads(result.stdout.strip().splitlines()[-1])
+  assert outcome == {'code': 2, 'tensorflow': False}, result.stderr
+  assert message in result.stderr
+  assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+  assert _files(tmp_path) == before
+  assert seconds < 20  # ~0.3 s alone; a loose bound for a busy machine
+
+
+def test_help_has_no_duplicated_defaults_and_every_option_explained():
+  for module in (train, evaluate, export, predict, data, import_checkpoint):
+    parser = module.build_parser()
+    text = ' '.join(parser.format_help().split())  # unwrapped
+    assert '(default: None)' not in text and '(default: False)' not in text
+    for action in parser._actions:  # pylint: disable=protected-access
+      assert action.help, (parser.prog, action.option_strings)
+  text = ' '.join(train.build_parser().format_help().split())
+  assert text.count('(default:') == 3  # runs/EXPERIMENT, --mode, timeout
+  assert '(default: runs/EXPERIMENT) (default' not in text
+
+
+def test_verbose_sets_the_native_log_level_before_main(monkeypatch):
+  monkeypatch.delenv('TF_CPP_MIN_LOG_LEVEL', raising=False)
+  seen = []
+
+  def main(args):
+    del args
+    seen.append(os.environ['TF_CPP_MIN_LOG_LEVEL'])
+    return 0
+
+  parser = common.new_parser('pdl-x', 'test')
+  assert common.run(main, ['--verbose'], parser) == 0
+  monkeypatch.delenv('TF_CPP_MIN_LOG_LEVEL')
+  assert common.run(main, [], parser) == 0
+  assert seen[0] == '0' and seen[1] in ('1', '3')
+  monkeypatch.setenv('TF_CPP_MIN_LOG_LEVEL', '2')
+  assert common.run(main, ['--verbose'], parser) == 0
+  assert seen[2] == '2'  # the user's own setting wins
+
+
+def test_native_log_level_quiet_by_default_user_and_verbose_win():
+  level = common.native_log_level
+  assert level(False, {}, gpu_driver=True) == '1'  # warnings and errors
+  assert level(False, {}, gpu_driver=False) == '3'  # no cuInit error line
+  assert level(True, {}, gpu_driver=False) == '0'
+  assert level(True, {'TF_CPP_MIN_LOG_LEVEL': '2'}, gpu_driver=True) == '2'
+  assert level(False, {'TF_CPP_MIN_LOG_LEVEL': '0'}, gpu_driver=False) == '0'
+
+
+def test_gitignore_covers_what_the_readme_commands_write():
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  with open(os.path.join(root, '.gitignore'), encoding='utf-8') as f:
+    ignored = f.read().split()
+  for folder in ('/runs/', '/exports/', '.venv/'):
+    assert folder in ignored, folder

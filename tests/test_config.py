@@ -3,6 +3,7 @@
 import pytest
 import yaml
 
+from helpers import run_python
 from pdl_tf import config_io
 from pdl_tf import experiments
 from pdl_tf.config import ConfigError
@@ -59,9 +60,14 @@ def test_round_trip_through_params_yaml(tmp_path):
 
 @pytest.mark.parametrize('override,match', [
     ('model.backbone.depth=3',
-     "unknown config key 'model.backbone.depth'; known keys under "
+     "unknown config key 'model.backbone.depth'.* Known keys under "
      "'model.backbone'"),
-    ('trian.steps=3', "unknown config key 'trian'"),
+    ('trian.steps=3', "unknown config key 'trian.steps'; did you mean "
+     "'train.steps'\\?"),
+    ('train.batch_size=-3', "unknown config key 'train.batch_size'; did you "
+     "mean 'data.train.batch_size' or 'data.eval.batch_size'\\?"),
+    ('seed=1', "did you mean 'data.seed' or 'train.seed'"),
+    ('train.steps=1,oops', "cannot parse 'oops'"),
     ('model.num_classes=abc', "'model.num_classes' must be int"),
     ('model.num_classes=true', "'model.num_classes' must be an int"),
     ('model.atrous_rates=3', "'model.atrous_rates' must be a list"),
@@ -103,3 +109,25 @@ def test_bad_files_name_the_file(tmp_path):
   scalar.write_text('3\n')
   with pytest.raises(ConfigError, match='scalar.yaml: expected a mapping'):
     config_io.load_config(config_files=[str(scalar)])
+
+
+def test_key_value_overrides_split_at_top_level_commas_only():
+  config = config_io.load_config('demo', params_override=(
+      "data.train.path='/data/a,b', model.atrous_rates=[1, 2, 3],"
+      'data.train.crop_size=[65,65],train.steps=5'))
+  assert config.data.train.path == '/data/a,b'
+  assert config.model.atrous_rates == (1, 2, 3)
+  assert config.data.train.crop_size == (65, 65)
+  assert config.train.steps == 5
+
+
+def test_loading_a_config_imports_no_tensorflow():
+  # The commands check their config before TensorFlow starts (issue 17).
+  result = run_python('''
+      import sys
+      from pdl_tf import config_io
+      config_io.load_config('coco_r50_os16', params_override='train.steps=3')
+      assert 'tensorflow' not in sys.modules, 'tensorflow imported'
+      print('ok')
+  ''', timeout=120)
+  assert result.stdout.strip() == 'ok', result.stderr

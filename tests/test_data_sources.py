@@ -212,9 +212,9 @@ def test_tfds_synthetic_builder_is_deterministic(tmp_path):
   assert sorted(first) == [0, 1, 2, 3]
 
 
-def tfds_coco_examples(drop_segment=False):
-  """The COCO sample as TFDS's coco/2017_panoptic examples."""
-  sample = require_coco_sample()
+def tfds_coco_examples(sample, drop_segment=False):
+  """The COCO sample (folder ``sample``) as TFDS's coco/2017_panoptic
+  examples. Runs inside a tf.data generator: no pytest.skip/fail here."""
   data = json.loads((sample / 'panoptic_examples.json').read_text())
   index = {c['id']: i for i, c in enumerate(tfds_coco.coco_categories())}
   for annotation in data['annotations']:
@@ -240,10 +240,12 @@ def tfds_coco_examples(drop_segment=False):
 
 
 def mock_coco(drop_segment=False):
+  sample = require_coco_sample()  # here, not in the generator
+
   def as_dataset(self, *args, **kwargs):
     del args, kwargs
     return tf.data.Dataset.from_generator(
-        lambda: tfds_coco_examples(drop_segment),
+        lambda: tfds_coco_examples(sample, drop_segment),
         output_signature=self.info.features.get_tensor_spec())
   return tfds.testing.mock_data(as_dataset_fn=as_dataset)
 

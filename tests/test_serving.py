@@ -18,6 +18,7 @@ from pdl_tf import config_io
 from pdl_tf import keys
 from pdl_tf.cli import common
 from pdl_tf.cli import predict as predict_cli
+from pdl_tf.data import synthetic
 from pdl_tf.export import image_fit
 from pdl_tf.export import saved_model
 from pdl_tf.export import serving_module
@@ -164,3 +165,41 @@ def test_pdl_predict_names_an_unreadable_image(served, capsys):
       str(served['root'] / 'y')], parser) == 1
   err = capsys.readouterr().err
   assert f'{bad}:' in err and 'PNG' in err
+
+
+def test_non_uint8_arrays_are_refused_before_the_signature(served):
+  backend = backends.SavedModelBackend(served['base'])
+  images = block_images(40, 2, 48, 64)  # uint8 [2, 48, 64, 3]
+  results = backend.predict_images(images)
+  for image, result in zip(images, results):
+    expected = backend.predict(png_bytes(image))  # lossless: same pixels
+    np.testing.assert_array_equal(result[keys.PANOPTIC],
+                                  expected[keys.PANOPTIC])
+  floats = np.full([1, 8, 8, 3], 1.7, np.float32)
+  floats[..., 0] = 300.0
+  for bad in (floats, images.astype(np.int64), images.tolist()):
+    with pytest.raises(TypeError, match='uint8 array .* got'):
+      backend.predict_images(bad)
+  with pytest.raises(ValueError, match=r'\[B, H, W, 3\], got shape'):
+    backend.predict_images(images[0])
+  # What the check guards against: TensorFlow's own call of the signature
+  # casts a float array to uint8 without a word (300.0 -> 44, 1.7 -> 1).
+  signature = tf.saved_model.load(served['path']).signatures['serve_images']
+  assert tf.convert_to_tensor(floats, tf.uint8).numpy()[0, 0, 0].tolist() == [
+      44, 1, 1]
+  signature(images=floats)  # accepted: hence the client-side check
+
+
+def test_pdl_predict_json_names_the_classes(served):
+  image = served['root'] / 'named.png'
+  Image.fromarray(block_images(33, 1, 64, 64)[0]).save(image)
+  output = served['root'] / 'named'
+  assert common.run(predict_cli.main, [
+      str(image), '--saved_model', served['base'], '--output', str(output)],
+                    predict_cli.build_parser()) == 0
+  with open(output / 'named.json', encoding='utf-8') as f:
+    segments = json.load(f)['segments_info']
+  assert segments
+  for segment in segments:  # the demo's synthetic classes, from params.yaml
+    assert segment['category_name'] == synthetic.CLASS_NAMES[
+        segment['category_id']]

@@ -164,3 +164,32 @@ def test_mirrored_two_replicas_match_one_device(tmp_path):
     # Tolerance: float32 sums in a different order across the two replicas.
     assert losses['two'][name] == pytest.approx(losses['one'][name],
                                                 rel=1e-4), name
+
+
+def _loops(resumed_at, steps_per_loop, last_step):
+  sizes, step = [], resumed_at
+  while step < last_step:
+    sizes.append(trainer_lib._loop_steps(  # pylint: disable=protected-access
+        step, resumed_at, steps_per_loop, last_step))
+    step += sizes[-1]
+  return sizes
+
+
+def test_first_loop_is_one_step_then_loops_end_on_multiples():
+  # The progress bar moves once the step is built (issue 17), and loops
+  # (hence checkpoints) still end where an uninterrupted run's end.
+  assert _loops(0, 50, 120) == [1, 49, 50, 20]
+  assert _loops(299, 50, 500) == [1, 50, 50, 50, 50]
+  assert _loops(300, 50, 500) == [1, 49, 50, 50, 50]
+  assert _loops(0, 1, 3) == [1, 1, 1]
+
+
+def test_eval_bar_total():
+  split = types.SimpleNamespace(num_examples=64, batch_size=3)
+  known = tf.data.Dataset.range(10).batch(3)
+  assert trainer_lib.eval_batches(known, split) == 4  # tf.data knows
+  unknown = tf.data.Dataset.from_generator(
+      lambda: iter(range(10)), output_signature=tf.TensorSpec([], tf.int64))
+  assert trainer_lib.eval_batches(unknown, split) == 22  # ceil(64 / 3)
+  split.num_examples = 0
+  assert trainer_lib.eval_batches(unknown, split) is None

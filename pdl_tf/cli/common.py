@@ -1,13 +1,50 @@
-"""Flags shared by the pdl-* commands and their error reporting.
+"""What every pdl-* command shares: flags, quiet logs, check-then-work.
 
-Heavy modules (TensorFlow) are imported only after argument parsing, so
-``--help`` stays fast.
+The pattern of a command module (``pdl_tf/cli/<name>.py``)::
+
+  def build_parser():
+    parser = common.new_parser('pdl-x', 'One line on what it does.')
+    common.add_config_flags(parser)          # if it reads an experiment
+    parser.add_argument('--thing', help=...)  # every option has help text
+    return parser
+
+  def check(args):
+    # The light phase: no TensorFlow, nothing written.
+    config = common.load_config_from_args(args)
+    checks.checkpoint(args.checkpoint, '--checkpoint')
+    checks.output_dir(args.output, '--output')
+    return config
+
+  def main(args):
+    config = check(args)                      # first, always
+    from pdl_tf.model import factory          # then the heavy imports
+    ...                                       # and the work
+    return 0
+
+  entry_point = common.entry_point_for(main, build_parser)
+
+``check`` loads and validates the config (``config_io`` imports no
+TensorFlow) and checks every path the command reads or writes with
+``pdl_tf.cli.checks``; it may import only light modules (the standard
+library, yaml, ``pdl_tf.config``, ``config_io``, ``experiments``,
+``cli.checks``, ``data.names``, ``model.names``). ``main`` calls it before
+importing anything that imports TensorFlow, so an argument error costs well
+under a second and leaves no file behind (bench/bench_cli_errors.py
+measures it). ``run`` parses the arguments, sets TensorFlow's native log
+level (``--verbose``) and the CPU runtime settings before TensorFlow starts,
+runs ``main``, and prints the known user errors as one line with exit
+status 2. A new command adds its bad-argument cases to
+``tests/test_cli.py::BAD_ARGUMENTS``, which runs each in a fresh interpreter
+and fails if TensorFlow was imported or a file was written.
 """
 
 import argparse
+import os
 import sys
 
 from pdl_tf import cpu_runtime
+
+LOG_LEVEL_VARIABLE = 'TF_CPP_MIN_LOG_LEVEL'
 
 
 def add_config_flags(parser, experiment_required=True):
@@ -25,10 +62,36 @@ def add_config_flags(parser, experiment_required=True):
 
 
 def load_config_from_args(args):
-  """Returns the validated ExperimentConfig the flags describe."""
+  """The validated ExperimentConfig the flags describe (no TensorFlow)."""
   from pdl_tf import config_io  # pylint: disable=g-import-not-at-top
   return config_io.load_config(args.experiment, args.config_file,
                                args.params_override)
+
+
+def native_log_level(verbose, environ=None, gpu_driver=None):
+  """The TF_CPP_MIN_LOG_LEVEL a command runs with.
+
+  The user's own setting wins. ``--verbose`` shows everything ('0').
+  Otherwise '1' (warnings and errors; TensorFlow's INFO lines, among them
+  "Local rendezvous is aborting ... End of sequence" after each pass over a
+  dataset, are hidden), or '3' on a machine without an NVIDIA driver: there
+  TensorFlow always logs the error "failed call to cuInit", and its other
+  native warnings and errors also reach Python as exceptions.
+
+  Args:
+    verbose: the --verbose flag.
+    environ: the environment (default os.environ).
+    gpu_driver: whether an NVIDIA driver is loaded (default: look at
+      /proc/driver/nvidia).
+  """
+  environ = os.environ if environ is None else environ
+  if LOG_LEVEL_VARIABLE in environ:
+    return environ[LOG_LEVEL_VARIABLE]
+  if verbose:
+    return '0'
+  if gpu_driver is None:
+    gpu_driver = os.path.exists('/proc/driver/nvidia')
+  return '1' if gpu_driver else '3'
 
 
 def run(main, argv=None, parser=None):
@@ -39,14 +102,29 @@ def run(main, argv=None, parser=None):
   else propagates with its traceback.
   """
   args = parser.parse_args(argv)
-  # Before TensorFlow starts (see cpu_runtime).
+  # Before TensorFlow starts: its native log level and CPU settings.
+  os.environ[LOG_LEVEL_VARIABLE] = native_log_level(
+      getattr(args, 'verbose', False))
   cpu_runtime.apply()
-  from pdl_tf.config import ConfigError  # pylint: disable=g-import-not-at-top
+  if not getattr(args, 'verbose', False):
+    _quiet_python_logs()
+  # pylint: disable=g-import-not-at-top
+  from pdl_tf.cli.checks import UsageError
+  from pdl_tf.config import ConfigError
+  # pylint: enable=g-import-not-at-top
   try:
     return main(args)
-  except (ConfigError, FileNotFoundError, FileExistsError) as e:
+  except (ConfigError, UsageError, FileNotFoundError, FileExistsError,
+          NotADirectoryError) as e:
     print(f'{parser.prog}: error: {e}', file=sys.stderr)
     return 2
+
+
+def _quiet_python_logs():
+  """absl's Python warnings (tf_keras, Model Garden) to errors only; the
+  commands print what the user needs themselves."""
+  import logging  # pylint: disable=g-import-not-at-top
+  logging.getLogger('absl').setLevel(logging.ERROR)
 
 
 def entry_point_for(main, build_parser):
@@ -56,7 +134,24 @@ def entry_point_for(main, build_parser):
   return entry_point
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+  """Adds '(default: X)' to a help text unless it already names its default
+  or the default is None/False/empty."""
+
+  def _get_help_string(self, action):
+    text = action.help or ''
+    if '(default' in text or action.default in (None, False, [], '') or (
+        action.default is argparse.SUPPRESS):
+      return text
+    return super()._get_help_string(action)
+
+
 def new_parser(prog, description):
-  return argparse.ArgumentParser(
-      prog=prog, description=description,
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  """An ArgumentParser with the flags every command has (--verbose)."""
+  parser = argparse.ArgumentParser(prog=prog, description=description,
+                                   formatter_class=_HelpFormatter)
+  parser.add_argument(
+      '--verbose', action='store_true',
+      help="show TensorFlow's native log lines and library warnings "
+           '(hidden by default; TF_CPP_MIN_LOG_LEVEL, when set, wins)')
+  return parser

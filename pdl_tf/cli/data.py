@@ -13,9 +13,9 @@ Example:
 
 import sys
 
+from pdl_tf.cli import checks
 from pdl_tf.cli import common
-
-DATASETS = ('synthetic', 'coco_panoptic', 'cityscapes', 'mapillary_vistas')
+from pdl_tf.data.names import LISTED as DATASETS
 
 
 def _size(text):
@@ -29,14 +29,16 @@ def _size(text):
 def build_parser():
   parser = common.new_parser(
       'pdl-data', 'Convert a panoptic dataset to sharded TFRecords.')
-  parser.add_argument('--dataset', choices=DATASETS, required=True)
+  parser.add_argument('--dataset', choices=DATASETS, required=True,
+                      help='reader of --input')
   parser.add_argument('--input', default='',
                       help='dataset root folder (not for synthetic)')
   parser.add_argument('--split', action='append', required=True,
                       help='split to convert, e.g. val2017, train, '
                            'validation; may be repeated')
   parser.add_argument('--output', required=True, help='output folder')
-  parser.add_argument('--num_shards', type=int, default=16)
+  parser.add_argument('--num_shards', type=int, default=16,
+                      help='TFRecord files per split')
   parser.add_argument('--skip_bad', action='store_true',
                       help='skip examples whose files are missing or bad, '
                            'listing them, instead of stopping at the first')
@@ -48,19 +50,38 @@ def build_parser():
                            'convert only the first N (0 = all)')
   parser.add_argument('--size', type=_size, default=(128, 128),
                       help='synthetic: scene size HxW')
-  parser.add_argument('--label_divisor', type=int, default=1000)
-  parser.add_argument('--ignore_label', type=int, default=255)
+  parser.add_argument('--label_divisor', type=int, default=1000,
+                      help='panoptic label = class * label_divisor + '
+                           'instance (must match data.label_divisor)')
+  parser.add_argument('--ignore_label', type=int, default=255,
+                      help='class id of void pixels (must match '
+                           'data.ignore_label)')
   return parser
 
 
+def check(args):
+  """Input, output and counts (no TensorFlow, nothing written)."""
+  if args.dataset == 'synthetic':
+    if args.num_examples < 1:
+      raise checks.UsageError('--num_examples (scenes per split) must be '
+                              '>= 1 for the synthetic dataset.')
+  elif not args.input:
+    raise FileNotFoundError(f'--input (the {args.dataset} root folder) is '
+                            'required.')
+  else:
+    checks.existing_dir(args.input, '--input')
+  if args.num_shards < 1:
+    raise checks.UsageError(f'--num_shards must be >= 1, got '
+                            f'{args.num_shards}.')
+  checks.output_dir(args.output, '--output')
+
+
 def main(args):
+  check(args)
   # pylint: disable=g-import-not-at-top
   from pdl_tf.data import sources
   from pdl_tf.data import tfrecords
   # pylint: enable=g-import-not-at-top
-  if args.dataset != 'synthetic' and not args.input:
-    raise FileNotFoundError(f'--input (the {args.dataset} root folder) is '
-                            'required.')
   for split in args.split:
     try:
       meta, split_sources = sources.list_split(

@@ -2,6 +2,7 @@
 
 import os
 
+from pdl_tf.cli import checks
 from pdl_tf.cli import common
 
 
@@ -22,16 +23,28 @@ def build_parser():
   return parser
 
 
-def main(args):
+def check(args):
+  """The config, checkpoint, eval data and output folders (no TensorFlow,
+  nothing written); returns (config, model_dir)."""
   config = common.load_config_from_args(args)
+  checkpoint = checks.checkpoint(args.checkpoint, '--checkpoint')
+  model_dir = args.model_dir or (
+      checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint))
+  checks.output_dir(model_dir, '--model_dir')
+  checks.output_dir(args.save_predictions, '--save_predictions')
+  checks.data_split(config, 'data.eval')
+  checks.backbone_checkpoint(config)
+  return config, model_dir
+
+
+def main(args):
+  config, model_dir = check(args)
   # pylint: disable=g-import-not-at-top
   from pdl_tf.cli.train import print_metrics
   from pdl_tf.training import strategy as strategy_lib
   from pdl_tf.training import trainer as trainer_lib
   # pylint: enable=g-import-not-at-top
   checkpoint = args.checkpoint
-  model_dir = args.model_dir or (
-      checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint))
   trainer = trainer_lib.Trainer(
       config, model_dir, strategy_lib.get_strategy(config.train.strategy),
       checkpoint=checkpoint)

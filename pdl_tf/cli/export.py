@@ -7,6 +7,7 @@ Layout of ``--output DIR`` (DIR is TF Serving's model base path):
 
 import os
 
+from pdl_tf.cli import checks
 from pdl_tf.cli import common
 
 FORMATS = ('saved_model', 'tflite', 'both')
@@ -22,7 +23,10 @@ def build_parser():
                       help='checkpoint prefix or model directory')
   parser.add_argument('--output', required=True,
                       help='export folder (TF Serving model base path)')
-  parser.add_argument('--format', choices=FORMATS, default='saved_model')
+  parser.add_argument('--format', choices=FORMATS, default='saved_model',
+                      help='saved_model: OUTPUT/VERSION/ for TF Serving; '
+                           'tflite: OUTPUT/panoptic_deeplab_Q.tflite per '
+                           '--quantization; both')
   parser.add_argument('--version', type=int, default=1,
                       help='SavedModel version folder under --output')
   parser.add_argument('--no_xla', action='store_true',
@@ -64,15 +68,35 @@ def calibration_images(config, count):
   return samples
 
 
-def main(args):
+def check(args):
+  """The config, checkpoint and outputs (no TensorFlow, nothing written);
+  returns (config, quantizations)."""
   config = common.load_config_from_args(args)
   if args.no_xla:
     config.override({'export': {'jit_compile_merge': False}})
+  checks.checkpoint(args.checkpoint, '--checkpoint')
+  checks.backbone_checkpoint(config)
+  checks.output_dir(args.output, '--output')
+  if args.version < 1:
+    raise checks.UsageError(f'--version must be >= 1 (TF Serving loads '
+                            f'numbered folders), got {args.version}.')
+  if args.format != 'tflite':
+    version = os.path.join(args.output, str(args.version))
+    if os.path.exists(version):
+      raise FileExistsError(f'{version!r} already exists; pass another '
+                            '--version or remove it. Nothing was written.')
   quantizations = args.quantization or ['float32']
   for quantization in quantizations if args.format != 'saved_model' else ():
     if os.path.exists(tflite_path(args.output, quantization)):
       raise FileExistsError(f'{tflite_path(args.output, quantization)!r} '
                             'already exists; nothing was overwritten.')
+  if args.format != 'saved_model' and 'int8' in quantizations:
+    checks.data_split(config, 'data.eval')  # calibration images
+  return config, quantizations
+
+
+def main(args):
+  config, quantizations = check(args)
   # pylint: disable=g-import-not-at-top
   from pdl_tf import config_io
   from pdl_tf.export import saved_model

@@ -11,14 +11,16 @@ pdl-predict (through an export) and pdl-train (fine-tuning); see
 import sys
 
 from pdl_tf.cli import common
+from pdl_tf.importers import deeplab2_checks
 
 
 def build_parser():
   parser = common.new_parser(
       'pdl-import', 'Import a published checkpoint into a pdl_tf model '
       'folder.')
-  sources = parser.add_subparsers(dest='source', required=True,
-                                  metavar='SOURCE')
+  sources = parser.add_subparsers(
+      dest='source', required=True, metavar='SOURCE',
+      help='the code base that wrote the checkpoint (deeplab2)')
   deeplab2 = sources.add_parser(
       'deeplab2', help="a deeplab2 Panoptic-DeepLab checkpoint",
       description='Import a google-research/deeplab2 Panoptic-DeepLab '
@@ -33,8 +35,18 @@ def build_parser():
   return parser
 
 
-def main(args):
+def check(args):
+  """The light phase (no TensorFlow, nothing written): config, experiment,
+  checkpoint path and output folder."""
   config = common.load_config_from_args(args)
+  deeplab2_checks.check_experiment(config, args.experiment)
+  deeplab2_checks.check_checkpoint_path(args.checkpoint)
+  deeplab2_checks.check_model_dir(args.model_dir)
+  return config
+
+
+def main(args):
+  config = check(args)
   # pylint: disable=g-import-not-at-top
   from pdl_tf.importers import deeplab2
   # pylint: enable=g-import-not-at-top

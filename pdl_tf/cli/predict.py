@@ -9,6 +9,7 @@ import io
 import os
 import sys
 
+from pdl_tf.cli import checks
 from pdl_tf.cli import common
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
@@ -59,9 +60,9 @@ def list_images(inputs):
   return files
 
 
-def _label_divisor(args, backend):
-  if args.label_divisor is not None:
-    return args.label_divisor
+def _export_params(backend):
+  """The params.yaml written beside the model by pdl-export, as a dict, or
+  None (a TF Serving endpoint, or a model exported elsewhere)."""
   model_path = getattr(backend, 'path', None)
   if model_path:
     folder = (model_path if os.path.isdir(model_path)
@@ -70,8 +71,23 @@ def _label_divisor(args, backend):
     if os.path.isfile(params):
       import yaml  # pylint: disable=g-import-not-at-top
       with open(params, encoding='utf-8') as f:
-        return int(yaml.safe_load(f)['data']['label_divisor'])
-  return 1000
+        return yaml.safe_load(f)
+  return None
+
+
+def _labels(args, params):
+  """(label_divisor, class names by index or None) for the JSON files:
+  --label_divisor, else the export's params.yaml, else 1000."""
+  from pdl_tf.data import class_names  # pylint: disable=g-import-not-at-top
+  if not params:
+    return (1000 if args.label_divisor is None else args.label_divisor), None
+  data = params['data']
+  names = class_names.class_names(data['dataset'], data['eval']['path'])
+  if names is not None and len(names) != params['model']['num_classes']:
+    names = None  # a dataset relabelled for this model: ids only
+  divisor = (int(data['label_divisor']) if args.label_divisor is None
+             else args.label_divisor)
+  return divisor, names
 
 
 def _open_backend(args):
@@ -88,8 +104,22 @@ def _open_backend(args):
   return backends.RestBackend(f'{server}/v1/models/{args.model_name}')
 
 
-def main(args):
+def check(args):
+  """Inputs, model and output folder (no TensorFlow, nothing written);
+  returns the image files."""
   files = list_images(args.inputs)
+  if args.saved_model:
+    # pylint: disable-next=g-import-not-at-top
+    from pdl_tf.serving.backends import find_saved_model
+    find_saved_model(checks.existing_dir(args.saved_model, '--saved_model'))
+  if args.tflite:
+    checks.existing_file(args.tflite, '--tflite')
+  checks.output_dir(args.output, '--output')
+  return files
+
+
+def main(args):
+  files = check(args)
   # pylint: disable=g-import-not-at-top
   import numpy as np
   import tensorflow as tf
@@ -99,7 +129,7 @@ def main(args):
   from pdl_tf.serving import outputs
   # pylint: enable=g-import-not-at-top
   backend = _open_backend(args)
-  divisor = _label_divisor(args, backend)
+  divisor, names = _labels(args, _export_params(backend))
   for path in tqdm.tqdm(files, unit='image', disable=len(files) < 2):
     with open(path, 'rb') as f:
       contents = f.read()
@@ -114,7 +144,8 @@ def main(args):
       rgb = np.asarray(image.convert('RGB'))
     stem = os.path.splitext(os.path.basename(path))[0]
     record = outputs.write_prediction(rgb, result, stem, args.output,
-                                      label_divisor=divisor)
+                                      label_divisor=divisor,
+                                      class_names=names)
     if len(files) == 1:
       print(f'{path}: {len(record["segments_info"])} segments')
   print(f'wrote {len(files)} prediction(s) to {args.output}')

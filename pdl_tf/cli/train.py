@@ -3,6 +3,7 @@
 import os
 import sys
 
+from pdl_tf.cli import checks
 from pdl_tf.cli import common
 
 MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval')
@@ -15,7 +16,11 @@ def build_parser():
   parser.add_argument('--model_dir', default=None,
                       help='checkpoints, params.yaml, summaries and '
                            'metrics.json go here (default: runs/EXPERIMENT)')
-  parser.add_argument('--mode', choices=MODES, default='train_and_eval')
+  parser.add_argument('--mode', choices=MODES, default='train_and_eval',
+                      help='train; eval (the latest checkpoint of '
+                           '--model_dir); train_and_eval; continuous_eval '
+                           '(each new checkpoint as a training job writes '
+                           'it)')
   parser.add_argument('--eval_timeout', type=float, default=3600,
                       help='continuous_eval: stop after this many seconds '
                            'without a new checkpoint')
@@ -39,14 +44,27 @@ def _percent(metrics, name):
   return 'n/a' if value is None else f'{100 * value:.1f}'
 
 
-def main(args):
+def check(args):
+  """The config and the paths of this mode (no TensorFlow, nothing
+  written); returns (config, model_dir)."""
   config = common.load_config_from_args(args)
+  model_dir = args.model_dir or os.path.join('runs', args.experiment)
+  checks.output_dir(model_dir, '--model_dir')
+  if args.mode in ('train', 'train_and_eval'):
+    checks.data_split(config, 'data.train')
+  if args.mode != 'train':
+    checks.data_split(config, 'data.eval')
+  checks.backbone_checkpoint(config)
+  return config, model_dir
+
+
+def main(args):
+  config, model_dir = check(args)
   # pylint: disable=g-import-not-at-top
   from pdl_tf import config_io
   from pdl_tf.training import strategy as strategy_lib
   from pdl_tf.training import trainer as trainer_lib
   # pylint: enable=g-import-not-at-top
-  model_dir = args.model_dir or os.path.join('runs', args.experiment)
   strategy = strategy_lib.get_strategy(config.train.strategy)
   trainer = trainer_lib.Trainer(config, model_dir, strategy)
   config_io.save_config(config, model_dir)

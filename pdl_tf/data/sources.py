@@ -30,11 +30,11 @@ from pdl_tf.data import cityscapes
 from pdl_tf.data import coco_panoptic
 from pdl_tf.data import mapillary_vistas
 from pdl_tf.data import synthetic
+from pdl_tf.data.names import DATASETS
+from pdl_tf.data.names import LISTED
 from pdl_tf.data import tfds_coco
 from pdl_tf.data import tfrecords
 
-LISTED = ('synthetic', 'coco_panoptic', 'cityscapes', 'mapillary_vistas')
-DATASETS = LISTED + ('tfrecord', 'tfds_coco_panoptic')
 
 
 def list_split(dataset, path, split, *, label_divisor=1000, ignore_label=255,

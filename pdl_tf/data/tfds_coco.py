@@ -20,23 +20,14 @@ Example:
   >>> meta, dataset = read_tfds_coco_panoptic('validation', '/data/tfds')
 """
 
-import importlib.resources
-import json
-
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from pdl_tf.data.class_names import coco_categories
 from pdl_tf.data.coco_panoptic import metadata_from_categories
 
 NAME = 'coco/2017_panoptic'
 _SENTINEL = 2 ** 62  # sorts after every real segment id
-
-
-def coco_categories():
-  """The 133 COCO panoptic categories (id, name, isthing, color)."""
-  path = (importlib.resources.files('pdl_tf') / 'data' /
-          'panoptic_coco_categories.json')
-  return json.loads(path.read_text())
 
 
 def coco_metadata(label_divisor=1000, ignore_label=255):

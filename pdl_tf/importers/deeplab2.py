@@ -27,7 +27,10 @@ import numpy as np
 import tensorflow as tf
 
 from pdl_tf import config_io
-from pdl_tf.config import ConfigError
+from pdl_tf.config import ConfigError  # pylint: disable=unused-import
+from pdl_tf.importers.deeplab2_checks import check_checkpoint_path
+from pdl_tf.importers.deeplab2_checks import check_experiment
+from pdl_tf.importers.deeplab2_checks import check_model_dir
 from pdl_tf.model import deeplab2_backbones
 from pdl_tf.model import deeplab2_layout
 from pdl_tf.model import factory
@@ -74,10 +77,7 @@ def resolve_prefix(path):
           f'{len(indexes)} *.index files ({", ".join(indexes) or "none"}); '
           'pass the checkpoint prefix, e.g. DIR/ckpt-60000.')
     return os.path.join(path, indexes[0][:-len('.index')])
-  if not os.path.isfile(path + '.index'):
-    raise FileNotFoundError(
-        f'no checkpoint at {path!r} (expected {path}.index and '
-        f'{path}.data-*; a folder or a ckpt-N prefix).')
+  check_checkpoint_path(path)
   return path
 
 
@@ -117,22 +117,6 @@ def check_match(prefix, expected, found):
     raise CheckpointMismatchError(
         f'checkpoint {prefix!r} does not hold this network (another '
         'backbone, output stride or dataset?): ' + '; '.join(problems) + '.')
-
-
-def check_experiment(config, experiment=None):
-  """Raises ConfigError unless ``config`` builds a deeplab2 network."""
-  model = config.model
-  name = f'experiment {experiment!r}' if experiment else 'the config'
-  if model.backbone.type not in deeplab2_backbones.DEEPLAB2_BACKBONES:
-    raise ConfigError(
-        f'{name} is not a deeplab2 one: model.backbone.type is '
-        f'{model.backbone.type!r}, expected one of '
-        f'{deeplab2_backbones.DEEPLAB2_BACKBONES} (e.g. --experiment '
-        'cityscapes_deeplab2_mnv3_small_os16).')
-  if model.input_normalization != 'inception':
-    raise ConfigError(
-        f"{name}: model.input_normalization must be 'inception' (x / 127.5 "
-        f'- 1, as deeplab2 trains), got {model.input_normalization!r}.')
 
 
 def _expected_shapes(variables, void_first):
@@ -217,10 +201,7 @@ def import_checkpoint(checkpoint, config, model_dir, experiment=None):
   Nothing is written to ``model_dir`` when any of these is raised.
   """
   check_experiment(config, experiment)
-  if os.path.exists(model_dir) and (not os.path.isdir(model_dir) or
-                                    os.listdir(model_dir)):
-    raise FileExistsError(f'--model_dir {model_dir!r} already exists and is '
-                          'not empty; nothing was written.')
+  check_model_dir(model_dir)
   prefix = resolve_prefix(checkpoint)
   model = factory.build_model(config.model)
   variables = deeplab2_layout.variable_map(model)

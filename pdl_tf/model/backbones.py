@@ -17,14 +17,15 @@ from official.vision.modeling.backbones import resnet_deeplab
 from pdl_tf import normalization
 from pdl_tf.model import deeplab2_backbones
 from pdl_tf.model import layers
+# The name tables and their check are TensorFlow-free (config validation
+# uses them before TensorFlow starts); re-exported here.
+from pdl_tf.model.names import BACKBONES  # pylint: disable=unused-import
+from pdl_tf.model.names import check_backbone_args
+from pdl_tf.model.names import MOBILENETS
+from pdl_tf.model.names import OUTPUT_STRIDES  # pylint: disable=unused-import
+from pdl_tf.model.names import RESNETS
+from pdl_tf.model.names import TINY
 
-RESNETS = {'resnet50': 50, 'resnet101': 101}
-MOBILENETS = {'mobilenet_v3_large': 'MobileNetV3Large',
-              'mobilenet_v3_small': 'MobileNetV3Small'}
-TINY = 'tiny'
-BACKBONES = (tuple(RESNETS) + tuple(MOBILENETS) + (TINY,) +
-             deeplab2_backbones.DEEPLAB2_BACKBONES)
-OUTPUT_STRIDES = (16, 32)
 LOW_LEVEL_KEYS = ('3', '2')  # OS8 then OS4, the order the decoder fuses them.
 
 # ImageNet mean and standard deviation of RGB in [0, 255], as the official
@@ -36,22 +37,6 @@ STDDEV_RGB = normalization.IMAGENET_STDDEV_RGB
 def high_level_key(output_stride):
   """Returns the feature key of the last (atrous) block, e.g. '5' for 32."""
   return str(int(math.log2(output_stride)))
-
-
-def check_backbone_args(name, output_stride):
-  """Raises ValueError naming the problem for an unknown name or stride."""
-  if name not in BACKBONES:
-    raise ValueError(
-        f'Unknown backbone {name!r}; known backbones: {", ".join(BACKBONES)}.')
-  if output_stride == 8:
-    raise ValueError(
-        'output_stride 8 is not supported: the decoder fuses a distinct OS8 '
-        'feature, which an output-stride-8 backbone no longer has; use 16 or '
-        '32 (the strides Panoptic-DeepLab is published with).')
-  if output_stride not in OUTPUT_STRIDES:
-    raise ValueError(
-        f'output_stride must be one of {OUTPUT_STRIDES}, got '
-        f'{output_stride!r}.')
 
 
 def build_backbone(name, output_stride=32, multigrid=None,

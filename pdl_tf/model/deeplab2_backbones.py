@@ -33,6 +33,7 @@ import tf_keras
 
 from pdl_tf.model import deeplab2_layout
 from pdl_tf.model import layers
+from pdl_tf.model import names
 
 # (block, kernel, stride, filters, activation, se_ratio, expand_ratio,
 #  endpoint): MobileNetV3 (Howard et al., ICCV 2019, tables 1 and 2) as in
@@ -327,9 +328,8 @@ class ResNet50(tf_keras.Model):
     return keys
 
 
-DEEPLAB2_BACKBONES = ('deeplab2_mobilenet_v3_small',
-                      'deeplab2_mobilenet_v3_large', 'deeplab2_resnet50',
-                      'deeplab2_resnet50_beta')
+# The names live in the TensorFlow-free name tables (config checks).
+DEEPLAB2_BACKBONES = names.DEEPLAB2_BACKBONES
 
 
 def build(name, output_stride, width_multiplier=1.0, **norm):

@@ -11,8 +11,8 @@ from pdl_tf.model import backbones
 from pdl_tf.model import decoder
 from pdl_tf.model import heads
 from pdl_tf.model import layers
+from pdl_tf.model.names import PRECISIONS
 
-PRECISIONS = ('float32', 'mixed_float16', 'mixed_bfloat16')
 # ASPP rates published for each output stride.
 DEFAULT_ATROUS_RATES = {16: (6, 12, 18), 32: (3, 6, 9)}
 

@@ -56,20 +56,63 @@ def find_saved_model(path):
   return os.path.join(path, str(versions[-1]))
 
 
+def check_uint8_images(images):
+  """``images`` if it is what the ``serve_images`` signature takes: a uint8
+  array (numpy or tf) [B, H, W, 3] of RGB values.
+
+  The signature is typed uint8, but TensorFlow's Python call of a signature
+  casts a numpy array of another dtype to uint8 without a check (float32
+  1.7 becomes 1 and 300.0 becomes 44), so clients check first.
+
+  Raises:
+    TypeError: another dtype, or not an array; the message says how to
+      convert.
+    ValueError: not [B, H, W, 3].
+  """
+  dtype = getattr(images, 'dtype', None)
+  if getattr(dtype, 'name', None) != 'uint8':
+    raise TypeError(
+        'images must be a uint8 array [B, H, W, 3] of RGB values 0-255, got '
+        f'{dtype or type(images).__name__}; the serve_images signature takes '
+        'uint8 only (TensorFlow would cast other dtypes silently: 1.7 -> 1, '
+        '300.0 -> 44). Convert on purpose, e.g. '
+        'np.clip(np.round(x), 0, 255).astype(np.uint8), or send the encoded '
+        'file to serving_default.')
+  shape = tuple(images.shape)
+  if len(shape) != 4 or shape[-1] != 3:
+    raise ValueError(f'images must be [B, H, W, 3], got shape {shape}.')
+  return images
+
+
 class SavedModelBackend:
-  """Runs the ``serving_default`` signature of a local SavedModel."""
+  """Runs the signatures of a local SavedModel: ``serving_default``
+  (``predict``, encoded bytes) and ``serve_images`` (``predict_images``,
+  uint8 arrays)."""
 
   def __init__(self, path):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     self.path = find_saved_model(path)
     self._tf = tf
-    self._signature = tf.saved_model.load(self.path).signatures[
-        'serving_default']
+    self._signatures = tf.saved_model.load(self.path).signatures
+    self._signature = self._signatures['serving_default']
 
   def predict(self, image_bytes):
     outputs = self._signature(
         image_bytes=self._tf.constant([image_bytes]))
     return _single({k: v.numpy() for k, v in outputs.items()})
+
+  def predict_images(self, images):
+    """Results (as ``predict``'s) for each image of uint8 [B, H, W, 3].
+
+    Raises:
+      TypeError, ValueError: see ``check_uint8_images``.
+    """
+    images = check_uint8_images(images)
+    outputs = self._signatures['serve_images'](
+        images=self._tf.convert_to_tensor(images))
+    outputs = {k: v.numpy() for k, v in outputs.items()}
+    return [_single({k: v[i:i + 1] for k, v in outputs.items()})
+            for i in range(len(outputs['image_sizes']))]
 
 
 def export_pad_rgb(folder):

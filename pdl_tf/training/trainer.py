@@ -36,6 +36,27 @@ METRICS_FILE = 'metrics.json'
 LOSS_NAMES = keys.LOSS_TERMS + (keys.TOTAL_LOSS,)
 
 
+def _loop_steps(start, resumed_at, steps_per_loop, last_step):
+  """Steps of the next loop: one first, so that the progress bar moves as
+  soon as the step is built, then up to the next multiple of
+  ``steps_per_loop`` (loops end where an uninterrupted run's end)."""
+  if start == resumed_at:
+    return 1
+  return min(steps_per_loop - start % steps_per_loop, last_step - start)
+
+
+def eval_batches(dataset, split):
+  """The number of batches of an eval ``dataset`` for the progress bar:
+  its cardinality when tf.data knows it, else from ``split.num_examples``
+  (an upper bound), else None."""
+  known = int(dataset.cardinality())
+  if known >= 0:
+    return known
+  if split.num_examples > 0:
+    return -(-split.num_examples // split.batch_size)
+  return None
+
+
 class NonFiniteLossError(RuntimeError):
   """A loss became NaN or Inf; the message names the step and the term."""
 
@@ -78,8 +99,13 @@ class Trainer:
     path = tf.train.latest_checkpoint(model_dir)  # the chief's
     if checkpoint:
       path = factory.resolve_checkpoint(checkpoint)
+    # The weights and the step are restored now; the rest of the optimizer
+    # (Adam's beta_1, beta_2 and decay variables and its moments) when the
+    # first training step creates it.
+    self._restored = None
     if path:
-      self.checkpoint.restore(path).assert_existing_objects_matched()
+      self._restored = self.checkpoint.restore(path)
+      self._restored.assert_existing_objects_matched()
 
   @property
   def step(self):
@@ -131,6 +157,15 @@ class Trainer:
 
     return train_loop
 
+  def _optimizer_state_unused(self):
+    """Says that a run which only evaluates leaves the optimizer's state in
+    the checkpoint (Adam's beta_1, beta_2, decay and moments) unrestored
+    on purpose: evaluation does not use it, and a later training step in
+    this process still restores it. Without this, TensorFlow warns about
+    each unrestored value at exit."""
+    if self._restored is not None:
+      self._restored.expect_partial()
+
   def train(self, until_step=None):
     """Trains up to train.steps (or ``until_step``, e.g. to simulate a stop).
 
@@ -140,6 +175,9 @@ class Trainer:
     config = self.config.train
     last_step = min(until_step or config.steps, config.steps)
     resumed_at = self.step
+    if resumed_at >= last_step:
+      self._optimizer_state_unused()  # nothing to train
+      return {}
     dataset = self.strategy.distribute_datasets_from_function(
         lambda context: pipeline.build_dataset(self.config, context,
                                                skip_batches=resumed_at))
@@ -150,9 +188,11 @@ class Trainer:
     mean = {}
     with tqdm.tqdm(total=config.steps, initial=self.step, unit='step',
                    dynamic_ncols=True) as progress:
+      progress.set_postfix_str('building the training step')
       while self.step < last_step:
         start = self.step
-        num_steps = min(config.steps_per_loop, last_step - start)
+        num_steps = _loop_steps(start, resumed_at, config.steps_per_loop,
+                                last_step)
         means, first_bad, bad_terms = train_loop(iterator,
                                                  tf.constant(num_steps))
         if int(first_bad) >= 0:
@@ -182,6 +222,7 @@ class Trainer:
     (eval_outputs.PredictionSaver).
     """
     config = self.config
+    self._optimizer_state_unused()
     things = list(config.data.thing_class_ids)
     merge = postprocess.merge_fn(**factory.merge_arguments(config))
 
@@ -202,6 +243,7 @@ class Trainer:
              if predictions_dir else None)
     pictures = []
     for batch in tqdm.tqdm(dataset, desc='eval', unit='batch',
+                           total=eval_batches(dataset, config.data.eval),
                            dynamic_ncols=True):
       # The padding is excluded from the merge (stuff areas, centers).
       result = predict(batch[pipeline.IMAGE], batch[pipeline.ORIGINAL_SIZE])
@@ -258,7 +300,10 @@ class Trainer:
     for path in tf.train.checkpoints_iterator(self.model_dir,
                                               min_interval_secs=1,
                                               timeout=timeout):
-      self.checkpoint.restore(path).assert_existing_objects_matched()
+      # Evaluation only: the optimizer's state stays unrestored (see
+      # _optimizer_state_unused).
+      self.checkpoint.restore(path).assert_existing_objects_matched(
+      ).expect_partial()
       results.append(self.evaluate())
       if report:
         report(results[-1])

@@ -1,0 +1,107 @@
+"""Checks of the commands' arguments that run before TensorFlow starts.
+
+Each function checks one kind of argument with the file system alone
+(``os.path``), raises ``FileNotFoundError`` / ``FileExistsError`` /
+``ConfigError`` with one line naming the flag or config key and the path,
+and writes nothing. Paths with a scheme (``gs://...``) are left to the
+TensorFlow code that reads them. The library functions that later open the
+same paths keep their own checks: these only make the common mistakes fail
+in a fraction of a second instead of after TensorFlow and the model load.
+
+Import nothing heavy here (no TensorFlow, numpy or pdl_tf module that
+imports them): ``tests/test_cli.py`` runs every command with bad arguments
+and fails if TensorFlow was imported.
+"""
+
+import os
+
+from pdl_tf.config import ConfigError
+from pdl_tf.data import names as data_names
+
+
+class UsageError(ValueError):
+  """An argument value is out of range or contradicts another."""
+
+
+def is_remote(path):
+  """True for a URL-like path (``gs://``, ``s3://``...) that os.path cannot
+  check."""
+  return '://' in str(path)
+
+
+def existing_file(path, flag):
+  """Raises FileNotFoundError unless ``path`` is a file."""
+  if is_remote(path):
+    return path
+  if os.path.isdir(path):
+    raise FileNotFoundError(f'{flag} {path!r} is a folder, not a file.')
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'{flag} {path!r} does not exist.')
+  return path
+
+
+def existing_dir(path, flag):
+  """Raises FileNotFoundError unless ``path`` is a folder."""
+  if is_remote(path):
+    return path
+  if not path or not os.path.isdir(path):
+    what = 'is a file, not a folder' if os.path.isfile(path) else (
+        'does not exist')
+    raise FileNotFoundError(f'{flag} {path!r} {what}.')
+  return path
+
+
+def output_dir(path, flag):
+  """Raises FileExistsError if ``path`` exists and is not a folder (a new
+  or existing folder is fine; it is created later, by the work)."""
+  if path and not is_remote(path) and os.path.exists(path) and (
+      not os.path.isdir(path)):
+    raise FileExistsError(f'{flag} {path!r} is a file, not a folder; name '
+                          'a folder (it is created if missing).')
+  return path
+
+
+def checkpoint(path, flag):
+  """Raises FileNotFoundError unless ``path`` is a checkpoint prefix (its
+  ``.index`` file exists) or a folder with a ``checkpoint`` state file, as
+  ``tf.train.latest_checkpoint`` needs."""
+  if is_remote(path):
+    return path
+  if os.path.isdir(path):
+    if not os.path.isfile(os.path.join(path, 'checkpoint')):
+      raise FileNotFoundError(f'no checkpoint at {path!r} ({flag}): the '
+                              "folder has no 'checkpoint' file.")
+  elif not os.path.isfile(path + '.index'):
+    raise FileNotFoundError(f'no checkpoint at {path!r} ({flag}): neither a '
+                            f'folder nor a checkpoint prefix ({path}.index).')
+  return path
+
+
+def data_split(config, split_key):
+  """Checks ``config.<split_key>`` ('data.train' or 'data.eval') for its
+  dataset: a path that exists where the dataset needs one, scenes for the
+  synthetic dataset.
+
+  Raises:
+    FileNotFoundError: the path is empty or is not a folder.
+    ConfigError: synthetic with num_examples < 1.
+  """
+  name = config.data.dataset
+  split = getattr(config.data, split_key.split('.')[-1])
+  if name == 'synthetic' and split.num_examples < 1:
+    raise ConfigError(f"'{split_key}.num_examples' must be >= 1 for the "
+                      'synthetic dataset.')
+  if name not in data_names.PATH_OPTIONAL:
+    if not split.path:
+      raise FileNotFoundError(
+          f"'{split_key}.path' is empty: data.dataset {name!r} reads "
+          f"{split_key}.split {split.split!r} from a folder; set it, e.g. "
+          f'--params_override {split_key}.path=/data/{name}')
+    existing_dir(split.path, f"'{split_key}.path'")
+
+
+def backbone_checkpoint(config):
+  """Checks model.backbone.init_checkpoint when it is set."""
+  path = config.model.backbone.init_checkpoint
+  if path:
+    checkpoint(path, "'model.backbone.init_checkpoint'")
