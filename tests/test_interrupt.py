@@ -37,12 +37,13 @@ def checkpoint_steps(trainer):
 
 
 def checkpoint_values(path):
-  """Every value in a checkpoint (weights, optimizer slots and step) by its
-  object-graph key, except the count of saves."""
+  """Every variable in a checkpoint (weights, optimizer slots and step) by
+  its object-graph key, except the count of saves."""
   reader = tf.train.load_checkpoint(path)
   return {name: reader.get_tensor(name)
           for name in reader.get_variable_to_shape_map()
-          if not name.startswith('save_counter')}
+          if name.endswith('VARIABLE_VALUE') and  # not the graph itself
+          not name.startswith('save_counter')}
 
 
 def assert_same_values(a, b):
