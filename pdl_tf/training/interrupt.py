@@ -3,7 +3,7 @@
 While a ``StopSignals`` is entered, the first SIGINT or SIGTERM does not
 stop the process: it is recorded, and ``on_signal`` is called at once from a
 watcher thread. The training loop reads the variable that ``on_signal``
-sets before each step, so it stops after the step in flight; the trainer
+sets after each step, so it stops after the step in flight; the trainer
 then saves a checkpoint at that step (never inside a signal handler) and
 raises ``TrainingInterrupted``. A second signal acts as it would without
 this class (SIGINT raises KeyboardInterrupt, SIGTERM terminates), so a

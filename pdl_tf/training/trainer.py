@@ -89,7 +89,7 @@ class Trainer:
       self.checkpoint.restore(path).assert_existing_objects_matched()
     self._saved_step = self.step if path else None
     # Set to 1 by a signal (from a thread, while the loop runs); read by the
-    # loop before each step. Not in the checkpoint.
+    # loop between steps. Not in the checkpoint.
     with tf.device('/cpu:0'):
       self._stop_flag = tf.Variable(0, trainable=False, name='stop_flag')
 
@@ -121,7 +121,7 @@ class Trainer:
     return values
 
   def _agreed_request(self, deadline):
-    """The request all replicas (and workers) agree on before a step.
+    """The request all replicas (and workers) agree on between steps.
 
     Each reports [stop flag set, tf.timestamp() >= deadline]; the sums over
     replicas decide, so every worker of a cluster stops or saves at the
@@ -150,19 +150,19 @@ class Trainer:
         mean losses float32 [len(LOSS_NAMES)] over the steps run, the
         number of steps run, the index of the first step with a non-finite
         loss (-1: none), which terms were non-finite there (bool
-        [len(LOSS_NAMES)]), and the request seen before the last step
-        checked (STOP_REQUEST or SAVE_REQUEST if it ended the loop).
+        [len(LOSS_NAMES)]), and the request agreed after the last step
+        (NO_REQUEST, SAVE_REQUEST or STOP_REQUEST).
       """
       sums = tf.zeros([len(LOSS_NAMES)])
       first_bad = tf.constant(-1)
       bad_terms = tf.zeros([len(LOSS_NAMES)], tf.bool)
       steps = tf.constant(0)
-      request = tf.constant(NO_REQUEST)
-      for i in tf.range(num_steps):
-        request = self._agreed_request(deadline)
-        # A save only after a step, so that every loop makes progress.
-        if (request == STOP_REQUEST) | ((request == SAVE_REQUEST) & (i > 0)):
-          break
+      request = self._agreed_request(deadline)
+      # A save only after a step, so that every loop makes progress. The
+      # check is the loop condition, not an `if ... break`, which would put
+      # the step inside a tf.cond.
+      while (steps < num_steps) & (request != STOP_REQUEST) & (
+          (request != SAVE_REQUEST) | (steps == 0)):
         per_replica = self.strategy.run(step_fn, args=(next(iterator),))
         values = tf.stack([self.strategy.reduce(
             tf.distribute.ReduceOp.SUM, per_replica[name], axis=None)
@@ -170,9 +170,10 @@ class Trainer:
         finite = tf.math.is_finite(values)
         is_first = (first_bad < 0) & ~tf.reduce_all(finite)
         bad_terms = tf.where(is_first, ~finite, bad_terms)
-        first_bad = tf.where(is_first, i, first_bad)
+        first_bad = tf.where(is_first, steps, first_bad)
         sums += values
         steps += 1
+        request = self._agreed_request(deadline)
       means = sums / tf.cast(tf.maximum(steps, 1), tf.float32)
       return means, steps, first_bad, bad_terms, request
 
