@@ -22,6 +22,7 @@ Usage: python bench/bench_train.py [--cases demo r50_512x1024] [--runs 3]
 """
 
 import argparse
+import math
 import os
 import sys
 import statistics
@@ -61,11 +62,12 @@ def _seconds_per_step(trainer, dataset, steps, runs, warmup_steps):
   ``warmup_steps`` steps (in one loop, which also traces)."""
   iterator = iter(trainer.strategy.experimental_distribute_dataset(dataset))
   train_loop = trainer._make_train_loop()  # pylint: disable=protected-access
-  train_loop(iterator, tf.constant(warmup_steps))
+  no_deadline = tf.constant(math.inf, tf.float64)  # no time checkpoint
+  train_loop(iterator, tf.constant(warmup_steps), no_deadline)
   times = []
   for _ in range(runs):
     start = time.perf_counter()
-    means, _, _ = train_loop(iterator, tf.constant(steps))
+    means = train_loop(iterator, tf.constant(steps), no_deadline)[0]
     means.numpy()
     times.append((time.perf_counter() - start) / steps)
   return statistics.median(times)

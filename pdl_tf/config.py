@@ -150,7 +150,8 @@ class TrainConfig(Config):
   warmup_steps: int = 0
   poly_power: float = 0.9
   steps_per_loop: int = 100
-  checkpoint_interval: int = 1000
+  checkpoint_interval: int = 1000  # steps; checkpoints at its multiples
+  checkpoint_interval_minutes: float = 5.0  # also after this long; 0 = off
   strategy: str = 'default'
   jit_compile: bool = False
   seed: int = 0  # weight initialisation (and Python/numpy/TF global seeds)

@@ -289,6 +289,10 @@ def _check_values(config):
   _require(train.steps >= 1, 'train.steps', 'must be >= 1')
   _require(train.learning_rate > 0, 'train.learning_rate', 'must be > 0')
   _require(train.steps_per_loop >= 1, 'train.steps_per_loop', 'must be >= 1')
+  _require(train.checkpoint_interval >= 1, 'train.checkpoint_interval',
+           'must be >= 1')
+  _require(train.checkpoint_interval_minutes >= 0,
+           'train.checkpoint_interval_minutes', 'must be >= 0 (0 = off)')
   _require(len(config.export.input_size) == 2 and
            min(config.export.input_size) > 0, 'export.input_size',
            'must be [height, width] > 0')

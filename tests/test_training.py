@@ -166,11 +166,11 @@ def test_mirrored_two_replicas_match_one_device(tmp_path):
                                                 rel=1e-4), name
 
 
-def _loops(resumed_at, steps_per_loop, last_step):
+def _loops(resumed_at, steps_per_loop, last_step, checkpoint_interval=1000):
   sizes, step = [], resumed_at
   while step < last_step:
     sizes.append(trainer_lib._loop_steps(  # pylint: disable=protected-access
-        step, resumed_at, steps_per_loop, last_step))
+        step, resumed_at, steps_per_loop, checkpoint_interval, last_step))
     step += sizes[-1]
   return sizes
 
@@ -182,6 +182,9 @@ def test_first_loop_is_one_step_then_loops_end_on_multiples():
   assert _loops(299, 50, 500) == [1, 50, 50, 50, 50]
   assert _loops(300, 50, 500) == [1, 49, 50, 50, 50]
   assert _loops(0, 1, 3) == [1, 1, 1]
+  # Loops also end where a checkpoint is due (issue 17 item 7).
+  assert _loops(0, 50, 130, checkpoint_interval=30) == [1, 29, 20, 10, 30,
+                                                       10, 20, 10]
 
 
 def test_eval_bar_total():

@@ -62,6 +62,7 @@ def main(args):
   config, model_dir = check(args)
   # pylint: disable=g-import-not-at-top
   from pdl_tf import config_io
+  from pdl_tf.training import interrupt
   from pdl_tf.training import strategy as strategy_lib
   from pdl_tf.training import trainer as trainer_lib
   # pylint: enable=g-import-not-at-top
@@ -77,6 +78,9 @@ def main(args):
     except trainer_lib.NonFiniteLossError as e:
       print(f'pdl-train: error: {e}', file=sys.stderr)
       return 1
+    except interrupt.TrainingInterrupted as e:  # Ctrl-C, SIGTERM
+      print(f'pdl-train: {e}', file=sys.stderr)
+      return interrupt.exit_code(e)
     print(f'trained to step {trainer.step}; checkpoint '
           f'{trainer.manager.latest_checkpoint}')
   if args.mode == 'continuous_eval':

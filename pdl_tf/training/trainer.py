@@ -2,17 +2,21 @@
 
 Steps run ``train.steps_per_loop`` at a time inside one tf.function; after
 each loop the host checks the losses (a non-finite loss stops training with
-the step and the term named; it is never zeroed), logs, and saves a
-checkpoint every ``train.checkpoint_interval`` steps. A new Trainer on the
-same model_dir resumes from the latest checkpoint and skips the batches
-already seen, so without dropout a resumed run ends with the same weights as
-an uninterrupted one (dropout masks come from stateful random ops that a
-checkpoint does not capture, so with dropout it ends statistically alike,
-not identical).
+the step and the term named; it is never zeroed) and logs. Checkpoints are
+saved at every multiple of ``train.checkpoint_interval`` (loops are cut to
+end there), when ``train.checkpoint_interval_minutes`` have passed since the
+last one, at the last step, and on Ctrl-C or SIGTERM (interrupt.py): the
+loop stops after the step in flight, the trainer saves that step and raises
+``interrupt.TrainingInterrupted``. A new Trainer on the same model_dir
+resumes from the latest checkpoint and skips the batches already seen, so
+it ends with the same weights as an uninterrupted run (the dropout masks
+depend on a call count saved in the checkpoint: model.layers).
 """
 
 import json
+import math
 import os
+import time
 
 import tensorflow as tf
 import tf_keras
@@ -29,20 +33,28 @@ from pdl_tf.evaluation import StreamingPanopticQuality
 from pdl_tf.evaluation.mask_ap import StreamingMaskAP
 from pdl_tf.model import factory
 from pdl_tf.training import eval_outputs
+from pdl_tf.training import interrupt
 from pdl_tf.training import optimizer as optimizer_lib
 from pdl_tf.training import strategy as strategy_lib
 
 METRICS_FILE = 'metrics.json'
 LOSS_NAMES = keys.LOSS_TERMS + (keys.TOTAL_LOSS,)
+# Why a loop of steps ended early (the last value returned by train_loop).
+NO_REQUEST, SAVE_REQUEST, STOP_REQUEST = 0, 1, 2
 
 
-def _loop_steps(start, resumed_at, steps_per_loop, last_step):
+def _loop_steps(start, resumed_at, steps_per_loop, checkpoint_interval,
+                last_step):
   """Steps of the next loop: one first, so that the progress bar moves as
   soon as the step is built, then up to the next multiple of
-  ``steps_per_loop`` (loops end where an uninterrupted run's end)."""
+  ``steps_per_loop`` or of ``checkpoint_interval`` (where a checkpoint is
+  due), or ``last_step``, whichever comes first (loops end where an
+  uninterrupted run's end)."""
   if start == resumed_at:
     return 1
-  return min(steps_per_loop - start % steps_per_loop, last_step - start)
+  next_checkpoint = (start // checkpoint_interval + 1) * checkpoint_interval
+  return min(steps_per_loop - start % steps_per_loop, last_step - start,
+             next_checkpoint - start)
 
 
 def eval_batches(dataset, split):
@@ -92,10 +104,10 @@ class Trainer:
           use_float16=config.model.precision == 'mixed_float16')
     self.checkpoint = tf.train.Checkpoint(model=self.model,
                                           optimizer=self.optimizer)
+    # No checkpoint_interval here: its count starts at the first save
+    # (steps 50, 300, 500 for an interval of 250); train() decides.
     self.manager = tf.train.CheckpointManager(
-        self.checkpoint, self.write_dir, max_to_keep=3,
-        step_counter=self.optimizer.iterations,
-        checkpoint_interval=config.train.checkpoint_interval)
+        self.checkpoint, self.write_dir, max_to_keep=3)
     path = tf.train.latest_checkpoint(model_dir)  # the chief's
     if checkpoint:
       path = factory.resolve_checkpoint(checkpoint)
@@ -106,6 +118,11 @@ class Trainer:
     if path:
       self._restored = self.checkpoint.restore(path)
       self._restored.assert_existing_objects_matched()
+    self._saved_step = self.step if path else None
+    # Set to 1 by a signal (from a thread, while the loop runs); read by the
+    # loop between steps. Not in the checkpoint.
+    with tf.device('/cpu:0'):
+      self._stop_flag = tf.Variable(0, trainable=False, name='stop_flag')
 
   @property
   def step(self):
@@ -134,16 +151,49 @@ class Trainer:
     self.optimizer.apply_gradients(zip(gradients, variables))
     return values
 
+  def _agreed_request(self, deadline):
+    """The request all replicas (and workers) agree on between steps.
+
+    Each reports [stop flag set, tf.timestamp() >= deadline]; the sums over
+    replicas decide, so every worker of a cluster stops or saves at the
+    same step even when only one received the signal.
+
+    Returns:
+      int32 scalar: STOP_REQUEST, SAVE_REQUEST or NO_REQUEST.
+    """
+    local = tf.cast(tf.stack([self._stop_flag.read_value() > 0,
+                              tf.timestamp() >= deadline]), tf.float32)
+    votes = self.strategy.reduce(
+        tf.distribute.ReduceOp.SUM,
+        self.strategy.run(tf.identity, args=(local,)), axis=None)
+    return tf.where(votes[0] > 0, STOP_REQUEST,
+                    tf.where(votes[1] > 0, SAVE_REQUEST, NO_REQUEST))
+
   def _make_train_loop(self):
     step_fn = tf.function(self._step_fn,
                           jit_compile=self.config.train.jit_compile)
 
     @tf.function
-    def train_loop(iterator, num_steps):
+    def train_loop(iterator, num_steps, deadline):
+      """Runs up to ``num_steps`` steps, fewer on a stop or save request.
+
+      Returns:
+        mean losses float32 [len(LOSS_NAMES)] over the steps run, the
+        number of steps run, the index of the first step with a non-finite
+        loss (-1: none), which terms were non-finite there (bool
+        [len(LOSS_NAMES)]), and the request agreed after the last step
+        (NO_REQUEST, SAVE_REQUEST or STOP_REQUEST).
+      """
       sums = tf.zeros([len(LOSS_NAMES)])
       first_bad = tf.constant(-1)
       bad_terms = tf.zeros([len(LOSS_NAMES)], tf.bool)
-      for i in tf.range(num_steps):
+      steps = tf.constant(0)
+      request = self._agreed_request(deadline)
+      # A save only after a step, so that every loop makes progress. The
+      # check is the loop condition, not an `if ... break`, which would put
+      # the step inside a tf.cond.
+      while (steps < num_steps) & (request != STOP_REQUEST) & (
+          (request != SAVE_REQUEST) | (steps == 0)):
         per_replica = self.strategy.run(step_fn, args=(next(iterator),))
         values = tf.stack([self.strategy.reduce(
             tf.distribute.ReduceOp.SUM, per_replica[name], axis=None)
@@ -151,9 +201,12 @@ class Trainer:
         finite = tf.math.is_finite(values)
         is_first = (first_bad < 0) & ~tf.reduce_all(finite)
         bad_terms = tf.where(is_first, ~finite, bad_terms)
-        first_bad = tf.where(is_first, i, first_bad)
+        first_bad = tf.where(is_first, steps, first_bad)
         sums += values
-      return sums / tf.cast(num_steps, tf.float32), first_bad, bad_terms
+        steps += 1
+        request = self._agreed_request(deadline)
+      means = sums / tf.cast(tf.maximum(steps, 1), tf.float32)
+      return means, steps, first_bad, bad_terms, request
 
     return train_loop
 
@@ -166,11 +219,25 @@ class Trainer:
     if self._restored is not None:
       self._restored.expect_partial()
 
+  def _save(self):
+    """Saves a checkpoint at the current step unless one exists; returns
+    the latest checkpoint's path."""
+    if self._saved_step != self.step:
+      self.manager.save(checkpoint_number=self.step)
+      self._saved_step = self.step
+    return self.manager.latest_checkpoint
+
   def train(self, until_step=None):
     """Trains up to train.steps (or ``until_step``, e.g. to simulate a stop).
 
     Returns:
       dict of the mean losses of the last loop of steps.
+
+    Raises:
+      NonFiniteLossError: a loss became NaN or Inf.
+      interrupt.TrainingInterrupted: SIGINT or SIGTERM arrived (here or, in
+        a cluster, on another worker); a checkpoint at the step reached was
+        saved first.
     """
     config = self.config.train
     last_step = min(until_step or config.steps, config.steps)
@@ -185,33 +252,52 @@ class Trainer:
     train_loop = self._make_train_loop()
     writer = tf.summary.create_file_writer(os.path.join(self.write_dir,
                                                         'train'))
-    mean = {}
-    with tqdm.tqdm(total=config.steps, initial=self.step, unit='step',
-                   dynamic_ncols=True) as progress:
+    minutes = config.checkpoint_interval_minutes
+    mean, request = {}, NO_REQUEST
+    self._stop_flag.assign(0)
+    signals = interrupt.StopSignals(lambda: self._stop_flag.assign(1))
+    with signals, tqdm.tqdm(total=config.steps, initial=self.step,
+                            unit='step', dynamic_ncols=True) as progress:
       progress.set_postfix_str('building the training step')
-      while self.step < last_step:
+      saved_time = time.time()
+      while self.step < last_step and request != STOP_REQUEST:
         start = self.step
-        num_steps = _loop_steps(start, resumed_at, config.steps_per_loop,
-                                last_step)
-        means, first_bad, bad_terms = train_loop(iterator,
-                                                 tf.constant(num_steps))
+        if signals.signal_name:  # normally set already by the watcher
+          self._stop_flag.assign(1)
+        deadline = saved_time + 60 * minutes if minutes else math.inf
+        means, steps, first_bad, bad_terms, request = train_loop(
+            iterator, tf.constant(_loop_steps(
+                start, resumed_at, config.steps_per_loop,
+                config.checkpoint_interval, last_step)),
+            tf.constant(deadline, tf.float64))
+        request = int(request)
         if int(first_bad) >= 0:
           terms = [n for n, bad in zip(LOSS_NAMES, bad_terms.numpy()) if bad]
           raise NonFiniteLossError(
               f'non-finite loss at step {start + int(first_bad) + 1}: '
               f'{", ".join(terms)} became NaN or Inf. Training stopped; the '
               f'last checkpoint is {self.manager.latest_checkpoint}.')
-        mean = dict(zip(LOSS_NAMES, means.numpy().tolist()))
-        with writer.as_default(step=self.step):
-          for name, value in mean.items():
-            tf.summary.scalar(f'loss/{name}', value)
-          tf.summary.scalar('learning_rate', self.learning_rate(self.step))
-        progress.update(self.step - start)
-        progress.set_postfix({n.replace('_loss', ''): f'{v:.4f}'
-                              for n, v in mean.items()})
-        self.manager.save(checkpoint_number=self.step,
-                          check_interval=self.step < last_step)
+        if int(steps):
+          mean = dict(zip(LOSS_NAMES, means.numpy().tolist()))
+          self._log(writer, progress, start, mean)
+        if (request != NO_REQUEST or self.step == last_step or
+            self.step % config.checkpoint_interval == 0):
+          self._save()
+          saved_time = time.time()
+      if request == STOP_REQUEST or signals.signal_name:
+        raise interrupt.TrainingInterrupted(signals.signal_name, self.step,
+                                            self._save())
     return mean
+
+  def _log(self, writer, progress, start, mean):
+    """Losses and learning rate to TensorBoard and the progress bar."""
+    with writer.as_default(step=self.step):
+      for name, value in mean.items():
+        tf.summary.scalar(f'loss/{name}', value)
+      tf.summary.scalar('learning_rate', self.learning_rate(self.step))
+    progress.update(self.step - start)
+    progress.set_postfix({n.replace('_loss', ''): f'{v:.4f}'
+                          for n, v in mean.items()})
 
   def evaluate(self, num_images=3, predictions_dir=None):
     """PQ / SQ / RQ (All, Things, Stuff), mIoU and mask AP on the eval split.
