@@ -212,8 +212,10 @@ def test_tfds_synthetic_builder_is_deterministic(tmp_path):
   assert sorted(first) == [0, 1, 2, 3]
 
 
-def tfds_coco_examples(drop_segment=False):
-  """The COCO sample as TFDS's coco/2017_panoptic examples."""
+def tfds_coco_examples(drop_segment=False, encoded=False):
+  """The COCO sample as TFDS's coco/2017_panoptic examples; with
+  ``encoded``, the image is the file's bytes (TFDS stores the original
+  file; a SkipDecoding decoder returns it)."""
   sample = require_coco_sample()
   data = json.loads((sample / 'panoptic_examples.json').read_text())
   index = {c['id']: i for i, c in enumerate(tfds_coco.coco_categories())}
@@ -222,9 +224,11 @@ def tfds_coco_examples(drop_segment=False):
     png = annotation['file_name']
     with Image.open(sample / 'panoptic_examples' / png) as label:
       panoptic_image = np.asarray(label.convert('RGB'))
-    with Image.open(sample / 'input_images' / png.replace('.png',
-                                                          '.jpg')) as image:
+    image_path = sample / 'input_images' / png.replace('.png', '.jpg')
+    with Image.open(image_path) as image:
       image = np.asarray(image.convert('RGB'))
+    if encoded:
+      image = image_path.read_bytes()
     yield {
         'image': image, 'image/filename': png.replace('.png', '.jpg'),
         'image/id': annotation['image_id'],
@@ -240,11 +244,15 @@ def tfds_coco_examples(drop_segment=False):
 
 
 def mock_coco(drop_segment=False):
-  def as_dataset(self, *args, **kwargs):
+  def as_dataset(self, *args, decoders=None, **kwargs):
     del args, kwargs
+    spec = self.info.features.get_tensor_spec()
+    encoded = bool(decoders and 'image' in decoders)
+    if encoded:
+      spec = dict(spec, image=tf.TensorSpec([], tf.string))
     return tf.data.Dataset.from_generator(
-        lambda: tfds_coco_examples(drop_segment),
-        output_signature=self.info.features.get_tensor_spec())
+        lambda: tfds_coco_examples(drop_segment, encoded),
+        output_signature=spec)
   return tfds.testing.mock_data(as_dataset_fn=as_dataset)
 
 
