@@ -57,7 +57,11 @@ def child(kind, model, image_path):
   import gc  # pylint: disable=g-import-not-at-top
   from pdl_tf import cpu_runtime  # pylint: disable=g-import-not-at-top
   cpu_runtime.apply()
-  from pdl_tf.serving import backends  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  from pdl_tf.data import image_decode
+  from pdl_tf.serving import backends
+  # pylint: enable=g-import-not-at-top
   backend = (backends.SavedModelBackend(model) if kind == 'savedmodel'
              else backends.TFLiteBackend(model, max_image_pixels=0))
   backend.predict(_png(64, 64))
@@ -70,8 +74,8 @@ def child(kind, model, image_path):
   error = None
   try:
     backend.predict(contents)
-  except Exception as e:  # pylint: disable=broad-except
-    error = str(e).strip().splitlines()[-2 if '[[' in str(e) else -1][:120]
+  except tf.errors.OpError as e:
+    error = image_decode.graph_message(e)[:120]
   print(json.dumps({'before': before, 'peak': _status('VmHWM'),
                     'error': error}))
 
@@ -93,17 +97,30 @@ def _export(folder):
                                           input_size=input_size))
   merge_arguments = factory.merge_arguments(config)
   paths = {}
-  for name, limit in (('unlimited', 0), ('default', None)):
-    extra = {} if limit is None else {'max_image_pixels': limit}
+  for name, limit in (('unlimited', 10**12),
+                      ('default', config.export.max_image_pixels)):
+    config.override({'export': {'max_image_pixels': limit}})
     module = serving_module.PanopticServingModule(
         model, input_size=input_size, merge_arguments=merge_arguments,
-        **extra)
+        max_image_pixels=limit)
     paths[name] = saved_model.export_saved_model(
         module, os.path.join(folder, name), 1, config)
   paths['tflite'] = os.path.join(folder, 'model.tflite')
   with open(paths['tflite'], 'wb') as f:
     f.write(tflite.convert(model, input_size, merge_arguments))
   return paths
+
+
+def _predict_command(model, image_path, output):
+  """Peak RSS (bytes) of a whole ``pdl-predict`` process on one image."""
+  process = subprocess.Popen(
+      [sys.executable, '-m', 'pdl_tf.cli.predict', image_path,
+       '--saved_model', model, '--output', output],
+      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+  _, status, usage = os.wait4(process.pid, 0)
+  error = process.stderr.read().decode().strip().splitlines()
+  process.returncode = os.waitstatus_to_exitcode(status)
+  return usage.ru_maxrss * 1024, error[-1][:100] if status else None
 
 
 def _run(kind, model, image_path):
@@ -116,7 +133,8 @@ def _run(kind, model, image_path):
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--sizes', nargs='+', default=[
-      '1000x1000', '2000x2000', '4000x4000', '6000x6000', '8000x8000'])
+      '100x100', '1000x1000', '2000x2000', '4000x4000', '6000x6000',
+      '8000x8000'])
   parser.add_argument('--child', nargs=3, help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child:
@@ -126,8 +144,9 @@ def main():
   with tempfile.TemporaryDirectory() as folder:
     paths = _export(folder)
     print(f'default limit: {image_decode.MAX_IMAGE_PIXELS} pixels')
-    print('| image | megapixels | PNG | SavedModel adds | TFLite adds |')
-    print('| --- | --- | --- | --- | --- |')
+    print('| image | megapixels | PNG | SavedModel adds | TFLite adds | '
+          'pdl-predict peak RSS |')
+    print('| --- | --- | --- | --- | --- | --- |')
     image_path = None
     for size in args.sizes:
       height, width = (int(v) for v in size.split('x'))
@@ -141,13 +160,18 @@ def main():
         result = _run(kind, model, image_path)
         cells.append(f'{(result["peak"] - result["before"]) / 2**30:.2f} GiB'
                      + (f' ({result["error"]})' if result['error'] else ''))
+      peak, _ = _predict_command(paths['unlimited'], image_path,
+                                 os.path.join(folder, 'out'))
       print(f'| {size} | {height * width / 1e6:.1f} | '
-            f'{len(contents) / 2**20:.1f} MiB | {cells[0]} | {cells[1]} |',
-            flush=True)
+            f'{len(contents) / 2**20:.1f} MiB | {cells[0]} | {cells[1]} | '
+            f'{peak / 2**30:.2f} GiB |', flush=True)
     result = _run('savedmodel', paths['default'], image_path)
-    print(f'\nSavedModel with the default limit, {args.sizes[-1]}: adds '
-          f'{(result["peak"] - result["before"]) / 2**20:.0f} MiB; '
-          f'error: {result["error"]}')
+    peak, error = _predict_command(paths['default'], image_path,
+                                   os.path.join(folder, 'out'))
+    print(f'\nDefault limit, {args.sizes[-1]}: the SavedModel call adds '
+          f'{(result["peak"] - result["before"]) / 2**20:.0f} MiB and fails '
+          f'with: {result["error"]}\npdl-predict: peak RSS '
+          f'{peak / 2**30:.2f} GiB, stderr: {error}')
 
 
 if __name__ == '__main__':

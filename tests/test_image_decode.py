@@ -3,6 +3,7 @@ image_header.py) against PIL: pixels, EXIF orientation, header sizes, the
 reasons of bad files, and the label rule for oriented images."""
 
 import io
+import shutil
 import struct
 import zlib
 
@@ -13,9 +14,13 @@ from PIL import Image
 from PIL import ImageOps
 
 from helpers import require_coco_sample
+from pdl_tf.data import coco_panoptic
 from pdl_tf.data import exif
 from pdl_tf.data import image_decode
 from pdl_tf.data import image_header
+from pdl_tf.data import tfrecords
+from pdl_tf.panoptic_format import id_map_to_rgb
+from pdl_tf.panoptic_format import read_id_map
 
 
 def scene(height=37, width=53, seed=0):
@@ -146,7 +151,7 @@ def test_orient_is_the_inverse_of_each_stored_frame():
     np.testing.assert_array_equal(exif.orient(stored, value), want)
 
 
-def _png_header_only(width, height):
+def png_header_only(width, height):
   """A PNG signature and IHDR claiming width x height, then IEND: no
   pixels at all."""
   def chunk(kind, data):
@@ -164,7 +169,7 @@ def test_bad_bytes_are_named_with_their_reason_first():
            (good_jpeg[:len(good_jpeg) // 2], 'truncated'),
            (good_png[:len(good_png) // 2], 'truncated'),
            (good_png[:100] + b'\x00' * 50 + good_png[150:], 'corrupt'),
-           (_png_header_only(60000, 60000), 'too large')]
+           (png_header_only(60000, 60000), 'too large')]
   for contents, reason in cases:
     with pytest.raises(image_decode.ImageDecodeError) as error:
       image_decode.decode_bytes(contents, 'dir/a_bad.jpg', max_pixels=10**8)
@@ -177,7 +182,7 @@ def test_bad_bytes_are_named_with_their_reason_first():
 def test_too_large_is_refused_from_the_header_before_decoding():
   # The header claims 60000 x 60000 (10.8 GB of pixels); the refusal comes
   # from the header, so the decoder never sees the (absent) pixels.
-  contents = tf.constant(_png_header_only(60000, 60000))
+  contents = tf.constant(png_header_only(60000, 60000))
   with pytest.raises(tf.errors.InvalidArgumentError,
                      match='too large: the encoded image is 60000 x 60000'):
     image_decode.decode_image(contents, 10**8)
@@ -214,3 +219,56 @@ def test_labels_of_oriented_images_follow_the_documented_rule():
   other = np.arange(20, dtype=np.int32).reshape(4, 5)
   np.testing.assert_array_equal(
       image_decode.upright_label_array(other, 6, (3, 2)), other)
+
+
+def _coco_copy(tmp_path):
+  """A writable copy of the COCO sample: (json, images, pngs) paths."""
+  sample = require_coco_sample()
+  root = tmp_path / 'coco'
+  shutil.copytree(sample, root)
+  return (root / 'panoptic_examples.json', root / 'input_images',
+          root / 'panoptic_examples')
+
+
+def _read(json_file, images, pngs, name):
+  _, examples = coco_panoptic.read_coco_panoptic(str(json_file), str(images),
+                                                 str(pngs))
+  return next(e for e in examples if e.file_name == name)
+
+
+def test_coco_reader_turns_an_oriented_image_and_its_label(tmp_path):
+  json_file, images, pngs = _coco_copy(tmp_path)
+  name = '000000142238.jpg'
+  before = _read(json_file, images, pngs, name)
+  # The same photo as a phone stores it: pixels sideways, tag 6.
+  sideways = np.rot90(before.image, k=1)  # 90 counter-clockwise
+  contents = encode(sideways, 'JPEG', 6, quality=95)
+  (images / name).write_bytes(contents)
+  # 1. Label in the stored (sideways) frame, as the JSON's width/height
+  # and panopticapi have it: turned with the image.
+  png = pngs / name.replace('.jpg', '.png')
+  ids = read_id_map(str(png))
+  Image.fromarray(id_map_to_rgb(np.rot90(ids, k=1))).save(png)
+  example = _read(json_file, images, pngs, name)
+  np.testing.assert_array_equal(example.image, pil_upright(contents))
+  np.testing.assert_array_equal(example.panoptic, before.panoptic)
+  # 2. Label already upright (drawn in a viewer that applied the tag): kept.
+  Image.fromarray(id_map_to_rgb(ids)).save(png)
+  example = _read(json_file, images, pngs, name)
+  np.testing.assert_array_equal(example.panoptic, before.panoptic)
+  # 3. A label of neither size: the error names both frames.
+  Image.fromarray(id_map_to_rgb(ids[:400])).save(png)
+  with pytest.raises(ValueError, match=(
+      r'000000142238.png is 640x400 but its image .*000000142238.jpg is '
+      r'640x427 upright \(stored as 427x640 with EXIF orientation 6\)')):
+    _read(json_file, images, pngs, name)
+
+
+def test_tfrecord_jpeg_images_decode_like_pil():
+  image = scene(45, 61)
+  record = tfrecords.serialize_example(
+      image, np.zeros(image.shape[:2], np.int32), 'x.jpg', 'jpeg')
+  encoded = tf.train.Example.FromString(record).features.feature[
+      'image/encoded'].bytes_list.value[0]
+  decoded, _, _ = tfrecords.decode_example(tf.constant(record))
+  np.testing.assert_array_equal(decoded.numpy(), pil_upright(encoded))

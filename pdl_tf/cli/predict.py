@@ -127,7 +127,10 @@ def _failure_line(path, error):
     return f'model error: {path}: {image_decode.graph_message(error)}'
   if isinstance(error, OSError):
     return f'unreadable: {path}: {error.strerror or error}'
-  return str(error).strip().splitlines()[0]
+  first_line = str(error).strip().splitlines()[0]
+  if isinstance(error, ValueError):  # already 'model output: PATH: ...'
+    return first_line
+  return f'server error: {path}: {first_line}'
 
 
 def main(args):

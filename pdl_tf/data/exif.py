@@ -24,53 +24,9 @@ from pdl_tf.data import image_header
 
 ORIENTATION_TAG = 0x0112
 _EXIF_HEADER = b'Exif\x00\x00'
-# Bounds on the walks over segments/chunks and on the EXIF bytes read: the
-# tag sits in the first directory, at the start of the EXIF block.
-_MAX_STEPS = 256
+# Bound on the EXIF bytes read: the tag sits in the first directory, at the
+# start of the EXIF block.
 _MAX_EXIF_BYTES = 1 << 16
-
-
-def _walk(contents, start, step):
-  """Walks segments/chunks from ``start`` until ``step`` finds the EXIF
-  block or stops.
-
-  ``step(position)`` returns (next position, EXIF start or -1, EXIF size,
-  stop); returns int32 (EXIF start or -1, EXIF size).
-  """
-  length = tf.strings.length(contents)
-
-  def cond(position, found, _, steps):
-    return (steps < _MAX_STEPS) & (found < 0) & (position + 8 <= length)
-
-  def body(position, _, __, steps):
-    next_position, found, size, stop = step(position)
-    next_position = tf.where(stop | (next_position <= position), length,
-                             next_position)
-    return next_position, found, size, steps + 1
-
-  _, found, size, _ = tf.while_loop(
-      cond, body, (tf.constant(start), tf.constant(-1), tf.constant(0),
-                   tf.constant(0)))
-  return found, size
-
-
-def _jpeg_step(contents):
-  """JPEG markers: FF xx, then (but for RSTn, TEM, fill bytes) a
-  big-endian length that counts itself; APP1 = FF E1; the walk stops at
-  the start of scan (FF DA) or end of image (FF D9)."""
-  def step(position):
-    head = image_header.bytes_at(contents, position, 4)
-    marker, size = head[1], head[2] * 256 + head[3]
-    fill = marker == 0xFF
-    standalone = (marker == 0x01) | ((marker >= 0xD0) & (marker <= 0xD7))
-    stop = (head[0] != 0xFF) | (marker == 0xDA) | (marker == 0xD9)
-    is_exif = (marker == 0xE1) & (
-        image_header.text_at(contents, position + 4, 6) == _EXIF_HEADER)
-    next_position = tf.where(fill, position + 1, tf.where(
-        standalone, position + 2, position + 2 + size))
-    return (next_position, tf.where(is_exif, position + 10, -1),
-            size - 8, stop)
-  return step
 
 
 def _png_step(contents):
@@ -103,13 +59,20 @@ def _exif_block(contents):
   contents = tf.convert_to_tensor(contents, tf.string)
   formats = image_header.formats(contents)
   none = lambda: (tf.constant(-1), tf.constant(0))
+
+  def jpeg():  # APP1 (FF E1) segment starting "Exif\0\0"
+    is_exif = lambda marker, position: (marker == 0xE1) & (
+        image_header.text_at(contents, position + 4, 6) == _EXIF_HEADER)
+    found, size = image_header.walk(
+        contents, 2, image_header.jpeg_step(contents, is_exif))
+    return tf.where(found >= 0, found + 10, -1), size - 8
+
   start, size = tf.case([
-      (formats[image_header.JPEG],
-       lambda: _walk(contents, 2, _jpeg_step(contents))),
+      (formats[image_header.JPEG], jpeg),
       (formats[image_header.PNG],
-       lambda: _walk(contents, 8, _png_step(contents))),
+       lambda: image_header.walk(contents, 8, _png_step(contents))),
       (formats[image_header.WEBP],
-       lambda: _walk(contents, 12, _webp_step(contents)))],
+       lambda: image_header.walk(contents, 12, _webp_step(contents)))],
                         default=none)
   # Some writers keep the JPEG "Exif\0\0" header in PNG and WebP chunks.
   prefixed = (start >= 0) & (

@@ -101,11 +101,11 @@ def decode_with_orientation(contents, max_pixels=0):
     truncated data.
   """
   contents = tf.convert_to_tensor(contents, tf.string)
-  known = image_header.known_format(contents)
-  checks = [
-      tf.debugging.Assert(tf.strings.length(contents) > 0, ['empty file']),
-      tf.debugging.Assert(known, [
-          'not an image: the bytes are not JPEG, PNG, GIF, BMP or WebP'])]
+  checks = [tf.debugging.Assert(tf.strings.length(contents) > 0,
+                                ['empty file'])]
+  with tf.control_dependencies(checks):  # in this order
+    checks = [tf.debugging.Assert(image_header.known_format(contents), [
+        'not an image: the bytes are not JPEG, PNG, GIF, BMP or WebP'])]
   with tf.control_dependencies(checks):
     header = image_header.stored_size(contents)
     checks = [too_large_check(header, max_pixels, 'the encoded image')]
@@ -169,6 +169,11 @@ def decode_bytes(contents, name, max_pixels=0):
     raise ImageDecodeError(
         'not an image', name, f'it starts with {contents[:12]!r}, not with '
         'the signature of a JPEG, PNG, GIF, BMP or WebP file')
+  if kind == image_header.JPEG and image_header.is_truncated(contents, kind):
+    # Certain to fail; not decoded, as libjpeg would also print to stderr.
+    raise ImageDecodeError(
+        'truncated', name, f'the JPEG data ends before its end-of-image '
+        f'marker ({len(contents)} bytes)')
   try:
     image, value = _decode_function(tf.constant(contents),
                                     tf.constant(max_pixels, tf.int64))
