@@ -272,3 +272,14 @@ def test_tfrecord_jpeg_images_decode_like_pil():
       'image/encoded'].bytes_list.value[0]
   decoded, _, _ = tfrecords.decode_example(tf.constant(record))
   np.testing.assert_array_equal(decoded.numpy(), pil_upright(encoded))
+
+
+def test_max_image_pixels_is_a_checked_config_key():
+  from pdl_tf import config_io  # pylint: disable=g-import-not-at-top
+  from pdl_tf.config import ConfigError  # pylint: disable=g-import-not-at-top
+  config = config_io.load_config('demo', [], [])
+  assert config.export.max_image_pixels == image_decode.MAX_IMAGE_PIXELS
+  assert config_io.load_config('demo', [], [
+      'export.max_image_pixels=100']).export.max_image_pixels == 100
+  with pytest.raises(ConfigError, match="'export.max_image_pixels' must be"):
+    config_io.load_config('demo', [], ['export.max_image_pixels=0'])
