@@ -157,11 +157,19 @@ class TrainConfig(Config):
   seed: int = 0  # weight initialisation (and Python/numpy/TF global seeds)
 
 
+# The largest image (height x width) an export accepts by default: 40
+# megapixels (8000x5000, a 7296x5472 phone photo). The memory of one request
+# grows with its pixels; figures in bench/README.md.
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+
+
 @dataclasses.dataclass
 class ExportConfig(Config):
-  """Export: fixed input size for TFLite, XLA for the merge."""
+  """Export: fixed input size for TFLite, XLA for the merge, the largest
+  image a request may hold (refused from its header above)."""
   input_size: Tuple[int, ...] = (1025, 2049)
   jit_compile_merge: bool = True
+  max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
 
 
 @dataclasses.dataclass

@@ -296,6 +296,8 @@ def _check_values(config):
   _require(len(config.export.input_size) == 2 and
            min(config.export.input_size) > 0, 'export.input_size',
            'must be [height, width] > 0')
+  _require(config.export.max_image_pixels >= 1, 'export.max_image_pixels',
+           'must be >= 1')
   stride = model.backbone.output_stride
   _require(all(size % stride in (0, 1) for size in config.export.input_size),
            'export.input_size', f'must be multiples of the output stride '

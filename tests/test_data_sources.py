@@ -212,9 +212,11 @@ def test_tfds_synthetic_builder_is_deterministic(tmp_path):
   assert sorted(first) == [0, 1, 2, 3]
 
 
-def tfds_coco_examples(sample, drop_segment=False):
+def tfds_coco_examples(sample, drop_segment=False, encoded=False):
   """The COCO sample (folder ``sample``) as TFDS's coco/2017_panoptic
-  examples. Runs inside a tf.data generator: no pytest.skip/fail here."""
+  examples; with ``encoded``, the image is the file's bytes (TFDS stores the
+  original file; a SkipDecoding decoder returns it). Runs inside a tf.data
+  generator: no pytest.skip/fail here."""
   data = json.loads((sample / 'panoptic_examples.json').read_text())
   index = {c['id']: i for i, c in enumerate(tfds_coco.coco_categories())}
   for annotation in data['annotations']:
@@ -222,9 +224,11 @@ def tfds_coco_examples(sample, drop_segment=False):
     png = annotation['file_name']
     with Image.open(sample / 'panoptic_examples' / png) as label:
       panoptic_image = np.asarray(label.convert('RGB'))
-    with Image.open(sample / 'input_images' / png.replace('.png',
-                                                          '.jpg')) as image:
+    image_path = sample / 'input_images' / png.replace('.png', '.jpg')
+    with Image.open(image_path) as image:
       image = np.asarray(image.convert('RGB'))
+    if encoded:
+      image = image_path.read_bytes()
     yield {
         'image': image, 'image/filename': png.replace('.png', '.jpg'),
         'image/id': annotation['image_id'],
@@ -242,11 +246,15 @@ def tfds_coco_examples(sample, drop_segment=False):
 def mock_coco(drop_segment=False):
   sample = require_coco_sample()  # here, not in the generator
 
-  def as_dataset(self, *args, **kwargs):
+  def as_dataset(self, *args, decoders=None, **kwargs):
     del args, kwargs
+    spec = self.info.features.get_tensor_spec()
+    encoded = bool(decoders and 'image' in decoders)
+    if encoded:
+      spec = dict(spec, image=tf.TensorSpec([], tf.string))
     return tf.data.Dataset.from_generator(
-        lambda: tfds_coco_examples(sample, drop_segment),
-        output_signature=self.info.features.get_tensor_spec())
+        lambda: tfds_coco_examples(sample, drop_segment, encoded),
+        output_signature=spec)
   return tfds.testing.mock_data(as_dataset_fn=as_dataset)
 
 

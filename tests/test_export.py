@@ -22,6 +22,8 @@ from pdl_tf.cli import export as export_cli
 from pdl_tf.export import image_fit
 from pdl_tf.model import factory
 from pdl_tf.serving import backends
+from test_image_decode import encode
+from test_image_decode import pil_upright
 
 OVERRIDE = SMALL_DEMO + ',export.input_size=[64,64]'
 INPUT = (64, 64)
@@ -200,3 +202,21 @@ def test_export_refuses_to_overwrite_and_names_missing_checkpoint(
   assert common.run(export_cli.main, base + [
       '--checkpoint', '/nonexistent/ckpt', '--version', '2'], parser) == 2
   assert "no checkpoint at '/nonexistent/ckpt'" in capsys.readouterr().err
+
+
+def test_tflite_backend_decodes_like_the_saved_model(exported):
+  """pdl-predict's TFLite path decodes with the same function: EXIF
+  orientation honoured, the pixel limit applied."""
+  path = str(exported['output'] / 'panoptic_deeplab_float32.tflite')
+  lite = backends.TFLiteBackend(path)
+  contents = encode(block_images(25, 1, 40, 56)[0], 'JPEG', 8, quality=95)
+  upright = pil_upright(contents)
+  from_bytes = lite.predict(contents)
+  from_pixels = lite.predict(png_bytes(upright))  # lossless, same pixels
+  for key in backends.MAP_KEYS + backends.VECTOR_KEYS:
+    np.testing.assert_array_equal(from_bytes[key], from_pixels[key])
+  assert from_bytes[keys.PANOPTIC].shape == (56, 40)
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match='too large: the encoded image is 40 x 56'):
+    backends.TFLiteBackend(path, max_image_pixels=40 * 55).predict(
+        png_bytes(upright))

@@ -2,6 +2,7 @@
 TF Serving (tests/serving_standin.py; the TF Serving binary is not
 installable here), bad input at the signatures, and pdl-predict's files."""
 
+import io
 import json
 import os
 import urllib.error
@@ -14,12 +15,13 @@ import tf_keras
 from PIL import Image
 
 from helpers import make_lively
+from helpers import require_coco_sample
 from pdl_tf import config_io
 from pdl_tf import keys
 from pdl_tf.cli import common
 from pdl_tf.cli import predict as predict_cli
 from pdl_tf.data import synthetic
-from pdl_tf.export import image_fit
+from pdl_tf.data import coco_panoptic
 from pdl_tf.export import saved_model
 from pdl_tf.export import serving_module
 from pdl_tf.model import factory
@@ -30,6 +32,9 @@ from serving_standin import RestStandIn
 from test_export import OVERRIDE
 from test_export import block_images
 from test_export import png_bytes
+from test_image_decode import encode
+from test_image_decode import pil_upright
+from test_image_decode import png_header_only
 
 
 @pytest.fixture(scope='module')
@@ -70,20 +75,23 @@ def test_bad_input_gives_readable_invalid_argument(served):
   serve_bytes, serve_images = (signatures['serving_default'],
                                signatures['serve_images'])
   with pytest.raises(tf.errors.InvalidArgumentError,
-                     match='Unknown image file format'):
+                     match='not an image: the bytes are not JPEG'):
     serve_bytes(image_bytes=tf.constant([b'not an image']))
+  with pytest.raises(tf.errors.InvalidArgumentError, match='empty file'):
+    serve_bytes(image_bytes=tf.constant([b'']))
   with pytest.raises(tf.errors.InvalidArgumentError, match='empty batch'):
     serve_bytes(image_bytes=tf.constant([], tf.string))
   with pytest.raises(tf.errors.InvalidArgumentError, match='empty batch'):
     serve_images(images=tf.zeros([0, 8, 8, 3], tf.uint8))
-  huge = png_bytes(np.zeros([1, image_fit.MAX_IMAGE_SIDE + 1, 3], np.uint8))
+  # The header claims 60000 x 60000 and holds no pixels: refused from the
+  # header, before decoding.
+  with pytest.raises(tf.errors.InvalidArgumentError, match=(
+      'too large: the encoded image is 60000 x 60000 = 3600000000 pixels, '
+      'more than the limit of 40000000')):
+    serve_bytes(image_bytes=tf.constant([png_header_only(60000, 60000)]))
   with pytest.raises(tf.errors.InvalidArgumentError,
-                     match='larger than the limit of 8192 pixels'):
-    serve_bytes(image_bytes=tf.constant([huge]))
-  with pytest.raises(tf.errors.InvalidArgumentError,
-                     match='larger than the limit of 8192 pixels'):
-    serve_images(images=tf.zeros([1, 2, image_fit.MAX_IMAGE_SIDE + 1, 3],
-                                 tf.uint8))
+                     match='too large: images is 8001 x 5000'):
+    serve_images(images=tf.zeros([1, 5000, 8001, 3], tf.uint8))
   with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError),
                      match='uint8|dtype'):
     serve_images(images=tf.zeros([1, 8, 8, 3], tf.float32))
@@ -102,10 +110,11 @@ def _post(url, body):
 
 def test_rest_errors_reach_the_client_and_the_server_keeps_serving(served):
   client = backends.RestBackend(served['rest'].url)
+  gif = io.BytesIO()
+  Image.fromarray(block_images(22, 1, 32, 32)[0]).save(gif, 'GIF')
   with pytest.raises(backends.ServingError, match='400.*Invalid GIF data'):
-    client.predict(b'GIF89a-truncated')
-  with pytest.raises(backends.ServingError,
-                     match='400.*Unknown image file format'):
+    client.predict(gif.getvalue()[:200])
+  with pytest.raises(backends.ServingError, match='400.*not an image'):
     client.predict(b'plain text')
   # An empty batch, in TF Serving's columnar format.
   status, answer = _post(served['rest'].url, {'inputs': {'image_bytes': []}})
@@ -164,7 +173,8 @@ def test_pdl_predict_names_an_unreadable_image(served, capsys):
       str(bad), '--saved_model', served['base'], '--output',
       str(served['root'] / 'y')], parser) == 1
   err = capsys.readouterr().err
-  assert f'{bad}:' in err and 'PNG' in err
+  assert err == (f'corrupt: {bad} cannot be read: PNG decoder: Invalid PNG. '
+                 'Failed to initialize decoder.\n'), err
 
 
 def test_non_uint8_arrays_are_refused_before_the_signature(served):
@@ -203,3 +213,77 @@ def test_pdl_predict_json_names_the_classes(served):
   for segment in segments:  # the demo's synthetic classes, from params.yaml
     assert segment['category_name'] == synthetic.CLASS_NAMES[
         segment['category_id']]
+
+
+def _outputs_equal(got, want):
+  for key in backends.MAP_KEYS + backends.VECTOR_KEYS + ('image_sizes',):
+    np.testing.assert_array_equal(got[key].numpy(), want[key].numpy(),
+                                  err_msg=key)
+
+
+def test_signature_sees_the_readers_pixels_of_a_jpeg(served):
+  """The same JPEG bytes through the COCO reader and the bytes signature:
+  the signature's outputs equal those of serve_images fed the reader's
+  pixels, bit for bit, so the pixels were the same."""
+  signatures = tf.saved_model.load(served['path']).signatures
+  sample = require_coco_sample()
+  for path in sorted((sample / 'input_images').glob('*.jpg')):
+    pixels = coco_panoptic.read_image(str(path))
+    from_bytes = signatures['serving_default'](
+        image_bytes=tf.constant([path.read_bytes()]))
+    from_pixels = signatures['serve_images'](images=tf.constant(pixels[None]))
+    _outputs_equal(from_bytes, from_pixels)
+    # TensorFlow's default JPEG decode would have fed other pixels.
+    fast = tf.io.decode_jpeg(path.read_bytes(), channels=3)
+    assert (fast.numpy() != pixels).mean() > 0.5
+
+
+def test_signature_turns_exif_oriented_bytes_upright(served):
+  signatures = tf.saved_model.load(served['path']).signatures
+  stored = block_images(23, 1, 48, 64)[0]
+  for orientation in range(1, 9):
+    contents = encode(stored, 'JPEG', orientation, quality=95)
+    upright = pil_upright(contents)
+    from_bytes = signatures['serving_default'](
+        image_bytes=tf.constant([contents]))
+    from_pixels = signatures['serve_images'](images=tf.constant(upright[None]))
+    _outputs_equal(from_bytes, from_pixels)
+    assert tuple(from_bytes['image_sizes'][0].numpy()) == upright.shape[:2]
+
+
+def test_pdl_predict_folder_survives_bad_files(served, capsys):
+  folder = served['root'] / 'mixed'
+  folder.mkdir()
+  good = block_images(24, 1, 40, 56)[0]
+  Image.fromarray(good).save(folder / 'a_good.png')
+  (folder / 'a_bad.jpg').write_text('this is text, not a JPEG\n')
+  (folder / 'b_empty.jpg').write_bytes(b'')
+  jpeg = encode(good, 'JPEG', quality=90)
+  (folder / 'c_truncated.jpg').write_bytes(jpeg[:len(jpeg) // 2])
+  (folder / 'd_phone.jpg').write_bytes(encode(good, 'JPEG', 6, quality=90))
+  Image.fromarray(good).save(folder / 'e_good.png')
+  output = served['root'] / 'mixed_out'
+  code = common.run(predict_cli.main, [str(folder), '--saved_model',
+                                       served['base'], '--output',
+                                       str(output)],
+                    predict_cli.build_parser())
+  captured = capsys.readouterr()
+  assert code == 1
+  # stderr: the progress bar (carriage returns) and one line per bad file.
+  lines = [line for line in captured.err.replace('\r', '\n').splitlines()
+           if 'cannot be read' in line]
+  assert len(lines) == 3, captured.err
+  for line, (reason, name) in zip(lines, [
+      ('not an image', 'a_bad.jpg'), ('empty file', 'b_empty.jpg'),
+      ('truncated', 'c_truncated.jpg')]):
+    assert line.startswith(f'{reason}: {folder / name} cannot be read: ')
+  assert ('wrote 3 prediction(s) to' in captured.out and '; 3 of 6 image(s) '
+          'failed: a_bad.jpg, b_empty.jpg, c_truncated.jpg' in captured.out)
+  for stem, size in (('a_good', (40, 56)), ('e_good', (40, 56)),
+                     ('d_phone', (56, 40))):  # upright: stored 40x56, tag 6
+    with open(output / f'{stem}.json', encoding='utf-8') as f:
+      record = json.load(f)
+    assert (record['height'], record['width']) == size
+    assert np.asarray(Image.open(output / f'{stem}_overlay.png')).shape[
+        :2] == size
+  assert not (output / 'a_bad.json').exists()

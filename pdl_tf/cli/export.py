@@ -112,7 +112,8 @@ def main(args):
     module = serving_module.PanopticServingModule(
         model, input_size=input_size, merge_arguments=merge_arguments,
         jit_compile_merge=config.export.jit_compile_merge,
-        include_logits=args.include_logits)
+        include_logits=args.include_logits,
+        max_image_pixels=config.export.max_image_pixels)
     path = saved_model.export_saved_model(module, args.output, args.version,
                                           config)
     print(f'SavedModel written to {path} (merge XLA: '

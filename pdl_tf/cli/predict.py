@@ -2,17 +2,20 @@
 
 Writes, per image, ``STEM_panoptic.png`` (COCO panoptic id encoding),
 ``STEM_overlay.png`` and ``STEM.json`` (segments with classes and scores);
-see ``pdl_tf.serving.outputs``.
+see ``pdl_tf.serving.outputs``. Every image is decoded here first, with the
+model's own decode (``pdl_tf.data.image_decode``: upright by EXIF, at most
+``export.max_image_pixels``), so that a bad file is named with its reason
+and skipped; the others are still predicted, and the exit status is 1 if
+any failed.
 """
 
-import io
 import os
 import sys
 
 from pdl_tf.cli import checks
 from pdl_tf.cli import common
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp')
 
 
 def build_parser():
@@ -61,18 +64,19 @@ def list_images(inputs):
 
 
 def _export_params(backend):
-  """The params.yaml written beside the model by pdl-export, as a dict, or
-  None (a TF Serving endpoint, or a model exported elsewhere)."""
+  """The export's params.yaml beside a local model, as a dict ({} if none:
+  a server, or a model copied without it)."""
   model_path = getattr(backend, 'path', None)
-  if model_path:
-    folder = (model_path if os.path.isdir(model_path)
-              else os.path.dirname(model_path))
-    params = os.path.join(folder, 'params.yaml')
-    if os.path.isfile(params):
-      import yaml  # pylint: disable=g-import-not-at-top
-      with open(params, encoding='utf-8') as f:
-        return yaml.safe_load(f)
-  return None
+  if not model_path:
+    return {}
+  folder = (model_path if os.path.isdir(model_path)
+            else os.path.dirname(model_path))
+  params = os.path.join(folder, 'params.yaml')
+  if not os.path.isfile(params):
+    return {}
+  import yaml  # pylint: disable=g-import-not-at-top
+  with open(params, encoding='utf-8') as f:
+    return yaml.safe_load(f) or {}
 
 
 def _labels(args, params):
@@ -104,6 +108,47 @@ def _open_backend(args):
   return backends.RestBackend(f'{server}/v1/models/{args.model_name}')
 
 
+def _predict_one(path, backend, max_pixels):
+  """(upright image, backend result) of one file.
+
+  Raises:
+    OSError (unreadable file), image_decode.ImageDecodeError (bad image,
+    reason first), ValueError (outputs not in the image's frame), the
+    backend's errors (ServingError, tf.errors.OpError).
+  """
+  # pylint: disable=g-import-not-at-top
+  from pdl_tf.data import image_decode
+  # pylint: enable=g-import-not-at-top
+  with open(path, 'rb') as f:
+    contents = f.read()
+  image, _ = image_decode.decode_bytes(contents, path, max_pixels)
+  result = backend.predict(contents)
+  if result['panoptic'].shape != image.shape[:2]:
+    raise ValueError(
+        f'model output: {path}: the maps are {result["panoptic"].shape} '
+        f'but the upright image is {image.shape[:2]}; was the model '
+        'exported before EXIF orientation support? Export it again.')
+  return image, result
+
+
+def _failure_line(path, error):
+  """One line, the reason first, for a file that could not be predicted."""
+  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  from pdl_tf.data import image_decode
+  # pylint: enable=g-import-not-at-top
+  if isinstance(error, image_decode.ImageDecodeError):
+    return str(error)
+  if isinstance(error, tf.errors.OpError):
+    return f'model error: {path}: {image_decode.graph_message(error)}'
+  if isinstance(error, OSError):
+    return f'unreadable: {path}: {error.strerror or error}'
+  first_line = str(error).strip().splitlines()[0]
+  if isinstance(error, ValueError):  # already 'model output: PATH: ...'
+    return first_line
+  return f'server error: {path}: {first_line}'
+
+
 def check(args):
   """Inputs, model and output folder (no TensorFlow, nothing written);
   returns the image files."""
@@ -121,35 +166,39 @@ def check(args):
 def main(args):
   files = check(args)
   # pylint: disable=g-import-not-at-top
-  import numpy as np
   import tensorflow as tf
   import tqdm
-  from PIL import Image
+  from pdl_tf.data import image_decode
   from pdl_tf.serving import backends
   from pdl_tf.serving import outputs
   # pylint: enable=g-import-not-at-top
   backend = _open_backend(args)
-  divisor, names = _labels(args, _export_params(backend))
+  params = _export_params(backend)
+  divisor, names = _labels(args, params)
+  max_pixels = int(params.get('export', {}).get(
+      'max_image_pixels', image_decode.MAX_IMAGE_PIXELS))
+  if hasattr(backend, 'max_image_pixels'):  # TFLite: decoded here
+    backend.max_image_pixels = max_pixels
+  failed = []
   for path in tqdm.tqdm(files, unit='image', disable=len(files) < 2):
-    with open(path, 'rb') as f:
-      contents = f.read()
     try:
-      result = backend.predict(contents)
-    except (backends.ServingError, tf.errors.InvalidArgumentError) as e:
-      message = getattr(e, 'message', None) or str(e)
-      print(f'pdl-predict: error: {path}: {message.strip()}',
-            file=sys.stderr)
-      return 1
-    with Image.open(io.BytesIO(contents)) as image:
-      rgb = np.asarray(image.convert('RGB'))
+      image, result = _predict_one(path, backend, max_pixels)
+    except (OSError, ValueError, backends.ServingError,
+            tf.errors.OpError) as e:
+      failed.append(path)
+      tqdm.tqdm.write(_failure_line(path, e), file=sys.stderr)
+      continue
     stem = os.path.splitext(os.path.basename(path))[0]
-    record = outputs.write_prediction(rgb, result, stem, args.output,
+    record = outputs.write_prediction(image, result, stem, args.output,
                                       label_divisor=divisor,
                                       class_names=names)
     if len(files) == 1:
       print(f'{path}: {len(record["segments_info"])} segments')
-  print(f'wrote {len(files)} prediction(s) to {args.output}')
-  return 0
+  done = len(files) - len(failed)
+  print(f'wrote {done} prediction(s) to {args.output}' + (
+      f'; {len(failed)} of {len(files)} image(s) failed: '
+      f'{", ".join(os.path.basename(p) for p in failed)}' if failed else ''))
+  return 1 if failed else 0
 
 
 entry_point = common.entry_point_for(main, build_parser)

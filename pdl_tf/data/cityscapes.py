@@ -26,7 +26,7 @@ from pdl_tf.data.coco_panoptic import DatasetMetadata
 from pdl_tf.data.coco_panoptic import ExampleSource
 from pdl_tf.data.coco_panoptic import load_all
 from pdl_tf.data.coco_panoptic import PanopticExample
-from pdl_tf.data.coco_panoptic import read_image
+from pdl_tf.data.coco_panoptic import read_image_and_label
 
 # (train id, name, colour) by label id 0..33; None = ignored.
 _LABELS = {
@@ -122,18 +122,18 @@ def _check_instances(instance_ids, train_ids, instances, label_divisor,
       '--label_divisor).')
 
 
+def _read_instance_ids(path):
+  with Image.open(path) as label:
+    return np.asarray(label, np.int64)
+
+
 def _load_example(image_id, image_path, label_path, label_divisor,
                   ignore_label):
   """Reads one image and its instanceIds PNG: a PanopticExample."""
   if not os.path.isfile(label_path):
     raise ValueError(f'{image_path} has no label {label_path}.')
-  image = read_image(image_path)
-  with Image.open(label_path) as label:
-    instance_ids = np.asarray(label, np.int64)
-  if instance_ids.shape != image.shape[:2]:
-    raise ValueError(f'{label_path} is {instance_ids.shape[1]}x'
-                     f'{instance_ids.shape[0]} but {image_path} is '
-                     f'{image.shape[1]}x{image.shape[0]}.')
+  image, instance_ids = read_image_and_label(image_path, _read_instance_ids,
+                                             label_path)
   panoptic = panoptic_from_instance_ids(instance_ids, label_divisor,
                                         ignore_label, label_path)
   return PanopticExample(image_id, os.path.basename(image_path), image,

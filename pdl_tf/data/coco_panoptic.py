@@ -20,8 +20,8 @@ import os
 from typing import Callable, Iterator, List, Tuple
 
 import numpy as np
-from PIL import Image
 
+from pdl_tf.data import image_decode
 from pdl_tf.panoptic_format import check_areas
 from pdl_tf.panoptic_format import load_json
 from pdl_tf.panoptic_format import parse_segments
@@ -87,14 +87,45 @@ def metadata_from_categories(categories, label_divisor=1000,
 
 
 def read_image(path):
-  """uint8 RGB [H, W, 3]; missing or corrupt files raise naming the path."""
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f'Image {path!r} does not exist.')
-  try:
-    with Image.open(path) as image:
-      return np.asarray(image.convert('RGB'), dtype=np.uint8)
-  except (OSError, SyntaxError) as e:
-    raise ValueError(f'Image {path!r} cannot be read: {e}') from e
+  """uint8 RGB [H, W, 3], upright, decoded as the exported model decodes.
+
+  Raises:
+    FileNotFoundError: a missing file; image_decode.ImageDecodeError (a
+    ValueError): a file that is not a decodable image (the message names
+    the file, the reason first).
+  """
+  return image_decode.read_image_file(path)[0]
+
+
+def read_image_and_label(image_path, read_label, label_path):
+  """An image, upright, and its label turned the same way.
+
+  Labels are taken to be in the image's stored frame (as COCO's JSON
+  width/height and panopticapi are) and turned like the image, unless they
+  already have its upright size: ``image_decode.upright_label_array``.
+
+  Args:
+    image_path: the image file.
+    read_label: function(path) -> numpy label [h, w].
+    label_path: the label file.
+
+  Returns:
+    (uint8 [H, W, 3], label [H, W]) in the upright frame.
+
+  Raises:
+    ValueError: the label's size fits neither frame of the image (names
+    both files), or a file cannot be read.
+  """
+  image, orientation = image_decode.read_image_file(image_path)
+  label = image_decode.upright_label_array(read_label(label_path),
+                                           orientation, image.shape[:2])
+  if label.shape[:2] != image.shape[:2]:
+    turned = (f' upright (stored as {image.shape[0]}x{image.shape[1]} with '
+              f'EXIF orientation {orientation})' if orientation >= 5 else '')
+    raise ValueError(f'{label_path} is {label.shape[1]}x{label.shape[0]} '
+                     f'but its image {image_path} is {image.shape[1]}x'
+                     f'{image.shape[0]}{turned}.')
+  return image, label
 
 
 def check_instance_counts(counts, meta, where):
@@ -155,12 +186,7 @@ def label_from_segments(ids, segments_info, meta, where):
 def _load_example(image_id, image_name, image_path, label_path,
                   segments_info, meta):
   """Reads one image and its panoptic PNG: a PanopticExample."""
-  image = read_image(image_path)
-  ids = read_id_map(label_path)
-  if ids.shape != image.shape[:2]:
-    raise ValueError(f'{label_path} is {ids.shape[1]}x{ids.shape[0]} but '
-                     f'its image {image_path} is {image.shape[1]}x'
-                     f'{image.shape[0]}.')
+  image, ids = read_image_and_label(image_path, read_id_map, label_path)
   panoptic = label_from_segments(ids, segments_info, meta, label_path)
   return PanopticExample(image_id, image_name, image, panoptic)
 

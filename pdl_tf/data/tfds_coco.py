@@ -23,6 +23,7 @@ Example:
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from pdl_tf.data import image_decode
 from pdl_tf.data.class_names import coco_categories
 from pdl_tf.data.coco_panoptic import metadata_from_categories
 
@@ -80,8 +81,13 @@ def panoptic_from_tfds(example, is_thing, label_divisor, ignore_label,
   """(image uint8 [H, W, 3], panoptic int32 [H, W], image file name) of one
   TFDS example.
 
+  The image is decoded here, by ``image_decode`` (TFDS's own decoding is
+  skipped: its JPEG inverse DCT is not PIL's, and it ignores EXIF), and the
+  label turned like it (``image_decode.upright_label``).
+
   Args:
-    example: a ``coco/2017_panoptic`` example dict.
+    example: a ``coco/2017_panoptic`` example dict, ``image`` still encoded
+      (``decoders={'image': tfds.decode.SkipDecoding()}``).
     is_thing: bool [num_classes], by TFDS label index.
     class_names: string [num_classes] for the messages (default: indices).
 
@@ -93,6 +99,8 @@ def panoptic_from_tfds(example, is_thing, label_divisor, ignore_label,
   """
   if class_names is None:
     class_names = tf.strings.as_string(tf.range(tf.size(is_thing)))
+  image, orientation = image_decode.decode_with_orientation(
+      example['image'])
   rgb = tf.cast(example['panoptic_image'], tf.int64)
   ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
   objects = example['panoptic_objects']
@@ -113,8 +121,9 @@ def panoptic_from_tfds(example, is_thing, label_divisor, ignore_label,
                           example['panoptic_image/filename'])
   with tf.control_dependencies(checks):
     panoptic = tf.where(flat == 0, void, tf.gather(sorted_values, position))
-  return (example['image'], tf.reshape(panoptic, tf.shape(ids)),
-          example['image/filename'])
+  panoptic = image_decode.upright_label(tf.reshape(panoptic, tf.shape(ids)),
+                                        orientation, tf.shape(image)[:2])
+  return image, panoptic, example['image/filename']
 
 
 def read_tfds_coco_panoptic(split, data_dir=None, label_divisor=1000,
@@ -144,7 +153,8 @@ def read_tfds_coco_panoptic(split, data_dir=None, label_divisor=1000,
   options.deterministic = deterministic
   read_config.options = options
   dataset = tfds.load(NAME, split=split, data_dir=data_dir, download=False,
-                      shuffle_files=False, read_config=read_config)
+                      shuffle_files=False, read_config=read_config,
+                      decoders={'image': tfds.decode.SkipDecoding()})
   is_thing = tf.constant(meta.is_thing)
   class_names = tf.constant(meta.class_names)
   return meta, dataset.map(

@@ -6,7 +6,8 @@ example count and skipped examples), and ``metadata.json`` (the dataset's
 classes, thing flags, colours and label encoding, and per split the number
 of examples and shards).
 
-Each record is a ``tf.train.Example`` with ``image/encoded`` (PNG or JPEG),
+Each record is a ``tf.train.Example`` with ``image/encoded`` (PNG or JPEG,
+of the upright image; read back with ``image_decode``, the one decode),
 ``image/filename``, ``image/height``, ``image/width`` and
 ``panoptic/encoded``: the int32 label (package encoding) as a lossless RGB
 PNG, value = R + 256 G + 256^2 B.
@@ -29,6 +30,7 @@ import os
 import tensorflow as tf
 import tqdm
 
+from pdl_tf.data import image_decode
 from pdl_tf.data.coco_panoptic import DatasetMetadata
 
 METADATA_FILE = 'metadata.json'
@@ -98,8 +100,7 @@ def decode_example(serialized):
       'image/encoded': tf.io.FixedLenFeature([], tf.string),
       'image/filename': tf.io.FixedLenFeature([], tf.string),
       'panoptic/encoded': tf.io.FixedLenFeature([], tf.string)})
-  image = tf.io.decode_image(features['image/encoded'], channels=3,
-                             expand_animations=False)
+  image = image_decode.decode_image(features['image/encoded'])
   rgb = tf.cast(tf.io.decode_png(features['panoptic/encoded'], channels=3),
                 tf.int32)
   panoptic = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]

@@ -7,61 +7,12 @@ aspect ratio, until it fits. Images are never upscaled, so Cityscapes
 1024x2048 into 1025x2049 and COCO (<= 640 px) into 641x641 are exact. The
 merge ignores the padding (``image_sizes``), and its maps are cropped to the
 valid region and resized with nearest neighbour to the original size.
+Decoding (and its size limit) is ``pdl_tf.data.image_decode``.
 """
 
 import tensorflow as tf
 
 from pdl_tf.data import augment
-
-# Largest accepted image side, in pixels; larger images are refused with
-# InvalidArgument before they are decoded (JPEG and PNG headers are read).
-MAX_IMAGE_SIDE = 8192
-_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
-
-
-def _png_header_size(contents):
-  """(height, width) from a PNG's IHDR chunk (big-endian, bytes 16-24)."""
-  raw = tf.cast(tf.io.decode_raw(tf.strings.substr(contents, 16, 8),
-                                 tf.uint8), tf.int64)
-  weights = tf.constant([2 ** 24, 2 ** 16, 2 ** 8, 1], tf.int64)
-  width = tf.reduce_sum(raw[0:4] * weights)
-  height = tf.reduce_sum(raw[4:8] * weights)
-  return tf.stack([height, width])
-
-
-def header_size(contents):
-  """int64 [2] (height, width) read from a JPEG or PNG header without
-  decoding; [0, 0] for other formats (checked after decoding)."""
-  is_png = ((tf.strings.substr(contents, 0, 8) == _PNG_SIGNATURE) &
-            (tf.strings.length(contents) >= 24))
-  return tf.case([
-      (tf.io.is_jpeg(contents),
-       lambda: tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64)),
-      (is_png, lambda: _png_header_size(contents))],
-                 default=lambda: tf.zeros([2], tf.int64))
-
-
-def check_size(size, what):
-  """Asserts 1 <= side <= MAX_IMAGE_SIDE; returns ``size`` once checked."""
-  size = tf.cast(size, tf.int64)
-  check = tf.debugging.Assert(
-      tf.reduce_all(size <= MAX_IMAGE_SIDE),
-      [f'{what} is larger than the limit of {MAX_IMAGE_SIDE} pixels per '
-       'side (pdl_tf.export.image_fit.MAX_IMAGE_SIDE); (height, width) =',
-       size])
-  with tf.control_dependencies([check]):
-    return tf.identity(size)
-
-
-def decode_image(contents):
-  """uint8 [H, W, 3] from JPEG/PNG/GIF/BMP bytes; refuses huge images and
-  non-image bytes with InvalidArgument."""
-  header = check_size(header_size(contents), 'encoded image')
-  with tf.control_dependencies([header]):
-    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
-  with tf.control_dependencies([check_size(tf.shape(image)[:2],
-                                           'decoded image')]):
-    return tf.identity(image)
 
 
 def fit_image(image, input_size, pad_rgb=augment.PAD_RGB):

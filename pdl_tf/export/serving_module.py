@@ -2,12 +2,17 @@
 
 ``PanopticServingModule`` is a tf.Module with two signatures:
 
-* ``serving_default``: ``image_bytes`` string [B] (JPEG/PNG/GIF/BMP, any
-  sizes; TF Serving's REST API takes them as ``{"b64": ...}``);
-* ``serve_images``: ``images`` uint8 [B, H, W, 3] (any B >= 1, any H, W).
+* ``serving_default``: ``image_bytes`` string [B] (JPEG/PNG/GIF/BMP/WebP,
+  any sizes; TF Serving's REST API takes them as ``{"b64": ...}``), decoded
+  by ``pdl_tf.data.image_decode`` exactly as the readers decode training
+  and evaluation images, and turned upright by their EXIF orientation;
+* ``serve_images``: ``images`` uint8 [B, H, W, 3] (any B >= 1, any H, W),
+  taken as they are (upright: the sender decoded them).
 
-Both return, at each image's original size (a batch of differently sized
-images is padded to the largest, see ``image_sizes``):
+Each image may have at most ``max_image_pixels`` pixels (checked on the
+encoded header before decoding; InvalidArgument "too large: ..." above).
+Both return, at each image's upright original size (a batch of differently
+sized images is padded to the largest, see ``image_sizes``):
   ``panoptic`` int32 [B, H, W] (class * label_divisor + instance, -1 void),
   ``semantic`` int32 [B, H, W] (-1 outside the image),
   ``instance`` int32 [B, H, W] (class-agnostic id, 0 none),
@@ -25,6 +30,7 @@ import tensorflow as tf
 from pdl_tf import keys
 from pdl_tf import normalization
 from pdl_tf import postprocess
+from pdl_tf.data import image_decode
 from pdl_tf.export import image_fit
 
 IMAGE_BYTES = 'image_bytes'
@@ -54,10 +60,13 @@ class PanopticServingModule(tf.Module):
       exports the same graph without the must-compile attribute, for TF
       Serving builds without the XLA JIT.
     include_logits: also return the raw semantic logits.
+    max_image_pixels: largest accepted height x width per image; bounds
+      the memory of one request (bench/README.md).
   """
 
   def __init__(self, model, *, input_size, merge_arguments,
-               jit_compile_merge=True, include_logits=False):
+               jit_compile_merge=True, include_logits=False,
+               max_image_pixels=image_decode.MAX_IMAGE_PIXELS):
     super().__init__(name='panoptic_deeplab_serving')
     self.model = model
     self.input_size = tuple(int(s) for s in input_size)
@@ -66,6 +75,7 @@ class PanopticServingModule(tf.Module):
     self._merge = postprocess.merge_fn(jit_compile=jit_compile_merge,
                                        **merge_arguments)
     self._include_logits = include_logits
+    self.max_image_pixels = int(max_image_pixels)
     self.serve_bytes = tf.function(
         self._serve_bytes,
         input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES)])
@@ -108,7 +118,7 @@ class PanopticServingModule(tf.Module):
     image_bytes = _check_batch(image_bytes, IMAGE_BYTES)
 
     def decode_and_fit(contents):
-      image = image_fit.decode_image(contents)
+      image = image_decode.decode_image(contents, self.max_image_pixels)
       fitted, valid = image_fit.fit_image(image, self.input_size,
                                           self.pad_rgb)
       return fitted, valid, tf.shape(image)[:2]
@@ -121,7 +131,8 @@ class PanopticServingModule(tf.Module):
 
   def _serve_images(self, images):
     images = _check_batch(images, IMAGES)
-    size = image_fit.check_size(tf.shape(images)[1:3], 'images')
+    size = image_decode.too_large_check(tf.shape(images)[1:3],
+                                        self.max_image_pixels, 'images')
     with tf.control_dependencies([size]):
       fitted, valid = self._fit_all(images)
     original = tf.tile(tf.shape(images)[None, 1:3], [tf.shape(images)[0], 1])

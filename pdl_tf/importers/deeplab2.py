@@ -27,11 +27,9 @@ import numpy as np
 import tensorflow as tf
 
 from pdl_tf import config_io
-from pdl_tf.config import ConfigError  # pylint: disable=unused-import
 from pdl_tf.importers.deeplab2_checks import check_checkpoint_path
 from pdl_tf.importers.deeplab2_checks import check_experiment
 from pdl_tf.importers.deeplab2_checks import check_model_dir
-from pdl_tf.model import deeplab2_backbones
 from pdl_tf.model import deeplab2_layout
 from pdl_tf.model import factory
 from pdl_tf.training import optimizer as optimizer_lib

@@ -133,18 +133,28 @@ def export_pad_rgb(folder):
 
 
 class TFLiteBackend:
-  """Runs a .tflite export with LiteRT; fitting and un-fitting in TF."""
+  """Runs a .tflite export with LiteRT; decoding (``image_decode``, as the
+  SavedModel does), fitting and un-fitting in TF.
 
-  def __init__(self, path):
+  Args:
+    path: the .tflite file.
+    max_image_pixels: refuse larger images (InvalidArgument 'too large');
+      0 = no limit.
+  """
+
+  def __init__(self, path, max_image_pixels=None):
     # pylint: disable=g-import-not-at-top
     import tensorflow as tf
     from ai_edge_litert import interpreter as litert
+    from pdl_tf.data import image_decode
     from pdl_tf.export import image_fit
     # pylint: enable=g-import-not-at-top
     if not os.path.isfile(path):
       raise FileNotFoundError(f'TFLite model {path!r} does not exist.')
     self.path = path
-    self._tf, self._fit = tf, image_fit
+    self._tf, self._fit, self._decode = tf, image_fit, image_decode
+    self.max_image_pixels = (image_decode.MAX_IMAGE_PIXELS
+                             if max_image_pixels is None else max_image_pixels)
     self._interpreter = litert.Interpreter(model_path=path)
     self._runner = self._interpreter.get_signature_runner()
     shape = self._runner.get_input_details()['images']['shape']
@@ -153,7 +163,8 @@ class TFLiteBackend:
 
   def predict(self, image_bytes):
     tf, fit = self._tf, self._fit
-    image = fit.decode_image(tf.constant(image_bytes))
+    image = self._decode.decode_image(tf.constant(image_bytes),
+                                      self.max_image_pixels)
     fitted, valid = fit.fit_image(image, self.input_size, self.pad_rgb)
     outputs = self._runner(images=fitted[None].numpy(),
                            image_sizes=valid[None].numpy())
