@@ -286,8 +286,9 @@ def hand_made_tfds_example(ids, objects):
   ids = np.asarray(ids, np.int64)
   rgb = np.stack([ids % 256, ids // 256 % 256, ids // 65536], -1)
   return {
-      'image': tf.zeros(ids.shape + (3,), tf.uint8),
-      'image/filename': tf.constant('a.jpg'),
+      # Encoded, as TFDS gives it with the image decoder skipped.
+      'image': tf.io.encode_png(tf.zeros(ids.shape + (3,), tf.uint8)),
+      'image/filename': tf.constant('a.png'),
       'panoptic_image': tf.constant(rgb.astype(np.uint8)),
       'panoptic_image/filename': tf.constant('a.png'),
       'panoptic_objects': {
