@@ -72,10 +72,23 @@ class SavedModelBackend:
     return _single({k: v.numpy() for k, v in outputs.items()})
 
 
-class TFLiteBackend:
-  """Runs a .tflite export with LiteRT; fitting and un-fitting in TF."""
+def available_cores():
+  """CPU cores this process may run on (its affinity mask where known)."""
+  if hasattr(os, 'sched_getaffinity'):
+    return len(os.sched_getaffinity(0))
+  return os.cpu_count() or 1
 
-  def __init__(self, path):
+
+class TFLiteBackend:
+  """Runs a .tflite export with LiteRT; fitting and un-fitting in TF.
+
+  Args:
+    path: the .tflite file.
+    num_threads: LiteRT's threads; None: every available core (LiteRT's
+      own default is one thread, while TensorFlow uses every core).
+  """
+
+  def __init__(self, path, num_threads=None):
     # pylint: disable=g-import-not-at-top
     import tensorflow as tf
     from ai_edge_litert import interpreter as litert
@@ -85,7 +98,9 @@ class TFLiteBackend:
       raise FileNotFoundError(f'TFLite model {path!r} does not exist.')
     self.path = path
     self._tf, self._fit = tf, image_fit
-    self._interpreter = litert.Interpreter(model_path=path)
+    self.num_threads = num_threads or available_cores()
+    self._interpreter = litert.Interpreter(model_path=path,
+                                           num_threads=self.num_threads)
     self._runner = self._interpreter.get_signature_runner()
     shape = self._runner.get_input_details()['images']['shape']
     self.input_size = (int(shape[1]), int(shape[2]))
