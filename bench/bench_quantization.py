@@ -39,8 +39,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 HEAD_CLASSIFIERS = ('semantic_head/classifier', 'center_head/classifier',
                     'offset_head/classifier')
 # The bilinear upsampling of the three outputs to input resolution and the
-# offsets' rescaling (the model's top-level ops).
-OUTPUT_UPSAMPLING = ('ResizeBilinear', 'mul')
+# offsets' rescaling (the export's default float scopes).
+OUTPUT_UPSAMPLING = ('upsample_outputs/',)
 OLD_FLOAT_OPS = ('DIV', 'EXP', 'LOG', 'SUM', 'UNSORTED_SEGMENT_SUM',
                  'REDUCE_MAX')
 

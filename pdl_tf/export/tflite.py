@@ -20,8 +20,9 @@ as in the float32 file (``quantized_merge_ops`` checks it at export):
   multi-output ops such as TOPK_V2 by their op type, which never occurs in
   the network);
 * ``float_scopes`` keeps chosen network layers float too (selective
-  quantization; the default keeps the three heads' last 1x1 convolutions
-  and the bilinear upsampling of the outputs float, see bench/README.md).
+  quantization; the default keeps the bilinear upsampling of the three
+  outputs to input resolution, and the offsets' rescaling, float; see
+  bench/README.md).
 """
 
 import tensorflow as tf
@@ -29,14 +30,18 @@ import tensorflow as tf
 from pdl_tf import keys
 from pdl_tf import postprocess
 from pdl_tf.export import tflite_graph
+from pdl_tf.model import panoptic_deeplab
 
 QUANTIZATIONS = ('float32', 'float16', 'int8')
 OUTPUT_KEYS = (keys.PANOPTIC, keys.SEMANTIC, keys.INSTANCE,
                keys.CENTER_HEATMAP, keys.INSTANCE_SCORES,
                postprocess.INSTANCE_CLASSES)
 # Network layers kept float in the int8 file by default: name fragments of
-# their TFLite tensors (the model's name scope is prepended).
-DEFAULT_FLOAT_SCOPES = ()
+# their TFLite tensors (the model's name scope is prepended). The int8
+# upsampling of the outputs to input resolution gave the heatmap flat tops,
+# i.e. duplicate centers (demo: PQ 71.4 against 82.0 with it float,
+# bench/README.md).
+DEFAULT_FLOAT_SCOPES = (panoptic_deeplab.UPSAMPLE_SCOPE + '/',)
 
 
 def tflite_function(model, input_size, merge_arguments):
@@ -70,7 +75,8 @@ def int8_debugger(model, input_size, merge_arguments, samples,
   """A ``tf.lite.experimental.QuantizationDebugger`` set up for the int8
   export: calibrated on ``samples``, the merge and ``float_scopes`` float.
 
-  ``get_nondebug_quantized_model()`` gives the int8 file; ``run()`` then
+  ``get_nondebug_quantized_model()`` gives the int8 file (its merge ops
+  float by node name, ``tflite_graph.float_denylist``); ``run()`` then
   ``layer_statistics`` give each quantized layer's error (bench/).
 
   Args:
