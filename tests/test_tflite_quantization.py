@@ -95,8 +95,8 @@ def test_int8_file_finds_the_instances_of_a_trained_model(tmp_path):
     want = merge(outputs[keys.SEMANTIC_LOGITS], outputs[keys.CENTER_HEATMAP],
                  outputs[keys.CENTER_OFFSETS], valid)
     got = runner(images=image, image_sizes=valid)
-    counts.append([int((result[postprocess.INSTANCE_CLASSES] >= 0).sum())
-                   for result in (want, got)])
+    counts.append([int((np.asarray(result[postprocess.INSTANCE_CLASSES]) >= 0
+                        ).sum()) for result in (want, got)])
     truth = want[keys.PANOPTIC].numpy()[0]
     pq.update(np.where(truth < 0, data.ignore_label * data.label_divisor,
                        truth), got[keys.PANOPTIC][0])

@@ -5,7 +5,6 @@ that the export can keep the merge float and check that it did.
 """
 
 import collections
-import copy
 
 import numpy as np
 from tensorflow.lite.tools import flatbuffer_utils
@@ -45,6 +44,7 @@ def ops(content):
 
 
 def in_network(op, network_prefix):
+  """True if one of ``op``'s outputs is named under ``network_prefix``."""
   return any(t.name.startswith(network_prefix) for t in op.outputs)
 
 
