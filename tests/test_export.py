@@ -197,7 +197,9 @@ def test_quantized_tflite_keeps_the_float_merge(exported, quantization):
   from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
   content = (exported['output'] /
              f'panoptic_deeplab_{quantization}.tflite').read_bytes()
-  prefix = exported['model'].name + '/'
+  # The network's name scope in the file (pdl-export built its own model).
+  prefix = next(t.name.split('/')[0] for op in tflite_graph.ops(content)
+                if op.type == 'CONV_2D' for t in op.outputs) + '/'
   assert tflite_graph.quantized_merge_ops(content, prefix) == []
   types = {(op.type, t.dtype) for op in tflite_graph.ops(content)
            for t in op.inputs}
