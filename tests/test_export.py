@@ -20,6 +20,7 @@ from pdl_tf import postprocess
 from pdl_tf.cli import common
 from pdl_tf.cli import export as export_cli
 from pdl_tf.export import image_fit
+from pdl_tf.export import tflite_graph
 from pdl_tf.model import factory
 from pdl_tf.serving import backends
 from test_image_decode import encode
@@ -47,7 +48,7 @@ def png_bytes(image):
 @pytest.fixture(scope='module')
 def exported(tmp_path_factory):
   """A lively demo model, its checkpoint, and `pdl-export --format both`
-  (SavedModel v1, TFLite float32 and int8) of it."""
+  (SavedModel v1, TFLite float32, float16 and int8) of it."""
   root = tmp_path_factory.mktemp('export')
   config = config_io.load_config('demo', [], [OVERRIDE])
   tf_keras.utils.set_random_seed(0)
@@ -57,8 +58,8 @@ def exported(tmp_path_factory):
   code = common.run(export_cli.main, [
       '--experiment', 'demo', '--params_override', OVERRIDE,
       '--checkpoint', prefix, '--output', str(output), '--format', 'both',
-      '--quantization', 'float32', '--quantization', 'int8'],
-                    export_cli.build_parser())
+      '--quantization', 'float32', '--quantization', 'float16',
+      '--quantization', 'int8'], export_cli.build_parser())
   assert code == 0
   return dict(config=config, model=model, prefix=prefix, output=output,
               saved_model=str(output / '1'))
@@ -189,6 +190,44 @@ def test_tflite_int8_pq_against_saved_model(exported):
   # trained one (bench/bench_export.py reports the trained demo's figure);
   # the bound only catches a broken int8 model (e.g. all void gives 0).
   assert value > 0.1, value
+
+
+@pytest.mark.parametrize('quantization', ['float16', 'int8'])
+def test_quantized_tflite_keeps_the_float_merge(exported, quantization):
+  """The file's panoptic map is the float merge of its own network outputs
+  (read back from the interpreter), and no merge op is quantized."""
+  from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
+  content = (exported['output'] /
+             f'panoptic_deeplab_{quantization}.tflite').read_bytes()
+  # The network's name scope in the file (pdl-export built its own model).
+  prefix = next(t.name.split('/')[0] for op in tflite_graph.ops(content)
+                if op.type == 'CONV_2D' for t in op.outputs) + '/'
+  assert tflite_graph.quantized_merge_ops(content, prefix) == []
+  types = {(op.type, t.dtype) for op in tflite_graph.ops(content)
+           for t in op.inputs}
+  quantized = 'INT8' if quantization == 'int8' else 'FLOAT16'
+  assert ('CONV_2D', quantized) in types or (
+      'DEQUANTIZE', quantized) in types, types  # the network is quantized
+  interpreter = litert.Interpreter(model_content=content,
+                                   experimental_preserve_all_tensors=True)
+  runner = interpreter.get_signature_runner()
+  network = tflite_graph.network_output_tensors(content, prefix)
+  merge = postprocess.merge_fn(**factory.merge_arguments(exported['config']))
+  instances = 0
+  for seed in range(3):
+    image = block_images(20 + seed, 1, 64, 64).astype(np.float32)
+    sizes = np.array([[64, 64]], np.int32)
+    got = runner(images=image, image_sizes=sizes)
+    outputs = {key: interpreter.get_tensor(index)
+               for key, index in network.items()}
+    want = merge(outputs[keys.SEMANTIC_LOGITS], outputs[keys.CENTER_HEATMAP],
+                 outputs[keys.CENTER_OFFSETS], sizes)
+    for key in (keys.PANOPTIC, keys.SEMANTIC, keys.INSTANCE):
+      np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    np.testing.assert_allclose(got[keys.INSTANCE_SCORES],
+                               want[keys.INSTANCE_SCORES], atol=1e-5)
+    instances += int((got[postprocess.INSTANCE_CLASSES] >= 0).sum())
+  assert instances >= 3, instances  # the merge had work to do
 
 
 def test_export_refuses_to_overwrite_and_names_missing_checkpoint(

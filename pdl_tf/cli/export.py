@@ -39,7 +39,7 @@ def build_parser():
                       help='TFLite variant; may be repeated (default '
                            'float32)')
   parser.add_argument('--calibration_images', type=int, default=32,
-                      help='int8: eval-split images used for calibration')
+                      help='int8: training-split images used for calibration')
   return parser
 
 
@@ -48,23 +48,22 @@ def tflite_path(output_dir, quantization):
 
 
 def calibration_images(config, count):
-  """(image [1, h, w, 3], image_sizes [1, 2]) pairs fitted to the export
-  input size, from the eval split."""
+  """(image [1, h, w, 3], image_sizes [1, 2]) pairs: the first ``count``
+  training-split images, unaugmented, fitted to the export input size as
+  at serving time (never the eval split that measures the int8 file)."""
   # pylint: disable=g-import-not-at-top
   from pdl_tf import normalization
-  from pdl_tf.data import pipeline
+  from pdl_tf.data import sources
   from pdl_tf.export import image_fit
   # pylint: enable=g-import-not-at-top
   pad_rgb = normalization.pad_rgb(config.model.input_normalization)
+  _, dataset = sources.open_split(config.data, config.data.train,
+                                  'data.train')
   samples = []
-  for batch in pipeline.build_dataset(config, training=False):
-    for image, (height, width) in zip(batch[pipeline.IMAGE],
-                                      batch[pipeline.ORIGINAL_SIZE].numpy()):
-      fitted, valid = image_fit.fit_image(image[:height, :width],
-                                          config.export.input_size, pad_rgb)
-      samples.append((fitted[None].numpy(), valid[None].numpy()))
-      if len(samples) == count:
-        return samples
+  for image, _, _ in dataset.take(count):
+    fitted, valid = image_fit.fit_image(image, config.export.input_size,
+                                        pad_rgb)
+    samples.append((fitted[None].numpy(), valid[None].numpy()))
   return samples
 
 

@@ -28,6 +28,9 @@ def _policy_scope(precision):
     tf_keras.mixed_precision.set_global_policy(previous)
 
 
+# Name scope of the upsampling of the three outputs to input resolution.
+UPSAMPLE_SCOPE = 'upsample_outputs'
+
 @tf_keras.utils.register_keras_serializable(package='pdl_tf')
 class PanopticDeepLab(tf_keras.Model):
   """Panoptic-DeepLab: backbone, dual ASPP + decoder, three heads.
@@ -157,11 +160,13 @@ class PanopticDeepLab(tf_keras.Model):
     logits = self.semantic_head(semantic, training=training)
     heatmap = self.center_head(instance, training=training)
     offsets = self.offset_head(instance, training=training)
-    return {
-        keys.SEMANTIC_LOGITS: layers.resize_align_corners(logits, size),
-        keys.CENTER_HEATMAP: layers.resize_align_corners(heatmap, size),
-        keys.CENTER_OFFSETS: upsample_offsets(offsets, size),
-    }
+    # Named: the int8 TFLite export keeps these ops float (export/tflite.py).
+    with tf.name_scope(UPSAMPLE_SCOPE):
+      return {
+          keys.SEMANTIC_LOGITS: layers.resize_align_corners(logits, size),
+          keys.CENTER_HEATMAP: layers.resize_align_corners(heatmap, size),
+          keys.CENTER_OFFSETS: upsample_offsets(offsets, size),
+      }
 
   def get_config(self):
     return dict(self._config, name=self.name)

@@ -132,6 +132,13 @@ def export_pad_rgb(folder):
   return normalization.pad_rgb(name)
 
 
+def available_cores():
+  """CPU cores this process may run on (its affinity mask where known)."""
+  if hasattr(os, 'sched_getaffinity'):
+    return len(os.sched_getaffinity(0))
+  return os.cpu_count() or 1
+
+
 class TFLiteBackend:
   """Runs a .tflite export with LiteRT; decoding (``image_decode``, as the
   SavedModel does), fitting and un-fitting in TF.
@@ -140,9 +147,11 @@ class TFLiteBackend:
     path: the .tflite file.
     max_image_pixels: refuse larger images (InvalidArgument 'too large');
       0 = no limit.
+    num_threads: LiteRT's threads; None: every available core (LiteRT's
+      own default is one thread, while TensorFlow uses every core).
   """
 
-  def __init__(self, path, max_image_pixels=None):
+  def __init__(self, path, max_image_pixels=None, num_threads=None):
     # pylint: disable=g-import-not-at-top
     import tensorflow as tf
     from ai_edge_litert import interpreter as litert
@@ -155,7 +164,9 @@ class TFLiteBackend:
     self._tf, self._fit, self._decode = tf, image_fit, image_decode
     self.max_image_pixels = (image_decode.MAX_IMAGE_PIXELS
                              if max_image_pixels is None else max_image_pixels)
-    self._interpreter = litert.Interpreter(model_path=path)
+    self.num_threads = num_threads or available_cores()
+    self._interpreter = litert.Interpreter(model_path=path,
+                                           num_threads=self.num_threads)
     self._runner = self._interpreter.get_signature_runner()
     shape = self._runner.get_input_details()['images']['shape']
     self.input_size = (int(shape[1]), int(shape[2]))
