@@ -91,13 +91,17 @@ class ConvBN(tf_keras.layers.Layer):
     super().__init__(**kwargs)
     self._padding = (symmetric_padding(kernel_size, dilation_rate)
                      if explicit_padding and strides > 1 else None)
-    self._conv = tf_keras.layers.Conv2D(
+    self._conv = self._make_conv(
         filters, kernel_size, strides=strides,
         padding='valid' if self._padding else 'same',
-        dilation_rate=dilation_rate,
-        use_bias=False, kernel_initializer='he_normal', name='conv')
+        dilation_rate=dilation_rate, use_bias=False)
     self._bn = batch_norm(use_sync_bn, norm_momentum, norm_epsilon, 'bn')
     self._activation = activation_fn(activation)
+
+  def _make_conv(self, filters, kernel_size, **kwargs):
+    return tf_keras.layers.Conv2D(filters, kernel_size,
+                                  kernel_initializer='he_normal', name='conv',
+                                  **kwargs)
 
   def call(self, inputs, training=None):
     if self._padding:
@@ -106,29 +110,18 @@ class ConvBN(tf_keras.layers.Layer):
     return self._activation(x) if self._activation else x
 
 
-class DepthwiseConvBN(tf_keras.layers.Layer):
+class DepthwiseConvBN(ConvBN):
   """DepthwiseConv2D (no bias) + batch norm + optional activation, with
   ConvBN's padding and activation options (MobileNet blocks)."""
 
-  def __init__(self, kernel_size, strides=1, dilation_rate=1,
-               activation=True, use_sync_bn=False, norm_momentum=0.99,
-               norm_epsilon=1e-3, explicit_padding=False, **kwargs):
-    super().__init__(**kwargs)
-    self._padding = (symmetric_padding(kernel_size, dilation_rate)
-                     if explicit_padding and strides > 1 else None)
-    self._conv = tf_keras.layers.DepthwiseConv2D(
-        kernel_size, strides=strides,
-        padding='valid' if self._padding else 'same',
-        dilation_rate=dilation_rate, use_bias=False,
-        depthwise_initializer='he_normal', name='depthwise')
-    self._bn = batch_norm(use_sync_bn, norm_momentum, norm_epsilon, 'bn')
-    self._activation = activation_fn(activation)
+  def __init__(self, kernel_size, strides=1, dilation_rate=1, **kwargs):
+    super().__init__(None, kernel_size, strides, dilation_rate, **kwargs)
 
-  def call(self, inputs, training=None):
-    if self._padding:
-      inputs = tf.pad(inputs, [[0, 0]] + self._padding + [[0, 0]])
-    x = self._bn(self._conv(inputs), training=training)
-    return self._activation(x) if self._activation else x
+  def _make_conv(self, filters, kernel_size, **kwargs):
+    del filters  # a depthwise conv keeps the channels
+    return tf_keras.layers.DepthwiseConv2D(
+        kernel_size, depthwise_initializer='he_normal', name='depthwise',
+        **kwargs)
 
 
 class SeparableConvBN(tf_keras.layers.Layer):
