@@ -70,30 +70,71 @@ def tflite_function(model, input_size, merge_arguments):
   return predict
 
 
-def int8_debugger(model, input_size, merge_arguments, samples,
-                  float_scopes=DEFAULT_FLOAT_SCOPES):
-  """A ``tf.lite.experimental.QuantizationDebugger`` set up for the int8
-  export: calibrated on ``samples``, the merge and ``float_scopes`` float.
+def _int8_converter(model, input_size, merge_arguments, samples):
+  converter = _converter(model, input_size, merge_arguments)
+  converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  converter.representative_dataset = lambda: (
+      {'images': image, 'image_sizes': sizes} for image, sizes in samples)
+  return converter
 
-  ``get_nondebug_quantized_model()`` gives the int8 file (its merge ops
-  float by node name, ``tflite_graph.float_denylist``); ``run()`` then
-  ``layer_statistics`` give each quantized layer's error (bench/).
+
+def int8_model(model, input_size, merge_arguments, samples,
+               float_scopes=DEFAULT_FLOAT_SCOPES):
+  """The int8 .tflite: calibrated on ``samples``, the merge and
+  ``float_scopes`` float.
+
+  The steps of ``QuantizationDebugger.get_nondebug_quantized_model``
+  (calibrate only, then quantize with a node denylist, TF 2.20
+  tensorflow/lite/tools/optimize/debugging/python/debugger.py), without
+  the debugger's own numeric-verify quantization of the whole graph, which
+  export does not need and which crashed the process (SIGSEGV inside
+  ``mlir_quantize``) in one CI run.
 
   Args:
     model, input_size, merge_arguments: as ``convert``.
     samples: a non-empty list of (image float32 [1, h, w, 3], image_sizes
       int32 [1, 2]) pairs.
-    float_scopes: see ``float_denylist``.
+    float_scopes: see ``tflite_graph.float_denylist``.
+
+  Returns:
+    bytes, the .tflite model.
+
+  Raises:
+    RuntimeError: this TensorFlow lacks the converter internals used.
   """
-  converter = _converter(model, input_size, merge_arguments)
-  converter.optimizations = [tf.lite.Optimize.DEFAULT]
-  dataset = lambda: ({'images': image, 'image_sizes': sizes}
-                     for image, sizes in samples)
-  converter.representative_dataset = dataset
+  converter = _int8_converter(model, input_size, merge_arguments, samples)
+  try:
+    from tensorflow.lite.python import convert as lite_convert  # pylint: disable=g-import-not-at-top
+    quantize = lite_convert.mlir_quantize
+    disable_per_channel = converter._experimental_disable_per_channel  # pylint: disable=protected-access
+    converter._experimental_calibrate_only = True  # pylint: disable=protected-access
+  except (ImportError, AttributeError) as error:
+    raise RuntimeError(
+        f'int8 TFLite export needs the TFLite converter internals of '
+        f'TensorFlow 2.20 (requirements-lock.txt); TensorFlow '
+        f'{tf.__version__} lacks them: {error}') from error
+  converter.experimental_mlir_quantizer = True
+  calibrated = converter.convert()
+  nodes, op_types = tflite_graph.float_denylist(calibrated, model.name + '/',
+                                                float_scopes)
+  return quantize(calibrated, disable_per_channel=disable_per_channel,
+                  fully_quantize=False, enable_numeric_verify=False,
+                  denylisted_ops=op_types, denylisted_nodes=nodes)
+
+
+def int8_debugger(model, input_size, merge_arguments, samples,
+                  float_scopes=DEFAULT_FLOAT_SCOPES):
+  """A ``tf.lite.experimental.QuantizationDebugger`` for the int8 export's
+  quantization (bench/bench_quantization.py): ``run()`` then
+  ``layer_statistics`` give each quantized layer's error.
+
+  Args: as ``int8_model``.
+  """
+  converter = _int8_converter(model, input_size, merge_arguments, samples)
   debugger = tf.lite.experimental.QuantizationDebugger(
-      converter=converter, debug_dataset=dataset)
+      converter=converter, debug_dataset=converter.representative_dataset)
   nodes, op_types = tflite_graph.float_denylist(debugger.calibrated_model,
-                                   model.name + '/', float_scopes)
+                                                model.name + '/', float_scopes)
   debugger.options = tf.lite.experimental.QuantizationDebugOptions(
       denylisted_nodes=nodes, denylisted_ops=op_types)
   return debugger
@@ -135,8 +176,8 @@ def convert(model, input_size, merge_arguments, quantization='float32',
     samples = list(representative_images or ())
     if not samples:
       raise ValueError('int8 quantization needs representative_images.')
-    content = int8_debugger(model, input_size, merge_arguments, samples,
-                            float_scopes).get_nondebug_quantized_model()
+    content = int8_model(model, input_size, merge_arguments, samples,
+                         float_scopes)
   else:
     content = _converter(model, input_size, merge_arguments).convert()
     if quantization == 'float16':

@@ -145,8 +145,8 @@ def float_denylist(calibrated, network_prefix, float_scopes=()):
   """Node names and op types the int8 quantizer must leave float.
 
   Args:
-    calibrated: a calibrated float .tflite (``QuantizationDebugger``'s
-      ``calibrated_model``).
+    calibrated: a calibrated float .tflite (a calibrate-only conversion,
+      ``tflite.int8_model``).
     network_prefix: the network's name scope.
     float_scopes: name fragments (e.g. ``'center_head/classifier'``) of
       network ops to keep float as well.
