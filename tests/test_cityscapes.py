@@ -93,6 +93,13 @@ def test_reader_on_a_tiny_tree(tmp_path):
   with pytest.raises(ValueError, match='bonn_000000_000019_gtFine_instanceIds'
                      '.png is 2x2 but .* is 2x3'):
     list(cityscapes.read_cityscapes(str(tmp_path), 'val')[1])
+  with pytest.raises(FileNotFoundError, match="no Cityscapes leftImg8bit "
+                     "folder for split 'train'"):
+    cityscapes.read_cityscapes(str(tmp_path), 'train')
+  (tmp_path / 'leftImg8bit' / 'train').mkdir()
+  with pytest.raises(FileNotFoundError, match="no Cityscapes gtFine folder"):
+    cityscapes.read_cityscapes(str(tmp_path), 'train')
+  (tmp_path / 'gtFine' / 'train').mkdir()
   with pytest.raises(ValueError, match='no Cityscapes images match'):
     cityscapes.read_cityscapes(str(tmp_path), 'train')
 

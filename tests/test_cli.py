@@ -110,6 +110,25 @@ BAD_ARGUMENTS = [
     ('train', ['--experiment', 'coco_r50_os32', '--params_override',
                'data.train.path=/nowhere,data.eval.path=/nowhere'],
      "'data.train.path' '/nowhere' does not exist"),
+    ('train', ['--experiment', 'coco_r50_os32', '--params_override',
+               'data.train.path=empty,data.eval.path=empty'],
+     "no COCO panoptic JSON for split 'train2017': "
+     "'empty/annotations/panoptic_train2017.json' does not exist"),
+    ('train', ['--experiment', 'mapillary_vistas_r50_os32', '--mode', 'eval',
+               '--params_override', 'data.eval.path=empty'],
+     "no Mapillary Vistas panoptic JSON for split 'validation'; tried "
+     "empty/validation/panoptic/panoptic_2018.json"),
+    ('train', ['--experiment', 'cityscapes_r50_os32', '--mode', 'eval',
+               '--params_override', 'data.eval.path=empty'],
+     "no Cityscapes leftImg8bit folder for split 'val': "
+     "'empty/leftImg8bit/val' does not exist"),
+    ('train', ['--experiment', 'demo', '--params_override',
+               'data.dataset=tfrecord,data.train.path=empty,'
+               'data.eval.path=empty'],
+     'empty/metadata.json does not exist: convert the dataset with pdl-data'),
+    ('data', ['--dataset', 'coco_panoptic', '--input', 'empty', '--split',
+              'val2017', '--output', 'o'],
+     "no COCO panoptic JSON for split 'val2017'"),
     ('train', ['--experiment', 'coco_r50_os32', '--mode', 'eval',
                '--params_override', 'data.eval.path=afile'],
      "'data.eval.path' 'afile' is a file, not a folder"),

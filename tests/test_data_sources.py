@@ -15,6 +15,7 @@ from helpers import require_coco_sample
 from pdl_tf import config_io
 from pdl_tf import keys
 from pdl_tf.cli import data as data_cli
+from pdl_tf.data import layouts
 from pdl_tf.data import mapillary_vistas
 from pdl_tf.data import pipeline
 from pdl_tf.data import synthetic
@@ -159,7 +160,7 @@ def test_tfrecord_dataset_feeds_the_pipeline_like_the_generator(tmp_path):
 @pytest.mark.parametrize('layout', [0, 2])
 def test_mapillary_vistas_layouts(tmp_path, layout):
   sample = require_coco_sample()
-  folder, json_name = mapillary_vistas.LAYOUTS[layout]
+  folder, json_name = layouts.VISTAS_LAYOUTS[layout]
   labels = tmp_path / 'validation' / folder
   shutil.copytree(sample / 'panoptic_examples', labels)
   shutil.copy(sample / 'panoptic_examples.json', labels / json_name)
@@ -176,7 +177,7 @@ def test_mapillary_vistas_layouts(tmp_path, layout):
 
 def test_vistas_experiment_reads_and_downscales_for_eval(tmp_path):
   sample = require_coco_sample()
-  folder, json_name = mapillary_vistas.LAYOUTS[0]
+  folder, json_name = layouts.VISTAS_LAYOUTS[0]
   labels = tmp_path / 'validation' / folder
   shutil.copytree(sample / 'panoptic_examples', labels)
   shutil.copy(sample / 'panoptic_examples.json', labels / json_name)

@@ -16,6 +16,7 @@ and fails if TensorFlow was imported.
 import os
 
 from pdl_tf.config import ConfigError
+from pdl_tf.data import layouts
 from pdl_tf.data import names as data_names
 
 
@@ -83,7 +84,8 @@ def data_split(config, split_key):
   synthetic dataset.
 
   Raises:
-    FileNotFoundError: the path is empty or is not a folder.
+    FileNotFoundError: the path is empty, is not a folder, or lacks the
+      split's files (``data/layouts.py``).
     ConfigError: synthetic with num_examples < 1.
   """
   name = config.data.dataset
@@ -98,6 +100,7 @@ def data_split(config, split_key):
           f"{split_key}.split {split.split!r} from a folder; set it, e.g. "
           f'--params_override {split_key}.path=/data/{name}')
     existing_dir(split.path, f"'{split_key}.path'")
+    layouts.check_split(name, split.path, split.split)
 
 
 def backbone_checkpoint(config):

@@ -15,6 +15,7 @@ import sys
 
 from pdl_tf.cli import checks
 from pdl_tf.cli import common
+from pdl_tf.data import layouts
 from pdl_tf.data.names import LISTED as DATASETS
 
 
@@ -70,6 +71,8 @@ def check(args):
                             'required.')
   else:
     checks.existing_dir(args.input, '--input')
+    for split in args.split:
+      layouts.check_split(args.dataset, args.input, split)
   if args.num_shards < 1:
     raise checks.UsageError(f'--num_shards must be >= 1, got '
                             f'{args.num_shards}.')

@@ -22,6 +22,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from pdl_tf.data import layouts
 from pdl_tf.data.coco_panoptic import DatasetMetadata
 from pdl_tf.data.coco_panoptic import ExampleSource
 from pdl_tf.data.coco_panoptic import load_all
@@ -147,11 +148,11 @@ def list_cityscapes(root, split, label_divisor=1000, ignore_label=255):
   ``root/gtFine/<split>/<city>/*_gtFine_instanceIds.png``.
 
   Raises:
+    FileNotFoundError: a split folder is missing (layouts.py).
     ValueError: no images found; a source's ``load()`` raises for a label
       missing or of another size (naming the file).
   """
-  pattern = os.path.join(root, 'leftImg8bit', split, '*',
-                         '*_leftImg8bit.png')
+  pattern = layouts.cityscapes_image_pattern(root, split)
   image_paths = sorted(glob.glob(pattern))
   if not image_paths:
     raise ValueError(f'no Cityscapes images match {pattern!r}.')

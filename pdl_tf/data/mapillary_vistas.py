@@ -18,33 +18,16 @@ Example:
 import os
 
 from pdl_tf.data import coco_panoptic
-
-LAYOUTS = (('panoptic', 'panoptic_2018.json'),
-           (os.path.join('v1.2', 'panoptic'), 'panoptic_2018.json'),
-           (os.path.join('v2.0', 'panoptic'), 'panoptic_2020.json'))
-
-
-def find_split_files(root, split):
-  """(panoptic json, image folder, panoptic PNG folder) of one split.
-
-  Raises:
-    FileNotFoundError: none of LAYOUTS exists; the message lists the paths
-      tried.
-  """
-  tried = []
-  for folder, json_name in LAYOUTS:
-    png_folder = os.path.join(root, split, folder)
-    json_file = os.path.join(png_folder, json_name)
-    if os.path.isfile(json_file):
-      return json_file, os.path.join(root, split, 'images'), png_folder
-    tried.append(json_file)
-  raise FileNotFoundError(f'no Mapillary Vistas panoptic JSON for split '
-                          f'{split!r}; tried {", ".join(tried)}.')
-
+from pdl_tf.data import layouts
 
 def list_mapillary_vistas(root, split, label_divisor=1000, ignore_label=255):
-  """Metadata (the JSON's categories) and one ExampleSource per image."""
-  json_file, image_folder, png_folder = find_split_files(root, split)
+  """Metadata (the JSON's categories) and one ExampleSource per image.
+
+  Raises:
+    FileNotFoundError: no layout of layouts.VISTAS_LAYOUTS exists.
+  """
+  json_file, image_folder, png_folder = layouts.vistas_split_files(
+      root, split)
   return coco_panoptic.list_coco_panoptic(json_file, image_folder,
                                           png_folder, label_divisor,
                                           ignore_label)

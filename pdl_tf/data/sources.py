@@ -9,13 +9,8 @@ Two kinds of dataset:
            ``tfds_coco_panoptic`` (TFDS ``coco/2017_panoptic``): read
            directly as tf.data datasets.
 
-Folder layouts (``path`` is the dataset root, ``split`` the split name):
-  coco_panoptic     path/annotations/panoptic_<split>.json,
-                    path/annotations/panoptic_<split>/*.png, path/<split>/
-  cityscapes        path/leftImg8bit/<split>/, path/gtFine/<split>/
-  mapillary_vistas  see mapillary_vistas.LAYOUTS
-  tfrecord          path/metadata.json, path/<split>-*.tfrecord
-  tfds_coco_panoptic path = TFDS data_dir ('' = TFDS's default)
+Folder layouts: ``layouts.py``; ``tfds_coco_panoptic``'s path is the TFDS
+data_dir ('' = TFDS's default).
 """
 
 import atexit
@@ -28,6 +23,7 @@ import tensorflow as tf
 from pdl_tf.config import ConfigError
 from pdl_tf.data import cityscapes
 from pdl_tf.data import coco_panoptic
+from pdl_tf.data import layouts
 from pdl_tf.data import mapillary_vistas
 from pdl_tf.data import synthetic
 from pdl_tf.data.names import DATASETS
@@ -64,12 +60,8 @@ def list_split(dataset, path, split, *, label_divisor=1000, ignore_label=255,
   if not path or not os.path.isdir(path):
     raise FileNotFoundError(f'dataset root {path!r} does not exist.')
   if dataset == 'coco_panoptic':
-    annotations = os.path.join(path, 'annotations')
     meta, sources = coco_panoptic.list_coco_panoptic(
-        os.path.join(annotations, f'panoptic_{split}.json'),
-        os.path.join(path, split),
-        os.path.join(annotations, f'panoptic_{split}'),
-        label_divisor, ignore_label)
+        *layouts.coco_split_files(path, split), label_divisor, ignore_label)
   elif dataset == 'cityscapes':
     meta, sources = cityscapes.list_cityscapes(path, split, label_divisor,
                                                ignore_label)

@@ -31,9 +31,10 @@ import tensorflow as tf
 import tqdm
 
 from pdl_tf.data import image_decode
+from pdl_tf.data import layouts
 from pdl_tf.data.coco_panoptic import DatasetMetadata
 
-METADATA_FILE = 'metadata.json'
+METADATA_FILE = layouts.TFRECORD_METADATA
 FORMAT = 'pdl_tf panoptic tfrecords'
 MAX_LABEL_VALUE = 256 ** 3 - 1
 IMAGE_FORMATS = ('png', 'jpeg')
@@ -254,10 +255,8 @@ def read_split(folder, split, input_context=None, deterministic=True):
     FileNotFoundError: no metadata.json, or a shard listed there missing.
     ValueError: the split is not in metadata.json or has no examples.
   """
+  layouts.tfrecord_metadata(folder)
   data = _read_metadata_file(folder)
-  if data is None:
-    raise FileNotFoundError(f'{os.path.join(folder, METADATA_FILE)} does not '
-                            'exist: convert the dataset with pdl-data first.')
   if split not in data['splits']:
     raise ValueError(f'{folder}: split {split!r} is not converted; '
                      f'converted: {sorted(data["splits"])}.')

@@ -1,0 +1,104 @@
+"""Where each dataset keeps its files, without TensorFlow.
+
+The readers (``coco_panoptic``, ``cityscapes``, ``mapillary_vistas``,
+``tfrecords``) and the commands' argument checks (``cli/checks.py``, run
+before TensorFlow starts) take their paths from here, so a root that lacks
+a split's files is refused in a second, naming the file it looked for.
+
+Layouts (``root`` is ``data.<split>.path``, ``split`` its ``split``):
+  coco_panoptic     root/annotations/panoptic_<split>.json,
+                    root/annotations/panoptic_<split>/*.png, root/<split>/
+  cityscapes        root/leftImg8bit/<split>/<city>/*_leftImg8bit.png,
+                    root/gtFine/<split>/<city>/*_gtFine_instanceIds.png
+  mapillary_vistas  one of VISTAS_LAYOUTS under root/<split>/, images in
+                    root/<split>/images/
+  tfrecord          root/metadata.json, root/<split>-*-of-*.tfrecord
+"""
+
+import os
+
+# Mapillary Vistas: (label folder under root/<split>, JSON name), in the
+# order tried: the v1.2 download, v2.0's v1.2 labels, v2.0's own labels
+# (124 classes).
+VISTAS_LAYOUTS = (('panoptic', 'panoptic_2018.json'),
+                  (os.path.join('v1.2', 'panoptic'), 'panoptic_2018.json'),
+                  (os.path.join('v2.0', 'panoptic'), 'panoptic_2020.json'))
+TFRECORD_METADATA = 'metadata.json'
+
+
+def coco_split_files(root, split):
+  """(panoptic JSON, image folder, panoptic PNG folder) of a COCO split.
+
+  Raises:
+    FileNotFoundError: the JSON is missing (its path named).
+  """
+  annotations = os.path.join(root, 'annotations')
+  json_file = os.path.join(annotations, f'panoptic_{split}.json')
+  if not os.path.isfile(json_file):
+    raise FileNotFoundError(
+        f'no COCO panoptic JSON for split {split!r}: {json_file!r} does not '
+        f'exist (expected root/annotations/panoptic_<split>.json).')
+  return (json_file, os.path.join(root, split),
+          os.path.join(annotations, f'panoptic_{split}'))
+
+
+def vistas_split_files(root, split):
+  """(panoptic JSON, image folder, panoptic PNG folder) of a Mapillary
+  Vistas split, the first of VISTAS_LAYOUTS that exists.
+
+  Raises:
+    FileNotFoundError: none exists; the message lists the paths tried.
+  """
+  tried = []
+  for folder, json_name in VISTAS_LAYOUTS:
+    png_folder = os.path.join(root, split, folder)
+    json_file = os.path.join(png_folder, json_name)
+    if os.path.isfile(json_file):
+      return json_file, os.path.join(root, split, 'images'), png_folder
+    tried.append(json_file)
+  raise FileNotFoundError(f'no Mapillary Vistas panoptic JSON for split '
+                          f'{split!r}; tried {", ".join(tried)}.')
+
+
+def cityscapes_image_pattern(root, split):
+  """The glob pattern of a Cityscapes split's images.
+
+  Raises:
+    FileNotFoundError: root/leftImg8bit/<split> or root/gtFine/<split> is
+      not a folder.
+  """
+  for folder in ('leftImg8bit', 'gtFine'):
+    path = os.path.join(root, folder, split)
+    if not os.path.isdir(path):
+      raise FileNotFoundError(
+          f'no Cityscapes {folder} folder for split {split!r}: {path!r} does '
+          f'not exist (expected root/leftImg8bit/<split>/<city>/ and '
+          f'root/gtFine/<split>/<city>/).')
+  return os.path.join(root, 'leftImg8bit', split, '*', '*_leftImg8bit.png')
+
+
+def tfrecord_metadata(root):
+  """Path of a pdl-data folder's metadata.json.
+
+  Raises:
+    FileNotFoundError: it is missing (the folder is not a pdl-data output).
+  """
+  path = os.path.join(root, TFRECORD_METADATA)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(
+        f'{path} does not exist: convert the dataset with pdl-data first '
+        f'(data.dataset tfrecord reads a folder pdl-data wrote).')
+  return path
+
+
+def check_split(dataset, root, split):
+  """Raises FileNotFoundError (naming the path) when ``root`` lacks the
+  files ``dataset`` reads for ``split``; other datasets pass."""
+  if dataset == 'coco_panoptic':
+    coco_split_files(root, split)
+  elif dataset == 'mapillary_vistas':
+    vistas_split_files(root, split)
+  elif dataset == 'cityscapes':
+    cityscapes_image_pattern(root, split)
+  elif dataset == 'tfrecord':
+    tfrecord_metadata(root)
