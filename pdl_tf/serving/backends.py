@@ -141,7 +141,9 @@ def available_cores():
 
 class TFLiteBackend:
   """Runs a .tflite export with LiteRT; decoding (``image_decode``, as the
-  SavedModel does), fitting and un-fitting in TF.
+  SavedModel does), fitting and un-fitting in TF, each a graph traced once
+  per backend (eager ops cost about 0.1 s per image, more than the
+  network of a small model; bench/README.md).
 
   Args:
     path: the .tflite file.
@@ -153,15 +155,12 @@ class TFLiteBackend:
 
   def __init__(self, path, max_image_pixels=None, num_threads=None):
     # pylint: disable=g-import-not-at-top
-    import tensorflow as tf
     from ai_edge_litert import interpreter as litert
     from pdl_tf.data import image_decode
-    from pdl_tf.export import image_fit
     # pylint: enable=g-import-not-at-top
     if not os.path.isfile(path):
       raise FileNotFoundError(f'TFLite model {path!r} does not exist.')
     self.path = path
-    self._tf, self._fit, self._decode = tf, image_fit, image_decode
     self.max_image_pixels = (image_decode.MAX_IMAGE_PIXELS
                              if max_image_pixels is None else max_image_pixels)
     self.num_threads = num_threads or available_cores()
@@ -171,23 +170,54 @@ class TFLiteBackend:
     shape = self._runner.get_input_details()['images']['shape']
     self.input_size = (int(shape[1]), int(shape[2]))
     self.pad_rgb = export_pad_rgb(os.path.dirname(os.path.abspath(path)))
+    self._prepare, self._restore = _tflite_graphs(self.input_size,
+                                                  self.pad_rgb)
 
   def predict(self, image_bytes):
-    tf, fit = self._tf, self._fit
-    image = self._decode.decode_image(tf.constant(image_bytes),
-                                      self.max_image_pixels)
-    fitted, valid = fit.fit_image(image, self.input_size, self.pad_rgb)
-    outputs = self._runner(images=fitted[None].numpy(),
-                           image_sizes=valid[None].numpy())
-    original = tf.shape(image)[:2]
-    result = {}
-    for key in MAP_KEYS:
-      unfit = fit.unfit_map(outputs[key][0][..., None], valid, original,
-                            original, 0)
-      result[key] = unfit.numpy()[..., 0].astype(_DTYPES[key])
+    images, sizes, original = self._prepare(image_bytes,
+                                            self.max_image_pixels)
+    outputs = self._runner(images=images.numpy(), image_sizes=sizes.numpy())
+    maps = self._restore(*(outputs[key] for key in MAP_KEYS), sizes[0],
+                         original)
+    result = {key: value.numpy().astype(_DTYPES[key])
+              for key, value in zip(MAP_KEYS, maps)}
     for key in VECTOR_KEYS:
       result[key] = outputs[key][0].astype(_DTYPES[key])
     return result
+
+
+def _tflite_graphs(input_size, pad_rgb):
+  """The TFLite backend's TF stages as tf.functions: ``prepare(bytes,
+  max_pixels)`` -> (images float32 [1, h, w, 3], image_sizes int32 [1, 2],
+  original size int32 [2]) and ``restore(panoptic, semantic, instance,
+  center_heatmap, valid, original)`` -> the four maps at the original
+  size."""
+  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  from pdl_tf.data import image_decode
+  from pdl_tf.export import image_fit
+  # pylint: enable=g-import-not-at-top
+  height, width = input_size
+
+  @tf.function(input_signature=[tf.TensorSpec([], tf.string),
+                                tf.TensorSpec([], tf.int64)])
+  def prepare(contents, max_pixels):
+    image = image_decode.decode_image(contents, max_pixels)
+    fitted, valid = image_fit.fit_image(image, input_size, pad_rgb)
+    return fitted[None], valid[None], tf.shape(image)[:2]
+
+  map_spec = lambda dtype: tf.TensorSpec([1, height, width], dtype)
+
+  @tf.function(input_signature=[
+      map_spec(tf.int32), map_spec(tf.int32), map_spec(tf.int32),
+      map_spec(tf.float32), tf.TensorSpec([2], tf.int32),
+      tf.TensorSpec([2], tf.int32)])
+  def restore(panoptic, semantic, instance, center_heatmap, valid, original):
+    return [image_fit.unfit_map(value[0][..., None], valid, original,
+                                original, 0)[..., 0]
+            for value in (panoptic, semantic, instance, center_heatmap)]
+
+  return prepare, restore
 
 
 class RestBackend:
