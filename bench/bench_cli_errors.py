@@ -24,21 +24,19 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'tests'))
 
+import peak_rss  # pylint: disable=g-import-not-at-top,wrong-import-position
 from test_cli import BAD_ARGUMENTS  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def run_once(module, argv, folder, env):
   """(seconds, peak RSS in MiB, exit status, last stderr line)."""
   start = time.perf_counter()
-  process = subprocess.Popen(
+  done, peak = peak_rss.run(
       [sys.executable, '-m', f'pdl_tf.cli.{module}'] + argv, cwd=folder,
       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-  _, status, usage = os.wait4(process.pid, 0)
   seconds = time.perf_counter() - start
-  error = process.stderr.read().strip().splitlines()
-  process.stderr.close()
-  return (seconds, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status),
-          error[-1] if error else '')
+  error = done.stderr.strip().splitlines()
+  return seconds, peak / 2**20, done.returncode, error[-1] if error else ''
 
 
 def scratch_folder():

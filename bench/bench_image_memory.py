@@ -30,6 +30,8 @@ ROOT = os.path.join(HERE, '..')
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, 'tests'))
 
+import peak_rss  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 
 def _png(height, width):
   import numpy as np  # pylint: disable=g-import-not-at-top
@@ -113,14 +115,12 @@ def _export(folder):
 
 def _predict_command(model, image_path, output):
   """Peak RSS (bytes) of a whole ``pdl-predict`` process on one image."""
-  process = subprocess.Popen(
+  done, peak = peak_rss.run(
       [sys.executable, '-m', 'pdl_tf.cli.predict', image_path,
        '--saved_model', model, '--output', output],
-      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
-  _, status, usage = os.wait4(process.pid, 0)
-  error = process.stderr.read().decode().strip().splitlines()
-  process.returncode = os.waitstatus_to_exitcode(status)
-  return usage.ru_maxrss * 1024, error[-1][:100] if status else None
+      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+  error = done.stderr.strip().splitlines()
+  return peak, error[-1][:100] if done.returncode else None
 
 
 def _run(kind, model, image_path):

@@ -15,7 +15,7 @@ commands (pdl_tf/cpu_runtime.py), on one PNG image per call:
   its stages, the interpreter's time for the whole file (network + merge)
   and for the network-only file (merge = the difference).
 
-Median of --runs after one warm-up call; peak RSS of the child (it includes
+Median of --runs after one warm-up call; peak RSS (VmHWM) of the child (it includes
 TensorFlow itself: the "idle" row is a child that only imports and loads
 nothing). TFLite runs with --threads interpreter threads (default: the
 backend's own default).
@@ -28,7 +28,6 @@ Usage: python bench/bench_latency.py [--experiment cityscapes_mnv3_large_os16]
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -136,6 +135,7 @@ def _saved_model_stages(paths, export, experiment, input_size, contents,
   from pdl_tf import config_io
   from pdl_tf import keys
   from pdl_tf import postprocess
+  from pdl_tf.data import image_decode
   from pdl_tf.export import image_fit
   from pdl_tf.model import factory
   from pdl_tf.serving import backends
@@ -146,7 +146,7 @@ def _saved_model_stages(paths, export, experiment, input_size, contents,
   model = factory.restore_model(config, paths['checkpoint'], input_size)
   merge = postprocess.merge_fn(jit_compile=export.endswith('xla'),
                                **factory.merge_arguments(config))
-  decode = tf.function(image_fit.decode_image)
+  decode = tf.function(image_decode.decode_image)
   fit = tf.function(lambda image: image_fit.fit_image(image, input_size))
   network = tf.function(lambda images: model(images, training=False))
   image = decode(tf.constant(contents))
@@ -154,6 +154,8 @@ def _saved_model_stages(paths, export, experiment, input_size, contents,
   outputs = network(fitted[None])
   merged = merge(outputs[keys.SEMANTIC_LOGITS], outputs[keys.CENTER_HEATMAP],
                  outputs[keys.CENTER_OFFSETS], valid[None])
+  merged = dict(merged)
+  merged[keys.CENTER_HEATMAP] = outputs[keys.CENTER_HEATMAP][..., 0]
   original = tf.shape(image)[:2]
 
   @tf.function
@@ -182,20 +184,22 @@ def _tflite_stages(paths, export, input_size, contents, runs, threads):
   import tensorflow as tf
   from ai_edge_litert import interpreter as litert
   from pdl_tf import postprocess
-  from pdl_tf.export import image_fit
+  from pdl_tf.data import image_decode
   from pdl_tf.serving import backends
   # pylint: enable=g-import-not-at-top
   del input_size
   backend = backends.TFLiteBackend(paths[export], num_threads=threads)
   times = {'end to end': _median_ms(lambda: backend.predict(contents), runs)}
-  # The backend's stages, as it runs them (eager TF around LiteRT).
-  image = image_fit.decode_image(tf.constant(contents))
-  fitted, valid = image_fit.fit_image(image, backend.input_size)
-  images, sizes = fitted[None].numpy(), valid[None].numpy()
-  times['decode'] = _median_ms(
-      lambda: image_fit.decode_image(tf.constant(contents)), runs)
-  times['fit'] = _median_ms(
-      lambda: image_fit.fit_image(image, backend.input_size)[0].numpy(), runs)
+  # The backend's stages, as it runs them: its two TF graphs (decode + fit,
+  # un-fit) around LiteRT; decode alone as a graph of its own.
+  decode = tf.function(image_decode.decode_image)
+  contents_tensor = tf.constant(contents)
+  max_pixels = tf.constant(0, tf.int64)
+  images, sizes, original = backend._prepare(contents, max_pixels)  # pylint: disable=protected-access
+  images, sizes = images.numpy(), sizes.numpy()
+  times['decode'] = _median_ms(lambda: decode(contents_tensor).numpy(), runs)
+  times['fit'] = _median_ms(lambda: backend._prepare(  # pylint: disable=protected-access
+      contents, max_pixels)[0].numpy(), runs) - times['decode']
   whole = litert.Interpreter(model_path=paths[export],
                              num_threads=backend.num_threads)
   run_whole = whole.get_signature_runner()
@@ -207,11 +211,9 @@ def _tflite_stages(paths, export, input_size, contents, runs, threads):
       lambda: run_whole(images=images, image_sizes=sizes), runs)
   times['network'] = _median_ms(lambda: run_network(images=images), runs)
   times['merge'] = times['network + merge'] - times['network']
-  original = tf.shape(image)[:2]
-  times['unfit'] = _median_ms(lambda: [
-      image_fit.unfit_map(outputs[key][0][..., None], valid, original,
-                          original, 0).numpy()
-      for key in backends.MAP_KEYS], runs)
+  maps = [outputs[key] for key in backends.MAP_KEYS]
+  times['unfit'] = _median_ms(lambda: backend._restore(  # pylint: disable=protected-access
+      *maps, sizes[0], original)[0].numpy(), runs)
   instances = int((outputs[postprocess.INSTANCE_CLASSES] >= 0).sum())
   return times, instances
 
@@ -236,9 +238,19 @@ def _child(args):
   else:
     times, instances = _tflite_stages(paths, args.child, input_size,
                                       contents, args.runs, args.threads)
-  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   print(json.dumps({'times': times, 'instances': instances,
-                    'peak_mb': peak}))
+                    'peak_mb': _peak_rss_mb()}))
+
+
+def _peak_rss_mb():
+  """This process's peak resident memory (VmHWM) in MB. Not ru_maxrss:
+  Linux carries it over from the parent through fork and exec, so a child
+  of the exporting parent would report the parent's 3 GB."""
+  with open('/proc/self/status') as f:
+    for line in f:
+      if line.startswith('VmHWM:'):
+        return int(line.split()[1]) / 1024
+  raise KeyError('VmHWM not in /proc/self/status')
 
 
 def _run_child(args, export, size, paths):
@@ -274,6 +286,9 @@ def main():
                       choices=EXPORTS)
   parser.add_argument('--threads', type=int, default=0,
                       help='LiteRT threads (0: the backend default)')
+  parser.add_argument('--workdir', default='',
+                      help='keep the exports here and reuse them in later '
+                           'runs (default: a temporary folder)')
   parser.add_argument('--child', help=argparse.SUPPRESS)
   parser.add_argument('--paths', help=argparse.SUPPRESS)
   args = parser.parse_args()
@@ -286,14 +301,31 @@ def main():
         'merge | un-fit | peak RSS | instances |')
   print('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
   for size in args.sizes:
-    height, width = (int(v) for v in size.split('x'))
-    with tempfile.TemporaryDirectory() as folder:
-      paths, input_size = _export_all(args.experiment, (height, width),
-                                      args.exports, folder)
-      paths['input_size'] = list(input_size)
+    with tempfile.TemporaryDirectory() as temporary:
+      folder = os.path.join(args.workdir or temporary, size)
+      paths = _exports(args.experiment, size, args.exports, folder)
       for export in ['idle'] + list(args.exports):
         result = _run_child(args, export, size, paths)
-        print(_row(size, input_size, export, result), flush=True)
+        print(_row(size, paths['input_size'], export, result), flush=True)
+
+
+def _exports(experiment, size, exports, folder):
+  """The exports' paths, made in ``folder`` unless a previous run with the
+  same experiment and exports left them there (paths.json)."""
+  record = os.path.join(folder, 'paths.json')
+  if os.path.isfile(record):
+    with open(record) as f:
+      paths = json.load(f)
+    if paths.get('experiment') == experiment and all(
+        name in paths for name in exports):
+      return paths
+  height, width = (int(v) for v in size.split('x'))
+  paths, input_size = _export_all(experiment, (height, width), exports,
+                                  folder)
+  paths.update(input_size=list(input_size), experiment=experiment)
+  with open(record, 'w') as f:
+    json.dump(paths, f)
+  return paths
 
 
 if __name__ == '__main__':
