@@ -90,6 +90,20 @@ def test_train_then_eval_writes_checkpoint_params_and_metrics(capsys,
                 'WARNING:absl'):
     assert noise not in rerun.stderr, (noise, rerun.stderr)
   assert 'eval: 100%' in rerun.stderr and '2/2' in rerun.stderr  # a total
+  # A checkpoint of another network (here wider ASPP): one line naming the
+  # first mismatch and status 2, not a traceback after hundreds of
+  # TensorFlow warnings; nothing written.
+  wrong = subprocess.run(
+      [sys.executable, '-m', 'pdl_tf.cli.evaluate', '--experiment', 'demo',
+       '--params_override', SMALL.replace('model.aspp_channels=16',
+                                          'model.aspp_channels=24'),
+       '--checkpoint', model_dir, '--model_dir', str(tmp_path / 'wrong')],
+      capture_output=True, text=True, env=env, timeout=900, check=False)
+  lines = wrong.stderr.strip().splitlines()
+  assert wrong.returncode == 2, wrong.stderr
+  assert len(lines) == 1, wrong.stderr
+  assert 'does not fit the network of this experiment' in lines[0], lines
+  assert not (tmp_path / 'wrong').exists()
 
 
 # Bad arguments of every command, run from a folder holding 'afile', an
@@ -134,6 +148,10 @@ BAD_ARGUMENTS = [
      "'data.eval.path' 'afile' is a file, not a folder"),
     ('train', ['--experiment', 'demo', '--model_dir', 'afile'],
      "--model_dir 'afile' is a file, not a folder"),
+    ('train', ['--experiment', 'demo', '--model_dir', 'afile/run'],
+     "--model_dir 'afile/run' cannot be created: "),
+    ('train', ['--experiment', 'demo', '--mode', 'eval', '--model_dir',
+               'empty'], "--mode eval: no checkpoint in --model_dir 'empty'"),
     ('train', ['--experiment', 'demo', '--params_override',
                'model.backbone.init_checkpoint=nockpt'],
      "no checkpoint at 'nockpt' ('model.backbone.init_checkpoint')"),
@@ -157,6 +175,10 @@ BAD_ARGUMENTS = [
      "'empty' holds no saved_model.pb"),
     ('predict', ['image.png', '--tflite', 'm.tflite', '--output', 'o'],
      "--tflite 'm.tflite' does not exist"),
+    ('predict', ['image.png', '--tflite', 'image.png', '--output', 'o'],
+     "--tflite 'image.png' is not a TFLite model"),
+    ('predict', ['image.png', '--saved_model', 'empty', '--label_divisor',
+                 '-5', '--output', 'o'], '--label_divisor must be >= 1'),
     ('predict', ['image.png', '--server', 'localhost:1', '--output',
                  'afile'], "--output 'afile' is a file, not a folder"),
     ('data', ['--dataset', 'coco_panoptic', '--input', 'nowhere', '--split',
@@ -264,3 +286,11 @@ def test_gitignore_covers_what_the_readme_commands_write():
     ignored = f.read().split()
   for folder in ('/runs/', '/exports/', '.venv/'):
     assert folder in ignored, folder
+
+
+def test_predict_output_names_never_collide():
+  stems = predict.output_stems(['a/good.jpg', 'a/good.png', 'b/x.png',
+                                'c/x.png', 'c/solo.webp'])
+  assert stems == {'a/good.jpg': 'good_jpg', 'a/good.png': 'good_png',
+                   'b/x.png': 'x_png', 'c/x.png': 'x_png_2',
+                   'c/solo.webp': 'solo'}

@@ -53,12 +53,33 @@ def existing_dir(path, flag):
 
 
 def output_dir(path, flag):
-  """Raises FileExistsError if ``path`` exists and is not a folder (a new
-  or existing folder is fine; it is created later, by the work)."""
-  if path and not is_remote(path) and os.path.exists(path) and (
-      not os.path.isdir(path)):
+  """Raises FileExistsError if ``path`` exists and is not a folder, or
+  cannot be created because a folder above it is a file (a new or existing
+  folder is fine; it is created later, by the work)."""
+  if not path or is_remote(path):
+    return path
+  if os.path.exists(path) and not os.path.isdir(path):
     raise FileExistsError(f'{flag} {path!r} is a file, not a folder; name '
                           'a folder (it is created if missing).')
+  parent = os.path.dirname(os.path.abspath(path))
+  while not os.path.exists(parent):
+    parent = os.path.dirname(parent)
+  if not os.path.isdir(parent):
+    raise FileExistsError(f'{flag} {path!r} cannot be created: {parent!r} '
+                          'is a file, not a folder.')
+  return path
+
+
+def tflite_file(path, flag):
+  """Raises FileNotFoundError unless ``path`` is a TFLite flatbuffer (its
+  bytes 4-8 are the file identifier 'TFL3')."""
+  existing_file(path, flag)
+  with open(path, 'rb') as f:
+    header = f.read(8)
+  if header[4:8] != b'TFL3':
+    raise FileNotFoundError(f'{flag} {path!r} is not a TFLite model (no '
+                            "'TFL3' file identifier); pass a .tflite file "
+                            'written by pdl-export.')
   return path
 
 

@@ -125,6 +125,22 @@ def _quiet_python_logs():
   commands print what the user needs themselves."""
   import logging  # pylint: disable=g-import-not-at-top
   logging.getLogger('absl').setLevel(logging.ERROR)
+  logging.getLogger('tensorflow').addFilter(_drop_checkpoint_warnings)
+
+
+def _drop_checkpoint_warnings(record):
+  """False for TensorFlow's per-variable warnings about a checkpoint that
+  does not fit (hundreds of lines); the command's one-line error says it."""
+  message = str(record.msg)
+  return not message.startswith(_CHECKPOINT_WARNINGS)
+
+
+_CHECKPOINT_WARNINGS = (
+    'Value in checkpoint could not be found in the restored object',
+    'Detecting that an object or model or tf.train.Checkpoint is being '
+    'deleted with unrestored values',
+    'An attribute in the restored object could not be found in the '
+    'checkpoint')
 
 
 def entry_point_for(main, build_parser):

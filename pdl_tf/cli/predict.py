@@ -149,16 +149,40 @@ def _failure_line(path, error):
   return f'server error: {path}: {first_line}'
 
 
+def output_stems(files):
+  """{path: the name its outputs start with}: the file name without its
+  extension, or with it ('good.jpg' -> 'good_jpg') where two inputs share a
+  stem, then a counter ('x_png_2') where they share the whole name, so no
+  output overwrites another."""
+  stems, taken = {}, set()
+  names = [os.path.splitext(os.path.basename(path)) for path in files]
+  counts = {}
+  for stem, _ in names:
+    counts[stem] = counts.get(stem, 0) + 1
+  for path, (stem, extension) in zip(files, names):
+    name = stem if counts[stem] == 1 else f'{stem}_{extension.lstrip(".")}'
+    unique, index = name, 1
+    while unique in taken:
+      index += 1
+      unique = f'{name}_{index}'
+    taken.add(unique)
+    stems[path] = unique
+  return stems
+
+
 def check(args):
   """Inputs, model and output folder (no TensorFlow, nothing written);
   returns the image files."""
+  if args.label_divisor is not None and args.label_divisor < 1:
+    raise checks.UsageError(f'--label_divisor must be >= 1, got '
+                            f'{args.label_divisor}.')
   files = list_images(args.inputs)
   if args.saved_model:
     # pylint: disable-next=g-import-not-at-top
     from pdl_tf.serving.backends import find_saved_model
     find_saved_model(checks.existing_dir(args.saved_model, '--saved_model'))
   if args.tflite:
-    checks.existing_file(args.tflite, '--tflite')
+    checks.tflite_file(args.tflite, '--tflite')
   checks.output_dir(args.output, '--output')
   return files
 
@@ -180,6 +204,7 @@ def main(args):
   if hasattr(backend, 'max_image_pixels'):  # TFLite: decoded here
     backend.max_image_pixels = max_pixels
   failed = []
+  stems = output_stems(files)
   for path in tqdm.tqdm(files, unit='image', disable=len(files) < 2):
     try:
       image, result = _predict_one(path, backend, max_pixels)
@@ -188,8 +213,7 @@ def main(args):
       failed.append(path)
       tqdm.tqdm.write(_failure_line(path, e), file=sys.stderr)
       continue
-    stem = os.path.splitext(os.path.basename(path))[0]
-    record = outputs.write_prediction(image, result, stem, args.output,
+    record = outputs.write_prediction(image, result, stems[path], args.output,
                                       label_divisor=divisor,
                                       class_names=names)
     if len(files) == 1:

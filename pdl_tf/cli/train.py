@@ -54,6 +54,13 @@ def check(args):
     checks.data_split(config, 'data.train')
   if args.mode != 'train':
     checks.data_split(config, 'data.eval')
+  if args.mode == 'eval' and not os.path.isfile(
+      os.path.join(model_dir, 'checkpoint')) and not checks.is_remote(
+          model_dir):
+    raise FileNotFoundError(
+        f'--mode eval: no checkpoint in --model_dir {model_dir!r} to '
+        'evaluate; train first (--mode train or train_and_eval), or evaluate '
+        'a checkpoint elsewhere with pdl-eval --checkpoint PATH.')
   checks.backbone_checkpoint(config)
   return config, model_dir
 

@@ -4,6 +4,7 @@ import os
 
 import tensorflow as tf
 
+from pdl_tf.config import ConfigError
 from pdl_tf.model import backbones
 from pdl_tf.model import panoptic_deeplab
 
@@ -75,13 +76,39 @@ def restore_model(config, checkpoint, input_size=None):
 
   Raises:
     FileNotFoundError: no checkpoint there.
-    AssertionError: the checkpoint does not match the config's network.
+    ConfigError: the checkpoint does not match the config's network.
   """
   path = resolve_checkpoint(checkpoint)
   model = build_model(config.model, input_size=input_size)
-  status = tf.train.Checkpoint(model=model).restore(path).expect_partial()
-  status.assert_existing_objects_matched()
+  restore_checked(tf.train.Checkpoint(model=model), path).expect_partial()
   return model
+
+
+def restore_checked(checkpoint, path):
+  """``checkpoint.restore(path)``, every object of ``checkpoint`` found.
+
+  Args:
+    checkpoint: a tf.train.Checkpoint.
+    path: a checkpoint prefix.
+
+  Returns:
+    The restore status.
+
+  Raises:
+    ConfigError: a variable is missing from the checkpoint or has another
+      shape there (a checkpoint of another network: another experiment or
+      other model settings); the message names the first mismatch.
+  """
+  try:
+    status = checkpoint.restore(path)
+    status.assert_existing_objects_matched()
+  except (AssertionError, ValueError) as error:
+    detail = ' '.join(str(error).split())[:400]
+    raise ConfigError(
+        f'checkpoint {path!r} does not fit the network of this experiment '
+        f'(another experiment, or other model settings?): {detail}') from (
+            error)
+  return status
 
 
 def load_model(model_dir, input_size=None):
@@ -98,8 +125,8 @@ def load_model(model_dir, input_size=None):
 
   Raises:
     FileNotFoundError: no params.yaml or no checkpoint there.
-    ConfigError: params.yaml is not a valid experiment config.
-    AssertionError: the checkpoint does not match params.yaml's network.
+    ConfigError: params.yaml is not a valid experiment config, or the
+      checkpoint does not match its network.
   """
   # Imported here: config_io reads experiments (not needed by the rest).
   from pdl_tf import config_io  # pylint: disable=g-import-not-at-top

@@ -116,8 +116,7 @@ class Trainer:
     # first training step creates it.
     self._restored = None
     if path:
-      self._restored = self.checkpoint.restore(path)
-      self._restored.assert_existing_objects_matched()
+      self._restored = factory.restore_checked(self.checkpoint, path)
     self._saved_step = self.step if path else None
     # Set to 1 by a signal (from a thread, while the loop runs); read by the
     # loop between steps. Not in the checkpoint.
@@ -388,8 +387,7 @@ class Trainer:
                                               timeout=timeout):
       # Evaluation only: the optimizer's state stays unrestored (see
       # _optimizer_state_unused).
-      self.checkpoint.restore(path).assert_existing_objects_matched(
-      ).expect_partial()
+      factory.restore_checked(self.checkpoint, path).expect_partial()
       results.append(self.evaluate())
       if report:
         report(results[-1])
