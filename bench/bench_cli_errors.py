@@ -47,6 +47,13 @@ def scratch_folder():
     os.mkdir(os.path.join(folder, name))
   with open(os.path.join(folder, 'image.png'), 'wb') as f:
     f.write(b'not read by the checks')
+  # As tests/test_cli.py's folder: an empty COCO JSON, a bare metadata.json.
+  os.makedirs(os.path.join(folder, 'badcoco', 'annotations'))
+  open(os.path.join(folder, 'badcoco', 'annotations',
+                    'panoptic_val2017.json'), 'w').close()
+  os.mkdir(os.path.join(folder, 'badrecords'))
+  with open(os.path.join(folder, 'badrecords', 'metadata.json'), 'w') as f:
+    f.write('{}')
   return folder
 
 

@@ -143,6 +143,16 @@ BAD_ARGUMENTS = [
     ('data', ['--dataset', 'coco_panoptic', '--input', 'empty', '--split',
               'val2017', '--output', 'o'],
      "no COCO panoptic JSON for split 'val2017'"),
+    ('data', ['--dataset', 'coco_panoptic', '--input', 'badcoco', '--split',
+              'val2017', '--output', 'o'],
+     "COCO panoptic JSON 'badcoco/annotations/panoptic_val2017.json' is not "
+     'a JSON object: it is empty.'),
+    ('train', ['--experiment', 'demo', '--params_override',
+               'data.dataset=tfrecord,data.train.path=badrecords,'
+               'data.eval.path=badrecords'],
+     "badrecords/metadata.json is not a pdl-data metadata file (no 'splits')"),
+    ('train', ['--experiment', 'demo', '--model_dir', 'afile/'],
+     "--model_dir 'afile/' is a file, not a folder"),
     ('train', ['--experiment', 'coco_r50_os32', '--mode', 'eval',
                '--params_override', 'data.eval.path=afile'],
      "'data.eval.path' 'afile' is a file, not a folder"),
@@ -224,6 +234,10 @@ def test_bad_arguments_fail_before_tensorflow_and_write_nothing(
   (tmp_path / 'empty').mkdir()
   (tmp_path / 'nockpt').mkdir()
   (tmp_path / 'image.png').write_bytes(b'not read by the checks')
+  (tmp_path / 'badcoco' / 'annotations').mkdir(parents=True)
+  (tmp_path / 'badcoco' / 'annotations' / 'panoptic_val2017.json').touch()
+  (tmp_path / 'badrecords').mkdir()
+  (tmp_path / 'badrecords' / 'metadata.json').write_text('{}')
   before = _files(tmp_path)
   start = time.perf_counter()
   result = subprocess.run(
@@ -286,6 +300,12 @@ def test_gitignore_covers_what_the_readme_commands_write():
     ignored = f.read().split()
   for folder in ('/runs/', '/exports/', '.venv/'):
     assert folder in ignored, folder
+
+
+def test_predict_lists_each_image_once(tmp_path):
+  (tmp_path / 'x.png').write_bytes(b'')
+  folder, alone = str(tmp_path), str(tmp_path / 'x.png')
+  assert predict.list_images([alone, folder, alone]) == [alone]
 
 
 def test_predict_output_names_never_collide():

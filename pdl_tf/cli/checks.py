@@ -58,10 +58,13 @@ def output_dir(path, flag):
   folder is fine; it is created later, by the work)."""
   if not path or is_remote(path):
     return path
-  if os.path.exists(path) and not os.path.isdir(path):
-    raise FileExistsError(f'{flag} {path!r} is a file, not a folder; name '
-                          'a folder (it is created if missing).')
-  parent = os.path.dirname(os.path.abspath(path))
+  bare = path.rstrip(os.sep) or path  # 'afile/' names the file 'afile'
+  if os.path.lexists(bare) and not os.path.isdir(bare):
+    what = ('is a file, not a folder' if os.path.exists(bare) else
+            'is a broken link, not a folder')
+    raise FileExistsError(f'{flag} {path!r} {what}; name a folder (it is '
+                          'created if missing).')
+  parent = os.path.dirname(os.path.abspath(bare))
   while not os.path.exists(parent):
     parent = os.path.dirname(parent)
   if not os.path.isdir(parent):
@@ -121,7 +124,16 @@ def data_split(config, split_key):
           f"{split_key}.split {split.split!r} from a folder; set it, e.g. "
           f'--params_override {split_key}.path=/data/{name}')
     existing_dir(split.path, f"'{split_key}.path'")
-    layouts.check_split(name, split.path, split.split)
+    dataset_files(name, split.path, split.split)
+
+
+def dataset_files(dataset, root, split):
+  """``layouts.check_split``, its ValueError (an empty or malformed JSON)
+  as a UsageError, printed as one line by the commands."""
+  try:
+    layouts.check_split(dataset, root, split)
+  except ValueError as e:
+    raise UsageError(str(e)) from e
 
 
 def backbone_checkpoint(config):

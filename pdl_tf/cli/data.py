@@ -15,7 +15,6 @@ import sys
 
 from pdl_tf.cli import checks
 from pdl_tf.cli import common
-from pdl_tf.data import layouts
 from pdl_tf.data.names import LISTED as DATASETS
 
 
@@ -72,7 +71,7 @@ def check(args):
   else:
     checks.existing_dir(args.input, '--input')
     for split in args.split:
-      layouts.check_split(args.dataset, args.input, split)
+      checks.dataset_files(args.dataset, args.input, split)
   if args.num_shards < 1:
     raise checks.UsageError(f'--num_shards must be >= 1, got '
                             f'{args.num_shards}.')

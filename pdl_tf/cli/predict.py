@@ -42,7 +42,8 @@ def build_parser():
 
 def list_images(inputs):
   """Image files named by ``inputs`` (files, or folders searched one level),
-  sorted per folder.
+  sorted per folder, each once (a file named twice, e.g. alone and in its
+  folder, is predicted once).
 
   Raises:
     FileNotFoundError: an input does not exist or a folder has no images.
@@ -60,7 +61,12 @@ def list_images(inputs):
       files.append(path)
     else:
       raise FileNotFoundError(f'input {path!r} does not exist.')
-  return files
+  seen, unique = set(), []
+  for path in files:
+    if os.path.realpath(path) not in seen:
+      seen.add(os.path.realpath(path))
+      unique.append(path)
+  return unique
 
 
 def _export_params(backend):

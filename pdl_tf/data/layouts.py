@@ -15,6 +15,7 @@ Layouts (``root`` is ``data.<split>.path``, ``split`` its ``split``):
   tfrecord          root/metadata.json, root/<split>-*-of-*.tfrecord
 """
 
+import json
 import os
 
 # Mapillary Vistas: (label folder under root/<split>, JSON name), in the
@@ -24,6 +25,19 @@ VISTAS_LAYOUTS = (('panoptic', 'panoptic_2018.json'),
                   (os.path.join('v1.2', 'panoptic'), 'panoptic_2018.json'),
                   (os.path.join('v2.0', 'panoptic'), 'panoptic_2020.json'))
 TFRECORD_METADATA = 'metadata.json'
+
+
+def _json_object_file(path, what):
+  """Raises ValueError unless ``path`` starts like a JSON object (its first
+  non-blank byte is '{'): an empty or truncated-to-nothing file is named
+  here, before TensorFlow starts; the full parse comes with the reading."""
+  with open(path, 'rb') as f:
+    start = f.read(4096).lstrip()
+  if not start.startswith(b'{'):
+    raise ValueError(f'{what} {path!r} is not a JSON object: it '
+                     + ('is empty.' if not start else
+                        f'starts with {start[:12]!r}.'))
+  return path
 
 
 def coco_split_files(root, split):
@@ -38,6 +52,7 @@ def coco_split_files(root, split):
     raise FileNotFoundError(
         f'no COCO panoptic JSON for split {split!r}: {json_file!r} does not '
         f'exist (expected root/annotations/panoptic_<split>.json).')
+  _json_object_file(json_file, 'COCO panoptic JSON')
   return (json_file, os.path.join(root, split),
           os.path.join(annotations, f'panoptic_{split}'))
 
@@ -54,6 +69,7 @@ def vistas_split_files(root, split):
     png_folder = os.path.join(root, split, folder)
     json_file = os.path.join(png_folder, json_name)
     if os.path.isfile(json_file):
+      _json_object_file(json_file, 'Mapillary Vistas panoptic JSON')
       return json_file, os.path.join(root, split, 'images'), png_folder
     tried.append(json_file)
   raise FileNotFoundError(f'no Mapillary Vistas panoptic JSON for split '
@@ -88,12 +104,21 @@ def tfrecord_metadata(root):
     raise FileNotFoundError(
         f'{path} does not exist: convert the dataset with pdl-data first '
         f'(data.dataset tfrecord reads a folder pdl-data wrote).')
+  with open(path, encoding='utf-8') as f:
+    try:
+      data = json.load(f)
+    except json.JSONDecodeError as e:
+      raise ValueError(f'{path} is not valid JSON: {e}') from e
+  if not isinstance(data, dict) or 'splits' not in data:
+    raise ValueError(f'{path} is not a pdl-data metadata file (no '
+                     "'splits'); convert the dataset with pdl-data.")
   return path
 
 
 def check_split(dataset, root, split):
   """Raises FileNotFoundError (naming the path) when ``root`` lacks the
-  files ``dataset`` reads for ``split``; other datasets pass."""
+  files ``dataset`` reads for ``split``, ValueError when its JSON is
+  empty or not an object; other datasets pass."""
   if dataset == 'coco_panoptic':
     coco_split_files(root, split)
   elif dataset == 'mapillary_vistas':
