@@ -74,15 +74,18 @@ def output_dir(path, flag):
 
 
 def tflite_file(path, flag):
-  """Raises FileNotFoundError unless ``path`` is a TFLite flatbuffer (its
-  bytes 4-8 are the file identifier 'TFL3')."""
+  """Raises FileNotFoundError unless ``path`` is a file, UsageError unless
+  it is a TFLite flatbuffer (its bytes 4-8 are the file identifier
+  'TFL3')."""
   existing_file(path, flag)
+  if is_remote(path):
+    return path
   with open(path, 'rb') as f:
     header = f.read(8)
   if header[4:8] != b'TFL3':
-    raise FileNotFoundError(f'{flag} {path!r} is not a TFLite model (no '
-                            "'TFL3' file identifier); pass a .tflite file "
-                            'written by pdl-export.')
+    raise UsageError(f'{flag} {path!r} is not a TFLite model (no '
+                     "'TFL3' file identifier); pass a .tflite file written "
+                     'by pdl-export.')
   return path
 
 
@@ -129,7 +132,10 @@ def data_split(config, split_key):
 
 def dataset_files(dataset, root, split):
   """``layouts.check_split``, its ValueError (an empty or malformed JSON)
-  as a UsageError, printed as one line by the commands."""
+  as a UsageError, printed as one line by the commands; remote roots
+  (gs://...) are left to the readers."""
+  if is_remote(root):
+    return
   try:
     layouts.check_split(dataset, root, split)
   except ValueError as e:
