@@ -40,7 +40,6 @@ sys.path.insert(0, os.path.join(HERE, '..'))
 sys.path.insert(0, os.path.join(HERE, '..', 'tests'))
 
 EXPORTS = ('saved_model_xla', 'saved_model', 'float32', 'float16', 'int8')
-STAGES = ('decode', 'fit', 'network', 'merge', 'unfit')
 
 
 def _median_ms(function, runs):
@@ -246,11 +245,8 @@ def _peak_rss_mb():
   """This process's peak resident memory (VmHWM) in MB. Not ru_maxrss:
   Linux carries it over from the parent through fork and exec, so a child
   of the exporting parent would report the parent's 3 GB."""
-  with open('/proc/self/status') as f:
-    for line in f:
-      if line.startswith('VmHWM:'):
-        return int(line.split()[1]) / 1024
-  raise KeyError('VmHWM not in /proc/self/status')
+  from bench_postprocess import _status_mb  # pylint: disable=g-import-not-at-top
+  return _status_mb('VmHWM')
 
 
 def _run_child(args, export, size, paths):

@@ -11,9 +11,7 @@ Usage: python bench/bench_tflite_grouping.py [--runs 5] [--valid 200 30]
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -23,20 +21,11 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from bench_latency import _median_ms  # pylint: disable=g-import-not-at-top,wrong-import-position
 from pdl_tf import grouping  # pylint: disable=g-import-not-at-top,wrong-import-position
 from pdl_tf.serving.backends import available_cores  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 HEIGHT, WIDTH, SLOTS = 513, 1025, 200
-
-
-def _median_ms(function, runs):
-  function()
-  times = []
-  for _ in range(runs):
-    start = time.perf_counter()
-    function()
-    times.append(time.perf_counter() - start)
-  return 1000 * statistics.median(times)
 
 
 def _module(center_chunk, pixel_block):
