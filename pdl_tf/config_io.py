@@ -327,3 +327,34 @@ def save_config(config, directory):
   with open(path, 'w', encoding='utf-8') as f:
     yaml.safe_dump(_plain(config.as_dict()), f, sort_keys=False)
   return path
+
+
+def _flat(value, prefix=''):
+  """{'a.b': leaf} of a nested dict."""
+  if not isinstance(value, dict):
+    return {prefix: value}
+  flat = {}
+  for key, item in value.items():
+    flat.update(_flat(item, f'{prefix}.{key}' if prefix else key))
+  return flat
+
+
+def changed_keys(config, directory):
+  """What ``save_config(config, directory)`` would change in an existing
+  params.yaml: [(dotted key, saved value, new value)], sorted by key; []
+  when there is no params.yaml or nothing differs. A params.yaml that is
+  not a YAML mapping counts as one change of the key '(whole file)'."""
+  path = os.path.join(directory, PARAMS_FILE)
+  if not os.path.isfile(path):
+    return []
+  with open(path, encoding='utf-8') as f:
+    try:
+      saved = yaml.safe_load(f)
+    except yaml.YAMLError:
+      saved = None
+  new = _flat(_plain(config.as_dict()))
+  if not isinstance(saved, dict):
+    return [('(whole file)', saved, None)]
+  old = _flat(saved)
+  return [(key, old.get(key), new.get(key))
+          for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]

@@ -1,8 +1,10 @@
 """Helpers shared by tests: a fresh-process runner, the COCO sample, a small
 demo config."""
 
+import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -51,6 +53,19 @@ def require_coco_sample():
     pytest.fail(f'COCO sample missing at {COCO_SAMPLE}: it is part of the '
                 'repository (tests/data/coco_panoptic_sample)')
   return COCO_SAMPLE
+
+
+def coco_layout(root, split='val2017'):
+  """The COCO sample in COCO's own layout under ``root`` (a pathlib.Path);
+  returns its JSON."""
+  sample = require_coco_sample()
+  (root / 'annotations').mkdir(parents=True)
+  shutil.copy(sample / 'panoptic_examples.json',
+              root / 'annotations' / f'panoptic_{split}.json')
+  shutil.copytree(sample / 'panoptic_examples',
+                  root / 'annotations' / f'panoptic_{split}')
+  shutil.copytree(sample / 'input_images', root / split)
+  return json.loads((sample / 'panoptic_examples.json').read_text())
 
 
 def optional_fixture(name):

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from helpers import coco_layout
 from helpers import SMALL_DEMO
 from pdl_tf.cli import common
 from pdl_tf.cli import data
@@ -143,6 +144,28 @@ BAD_ARGUMENTS = [
     ('data', ['--dataset', 'coco_panoptic', '--input', 'empty', '--split',
               'val2017', '--output', 'o'],
      "no COCO panoptic JSON for split 'val2017'"),
+    ('train', ['--experiment', 'coco_r50_os32', '--mode', 'eval',
+               '--params_override', 'data.eval.path=cocojson'],
+     "no COCO image folder for split 'val2017': 'cocojson/val2017' does not "
+     'exist (expected root/<split>/*.jpg)'),
+    ('data', ['--dataset', 'coco_panoptic', '--input', 'cocojson', '--split',
+              'val2017', '--output', 'o'],
+     "no COCO image folder for split 'val2017'"),
+    ('train', ['--experiment', 'mapillary_vistas_r50_os32', '--mode', 'eval',
+               '--params_override', 'data.eval.path=vistasjson'],
+     "no Mapillary Vistas image folder for split 'validation': "
+     "'vistasjson/validation/images' does not exist"),
+    ('train', ['--experiment', 'demo', '--params_override',
+               'model.num_classes=7'],
+     "'model.num_classes' is 7 but dataset 'synthetic' has 6 classes."),
+    ('evaluate', ['--experiment', 'cityscapes_r50_os32', '--checkpoint',
+                  'withckpt', '--params_override',
+                  'model.num_classes=20,data.eval.path=cityroot'],
+     "'model.num_classes' is 20 but dataset 'cityscapes' has 19 classes."),
+    ('train', ['--experiment', 'demo', '--params_override',
+               'data.dataset=tfrecord,data.train.path=records,'
+               'data.eval.path=records'],
+     "'model.num_classes' is 6 but dataset 'tfrecord' has 2 classes."),
     ('data', ['--dataset', 'coco_panoptic', '--input', 'badcoco', '--split',
               'val2017', '--output', 'o'],
      "COCO panoptic JSON 'badcoco/annotations/panoptic_val2017.json' is not "
@@ -238,6 +261,20 @@ def test_bad_arguments_fail_before_tensorflow_and_write_nothing(
   (tmp_path / 'badcoco' / 'annotations' / 'panoptic_val2017.json').touch()
   (tmp_path / 'badrecords').mkdir()
   (tmp_path / 'badrecords' / 'metadata.json').write_text('{}')
+  (tmp_path / 'records').mkdir()
+  (tmp_path / 'records' / 'metadata.json').write_text(
+      '{"splits": {}, "class_names": ["a", "b"]}')
+  (tmp_path / 'cocojson' / 'annotations' / 'panoptic_val2017').mkdir(
+      parents=True)
+  (tmp_path / 'cocojson' / 'annotations' / 'panoptic_val2017.json'
+   ).write_text('{}')
+  (tmp_path / 'vistasjson' / 'validation' / 'panoptic').mkdir(parents=True)
+  (tmp_path / 'vistasjson' / 'validation' / 'panoptic' /
+   'panoptic_2018.json').write_text('{}')
+  for folder in ('leftImg8bit', 'gtFine'):
+    (tmp_path / 'cityroot' / folder / 'val').mkdir(parents=True)
+  (tmp_path / 'withckpt').mkdir()
+  (tmp_path / 'withckpt' / 'checkpoint').write_text('')
   before = _files(tmp_path)
   start = time.perf_counter()
   result = subprocess.run(
@@ -314,3 +351,34 @@ def test_predict_output_names_never_collide():
   assert stems == {'a/good.jpg': 'good_jpg', 'a/good.png': 'good_png',
                    'b/x.png': 'x_png', 'c/x.png': 'x_png_2',
                    'c/solo.webp': 'solo'}
+
+
+def test_fixed_class_counts_match_the_readers():
+  # pylint: disable=g-import-not-at-top
+  from pdl_tf.data import cityscapes
+  from pdl_tf.data import names
+  from pdl_tf.data import synthetic
+  from pdl_tf.data import tfds_coco
+  # pylint: enable=g-import-not-at-top
+  assert names.CLASS_COUNTS == {
+      'synthetic': synthetic.metadata().num_classes,
+      'cityscapes': cityscapes.metadata().num_classes,
+      'tfds_coco_panoptic': tfds_coco.coco_metadata().num_classes}
+
+
+def test_a_dataset_that_does_not_fit_the_config_writes_nothing(tmp_path,
+                                                               capsys):
+  # COCO's classes come from its JSON, read once TensorFlow runs: the
+  # demo's 6 classes against the sample's 133 fail there, with one line and
+  # no params.yaml (nor anything else) left in the new model_dir.
+  coco_layout(tmp_path / 'coco')
+  model_dir = tmp_path / 'run'
+  code = run_cli(train, [
+      '--experiment', 'demo', '--mode', 'train', '--model_dir',
+      str(model_dir), '--params_override',
+      SMALL + f',data.dataset=coco_panoptic,data.train.path={tmp_path}/coco,'
+      'data.train.split=val2017'])
+  assert code == 2
+  assert ("'model.num_classes' is 6 but dataset 'coco_panoptic' has 133 "
+          'classes.') in capsys.readouterr().err
+  assert not model_dir.exists()

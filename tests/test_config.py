@@ -131,3 +131,27 @@ def test_loading_a_config_imports_no_tensorflow():
       print('ok')
   ''', timeout=120)
   assert result.stdout.strip() == 'ok', result.stderr
+
+
+def test_changed_keys_names_what_a_rerun_would_rewrite(tmp_path, capsys):
+  config = config_io.load_config('demo')
+  assert config_io.changed_keys(config, str(tmp_path)) == []  # no file yet
+  config_io.save_config(config, str(tmp_path))
+  assert config_io.changed_keys(config, str(tmp_path)) == []
+  other = config_io.load_config(
+      'demo', params_override='train.steps=10,data.train.batch_size=4')
+  assert config_io.changed_keys(other, str(tmp_path)) == [
+      ('data.train.batch_size', 8, 4), ('train.steps', 500, 10)]
+  # pdl-train says so, in one line, before TensorFlow starts.
+  # pylint: disable-next=g-import-not-at-top
+  from pdl_tf.cli import train
+  args = train.build_parser().parse_args(
+      ['--experiment', 'demo', '--model_dir', str(tmp_path),
+       '--params_override', 'train.steps=10'])
+  train.check(args)
+  assert capsys.readouterr().err == (
+      f'pdl-train: note: {tmp_path}/params.yaml will be rewritten: '
+      'train.steps 500 -> 10\n')
+  (tmp_path / 'params.yaml').write_text('- not a mapping\n')
+  assert config_io.changed_keys(config, str(tmp_path)) == [
+      ('(whole file)', ['not a mapping'], None)]

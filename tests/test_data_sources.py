@@ -11,6 +11,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from helpers import coco_layout
 from helpers import require_coco_sample
 from pdl_tf import config_io
 from pdl_tf import keys
@@ -24,18 +25,6 @@ from pdl_tf.data import tfds_synthetic
 from pdl_tf.data import tfrecords
 from pdl_tf.data.coco_panoptic import ExampleSource
 from pdl_tf.data.coco_panoptic import read_coco_panoptic
-
-
-def coco_layout(root, split='val2017'):
-  """The COCO sample in COCO's own layout under ``root``; returns its JSON."""
-  sample = require_coco_sample()
-  (root / 'annotations').mkdir(parents=True)
-  shutil.copy(sample / 'panoptic_examples.json',
-              root / 'annotations' / f'panoptic_{split}.json')
-  shutil.copytree(sample / 'panoptic_examples',
-                  root / 'annotations' / f'panoptic_{split}')
-  shutil.copytree(sample / 'input_images', root / split)
-  return json.loads((sample / 'panoptic_examples.json').read_text())
 
 
 def coco_examples():
@@ -69,6 +58,21 @@ def test_pdl_data_round_trips_the_coco_sample_exactly(tmp_path, capsys):
   assert meta == expected_meta
   assert len(records) == 2  # PNG images: lossless, so exactly equal
   assert as_set(records) == as_set((e.image, e.panoptic) for e in expected)
+
+
+def test_pdl_data_malformed_json_has_no_resume_hint(tmp_path, capsys):
+  # Nothing was written, so there is nothing to resume.
+  coco_layout(tmp_path / 'coco')
+  (tmp_path / 'coco' / 'annotations' / 'panoptic_val2017.json').write_text(
+      '{"images": [')
+  assert data_cli.main(data_cli.build_parser().parse_args([
+      '--dataset', 'coco_panoptic', '--input', str(tmp_path / 'coco'),
+      '--split', 'val2017', '--output', str(tmp_path / 'records')])) == 1
+  err = capsys.readouterr().err
+  assert err.startswith("pdl-data: error: split 'val2017': ") and (
+      'panoptic_val2017.json' in err), err
+  assert 'resume' not in err
+  assert not (tmp_path / 'records').exists()
 
 
 def synthetic_sources(count, bad=()):

@@ -13,6 +13,7 @@ imports them): ``tests/test_cli.py`` runs every command with bad arguments
 and fails if TensorFlow was imported.
 """
 
+import json
 import os
 
 from pdl_tf.config import ConfigError
@@ -108,12 +109,14 @@ def checkpoint(path, flag):
 def data_split(config, split_key):
   """Checks ``config.<split_key>`` ('data.train' or 'data.eval') for its
   dataset: a path that exists where the dataset needs one, scenes for the
-  synthetic dataset.
+  synthetic dataset, 'model.num_classes' where the class count is known
+  (class_count).
 
   Raises:
     FileNotFoundError: the path is empty, is not a folder, or lacks the
       split's files (``data/layouts.py``).
-    ConfigError: synthetic with num_examples < 1.
+    ConfigError: synthetic with num_examples < 1; a class count that
+      differs from the dataset's.
   """
   name = config.data.dataset
   split = getattr(config.data, split_key.split('.')[-1])
@@ -128,6 +131,24 @@ def data_split(config, split_key):
           f'--params_override {split_key}.path=/data/{name}')
     existing_dir(split.path, f"'{split_key}.path'")
     dataset_files(name, split.path, split.split)
+  class_count(config, split.path)
+
+
+def class_count(config, path):
+  """Raises ConfigError if 'model.num_classes' differs from the dataset's
+  class count where it is known without reading the dataset (fixed classes,
+  data_names.CLASS_COUNTS, or a local pdl-data folder's metadata.json);
+  COCO panoptic and Mapillary Vistas JSONs are checked when the data opens
+  (pipeline.check_metadata), before anything is written."""
+  name = config.data.dataset
+  count = data_names.CLASS_COUNTS.get(name)
+  if name == 'tfrecord' and path and not is_remote(path):
+    with open(layouts.tfrecord_metadata(path), encoding='utf-8') as f:
+      count = len(json.load(f).get('class_names') or []) or None
+  if count is not None and config.model.num_classes != count:
+    raise ConfigError(
+        f"'model.num_classes' is {config.model.num_classes} but dataset "
+        f'{name!r} has {count} classes.')
 
 
 def dataset_files(dataset, root, split):

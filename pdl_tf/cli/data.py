@@ -85,11 +85,15 @@ def main(args):
   from pdl_tf.data import tfrecords
   # pylint: enable=g-import-not-at-top
   for split in args.split:
-    try:
+    try:  # reads the annotations; writes nothing
       meta, split_sources = sources.list_split(
           args.dataset, args.input, split, label_divisor=args.label_divisor,
           ignore_label=args.ignore_label, num_examples=args.num_examples,
           size=args.size)
+    except ValueError as e:
+      print(f'pdl-data: error: split {split!r}: {e}', file=sys.stderr)
+      return 1
+    try:
       summary = tfrecords.write_split(
           meta, split_sources, args.output, split, args.num_shards,
           skip_bad=args.skip_bad, image_format=args.image_format)

@@ -44,7 +44,9 @@ def coco_split_files(root, split):
   """(panoptic JSON, image folder, panoptic PNG folder) of a COCO split.
 
   Raises:
-    FileNotFoundError: the JSON is missing (its path named).
+    FileNotFoundError: the JSON, the image folder or the PNG folder is
+      missing (its path named).
+    ValueError: the JSON is empty or not an object.
   """
   annotations = os.path.join(root, 'annotations')
   json_file = os.path.join(annotations, f'panoptic_{split}.json')
@@ -53,8 +55,22 @@ def coco_split_files(root, split):
         f'no COCO panoptic JSON for split {split!r}: {json_file!r} does not '
         f'exist (expected root/annotations/panoptic_<split>.json).')
   _json_object_file(json_file, 'COCO panoptic JSON')
-  return (json_file, os.path.join(root, split),
-          os.path.join(annotations, f'panoptic_{split}'))
+  image_folder = os.path.join(root, split)
+  png_folder = os.path.join(annotations, f'panoptic_{split}')
+  _folder(image_folder, f'no COCO image folder for split {split!r}',
+          'root/<split>/*.jpg')
+  _folder(png_folder, f'no COCO panoptic PNG folder for split {split!r}',
+          'root/annotations/panoptic_<split>/*.png')
+  return json_file, image_folder, png_folder
+
+
+def _folder(path, what, expected):
+  """Raises FileNotFoundError '<what>: <path> does not exist (expected
+  <expected>)' unless ``path`` is a folder."""
+  if not os.path.isdir(path):
+    state = 'is a file' if os.path.isfile(path) else 'does not exist'
+    raise FileNotFoundError(f'{what}: {path!r} {state} (expected '
+                            f'{expected}).')
 
 
 def vistas_split_files(root, split):
@@ -62,7 +78,9 @@ def vistas_split_files(root, split):
   Vistas split, the first of VISTAS_LAYOUTS that exists.
 
   Raises:
-    FileNotFoundError: none exists; the message lists the paths tried.
+    FileNotFoundError: no JSON exists (the message lists the paths tried),
+      or the image folder is missing.
+    ValueError: the JSON is empty or not an object.
   """
   tried = []
   for folder, json_name in VISTAS_LAYOUTS:
@@ -70,7 +88,10 @@ def vistas_split_files(root, split):
     json_file = os.path.join(png_folder, json_name)
     if os.path.isfile(json_file):
       _json_object_file(json_file, 'Mapillary Vistas panoptic JSON')
-      return json_file, os.path.join(root, split, 'images'), png_folder
+      image_folder = os.path.join(root, split, 'images')
+      _folder(image_folder, 'no Mapillary Vistas image folder for split '
+              f'{split!r}', 'root/<split>/images/*.jpg')
+      return json_file, image_folder, png_folder
     tried.append(json_file)
   raise FileNotFoundError(f'no Mapillary Vistas panoptic JSON for split '
                           f'{split!r}; tried {", ".join(tried)}.')

@@ -22,6 +22,7 @@ import tensorflow as tf
 import tf_keras
 import tqdm
 
+from pdl_tf import config_io
 from pdl_tf import keys
 from pdl_tf import losses as losses_lib
 from pdl_tf import postprocess
@@ -122,6 +123,15 @@ class Trainer:
     # loop between steps. Not in the checkpoint.
     with tf.device('/cpu:0'):
       self._stop_flag = tf.Variable(0, trainable=False, name='stop_flag')
+    self._params_written = False
+
+  def _write_params(self):
+    """model_dir/params.yaml, once the data opened and fit the config
+    (pipeline.check_metadata), so a config that fails there writes
+    nothing."""
+    if not self._params_written:
+      config_io.save_config(self.config, self.model_dir)
+      self._params_written = True
 
   @property
   def step(self):
@@ -248,6 +258,7 @@ class Trainer:
         lambda context: pipeline.build_dataset(self.config, context,
                                                skip_batches=resumed_at))
     iterator = iter(dataset)
+    self._write_params()
     train_loop = self._make_train_loop()
     writer = tf.summary.create_file_writer(os.path.join(self.write_dir,
                                                         'train'))
@@ -324,6 +335,7 @@ class Trainer:
     miou = StreamingMeanIoU(config.model.num_classes, config.data.ignore_label)
     mask_ap = StreamingMaskAP(things, config.data.label_divisor)
     dataset = pipeline.build_dataset(config, training=False)
+    self._write_params()
     saver = (eval_outputs.PredictionSaver(config, predictions_dir)
              if predictions_dir else None)
     pictures = []
