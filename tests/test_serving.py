@@ -5,6 +5,8 @@ installable here), bad input at the signatures, and pdl-predict's files."""
 import io
 import json
 import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 
@@ -287,3 +289,62 @@ def test_pdl_predict_folder_survives_bad_files(served, capsys):
     assert np.asarray(Image.open(output / f'{stem}_overlay.png')).shape[
         :2] == size
   assert not (output / 'a_bad.json').exists()
+
+
+_LITERT_INFO = r'''
+import os, sys
+os.environ['TF_CPP_MIN_LOG_LEVEL'] = sys.argv[1]
+import numpy as np
+import tensorflow as tf
+from ai_edge_litert import interpreter as litert
+from pdl_tf.serving import native_stderr
+
+class Conv(tf.Module):
+  @tf.function(input_signature=[tf.TensorSpec([1, 8, 8, 3], tf.float32)])
+  def f(self, x):
+    return {'y': tf.nn.conv2d(x, tf.ones([3, 3, 3, 4]), 1, 'SAME')}
+
+module = Conv()
+converter = tf.lite.TFLiteConverter.from_concrete_functions(
+    [module.f.get_concrete_function()], module)
+runner = litert.Interpreter(model_content=converter.convert(),
+                            num_threads=1).get_signature_runner()
+os.write(2, b'before\n')
+with native_stderr.drop_native_info():
+  runner(x=np.zeros([1, 8, 8, 3], np.float32))  # LiteRT's first invoke
+  os.write(2, b'WARNING: kept\n')
+os.write(2, b'after\n')
+'''
+
+
+@pytest.mark.parametrize('level', ['3', '0'])
+def test_litert_info_line_hidden_unless_verbose_and_nothing_else_lost(level):
+  # LiteRT prints its XNNPACK INFO line from C++ on the first invoke; the
+  # commands hide it (and only it) unless --verbose (level 0).
+  result = subprocess.run(
+      [sys.executable, '-c', _LITERT_INFO, level], capture_output=True,
+      timeout=300, check=False)
+  assert result.returncode == 0, result.stderr
+  lines = result.stderr.decode().splitlines()
+  info = 'INFO: Created TensorFlow Lite XNNPACK delegate for CPU.'
+  expected = ['before'] + ([info] if level == '0' else []) + [
+      'WARNING: kept', 'after']
+  assert lines[-len(expected):] == expected, lines
+
+
+@pytest.mark.parametrize('grpc', [False, True])
+def test_unreachable_server_is_one_line_not_one_per_image(tmp_path, capsys,
+                                                          grpc):
+  # Nothing listens on port 1 of this machine: the connection is refused.
+  for i in range(3):
+    Image.fromarray(np.zeros([8, 8, 3], np.uint8)).save(tmp_path / f'{i}.png')
+  argv = [str(tmp_path), '--server', '127.0.0.1:1', '--output',
+          str(tmp_path / 'out')] + (['--grpc'] if grpc else [])
+  assert common.run(predict_cli.main, argv, predict_cli.build_parser()) == 2
+  lines = [line for line in capsys.readouterr().err.splitlines()
+           if line.strip() and 'image/s]' not in line]  # not the bar
+  assert len(lines) == 1, lines
+  assert lines[0].startswith('pdl-predict: error: cannot reach the model '
+                             'server at '), lines
+  assert 'stopped at' in lines[0] and '(0 of 3 image(s) predicted)' in lines[0]
+  assert not (tmp_path / 'out').exists()

@@ -211,9 +211,15 @@ def main(args):
     backend.max_image_pixels = max_pixels
   failed = []
   stems = output_stems(files)
-  for path in tqdm.tqdm(files, unit='image', disable=len(files) < 2):
+  for index, path in enumerate(tqdm.tqdm(files, unit='image',
+                                         disable=len(files) < 2)):
     try:
       image, result = _predict_one(path, backend, max_pixels)
+    except backends.ServerUnreachable as e:  # once, not once per image
+      tqdm.tqdm.write(f'pdl-predict: error: {e}; stopped at {path} '
+                      f'({index - len(failed)} of {len(files)} image(s) '
+                      'predicted)', file=sys.stderr)
+      return 2
     except (OSError, ValueError, backends.ServingError,
             tf.errors.OpError) as e:
       failed.append(path)

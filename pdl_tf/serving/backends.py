@@ -13,12 +13,15 @@ Serving's REST API (``http://host:8501/v1/models/NAME``) or its gRPC API
 """
 
 import base64
+import contextlib
 import json
 import os
 import urllib.error
 import urllib.request
 
 import numpy as np
+
+from pdl_tf.serving import native_stderr
 
 MAP_KEYS = ('panoptic', 'semantic', 'instance', 'center_heatmap')
 VECTOR_KEYS = ('instance_scores', 'instance_classes')
@@ -29,6 +32,11 @@ _DTYPES = {'panoptic': np.int32, 'semantic': np.int32, 'instance': np.int32,
 
 class ServingError(RuntimeError):
   """The model server answered with an error; the message is the server's."""
+
+
+class ServerUnreachable(ServingError):
+  """No answer from the model server at all (refused, unknown host, no
+  route): every other image would fail the same way."""
 
 
 def _single(outputs):
@@ -172,11 +180,16 @@ class TFLiteBackend:
     self.pad_rgb = export_pad_rgb(os.path.dirname(os.path.abspath(path)))
     self._prepare, self._restore = _tflite_graphs(self.input_size,
                                                   self.pad_rgb)
+    self._first_call = True
 
   def predict(self, image_bytes):
     images, sizes, original = self._prepare(image_bytes,
                                             self.max_image_pixels)
-    outputs = self._runner(images=images.numpy(), image_sizes=sizes.numpy())
+    # LiteRT logs its XNNPACK INFO line on the first invoke.
+    with (native_stderr.drop_native_info() if self._first_call else
+          contextlib.nullcontext()):
+      outputs = self._runner(images=images.numpy(), image_sizes=sizes.numpy())
+    self._first_call = False
     maps = self._restore(*(outputs[key] for key in MAP_KEYS), sizes[0],
                          original)
     result = {key: value.numpy().astype(_DTYPES[key])
@@ -239,6 +252,9 @@ class RestBackend:
     except urllib.error.HTTPError as e:
       raise ServingError(f'{self.url} answered {e.code}: '
                          f'{e.read().decode(errors="replace")}') from e
+    except urllib.error.URLError as e:  # no HTTP answer at all
+      raise ServerUnreachable(f'cannot reach the model server at '
+                              f'{self.url}: {e.reason}') from e
     prediction = answer['predictions'][0]
     return _single({key: [value] for key, value in prediction.items()})
 
@@ -253,7 +269,7 @@ class GrpcBackend:
     from tensorflow_serving.apis import prediction_service_pb2_grpc
     # pylint: enable=g-import-not-at-top
     self._tf, self._grpc = tf, grpc
-    self.model_name, self.timeout = model_name, timeout
+    self.address, self.model_name, self.timeout = address, model_name, timeout
     self._channel = grpc.insecure_channel(
         address, options=[('grpc.max_receive_message_length', 1 << 30)])
     self._stub = prediction_service_pb2_grpc.PredictionServiceStub(
@@ -269,6 +285,9 @@ class GrpcBackend:
     try:
       response = self._stub.Predict(request, timeout=self.timeout)
     except self._grpc.RpcError as e:
+      if e.code() == self._grpc.StatusCode.UNAVAILABLE:
+        raise ServerUnreachable(f'cannot reach the model server at '
+                                f'{self.address}: {e.details()}') from e
       raise ServingError(f'gRPC Predict failed: {e.code()}: '
                          f'{e.details()}') from e
     return _single({key: self._tf.make_ndarray(proto)
