@@ -15,6 +15,7 @@ Usage: python bench/bench_cli_errors.py [--runs 5] [--pythonpath DIR]
 
 import argparse
 import os
+import pathlib
 import statistics
 import subprocess
 import sys
@@ -26,6 +27,7 @@ sys.path.insert(0, os.path.join(HERE, '..', 'tests'))
 
 import peak_rss  # pylint: disable=g-import-not-at-top,wrong-import-position
 from test_cli import BAD_ARGUMENTS  # pylint: disable=g-import-not-at-top,wrong-import-position
+from test_cli import make_bad_argument_folder  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def run_once(module, argv, folder, env):
@@ -41,19 +43,7 @@ def run_once(module, argv, folder, env):
 
 def scratch_folder():
   folder = tempfile.mkdtemp(prefix='bench_cli_errors_')
-  with open(os.path.join(folder, 'afile'), 'w', encoding='utf-8') as f:
-    f.write('x')
-  for name in ('empty', 'nockpt'):
-    os.mkdir(os.path.join(folder, name))
-  with open(os.path.join(folder, 'image.png'), 'wb') as f:
-    f.write(b'not read by the checks')
-  # As tests/test_cli.py's folder: an empty COCO JSON, a bare metadata.json.
-  os.makedirs(os.path.join(folder, 'badcoco', 'annotations'))
-  open(os.path.join(folder, 'badcoco', 'annotations',
-                    'panoptic_val2017.json'), 'w').close()
-  os.mkdir(os.path.join(folder, 'badrecords'))
-  with open(os.path.join(folder, 'badrecords', 'metadata.json'), 'w') as f:
-    f.write('{}')
+  make_bad_argument_folder(pathlib.Path(folder))  # as tests/test_cli.py's
   return folder
 
 

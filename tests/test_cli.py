@@ -250,31 +250,37 @@ def _files(folder):
                 for name in dirs + names)
 
 
+def make_bad_argument_folder(folder):
+  """The files BAD_ARGUMENTS refers to, in ``folder`` (a pathlib.Path);
+  bench/bench_cli_errors.py uses it too."""
+  (folder / 'afile').write_text('x')
+  (folder / 'empty').mkdir()
+  (folder / 'nockpt').mkdir()
+  (folder / 'image.png').write_bytes(b'not read by the checks')
+  (folder / 'badcoco' / 'annotations').mkdir(parents=True)
+  (folder / 'badcoco' / 'annotations' / 'panoptic_val2017.json').touch()
+  (folder / 'badrecords').mkdir()
+  (folder / 'badrecords' / 'metadata.json').write_text('{}')
+  (folder / 'records').mkdir()
+  (folder / 'records' / 'metadata.json').write_text(
+      '{"splits": {}, "class_names": ["a", "b"]}')
+  (folder / 'cocojson' / 'annotations' / 'panoptic_val2017').mkdir(
+      parents=True)
+  (folder / 'cocojson' / 'annotations' / 'panoptic_val2017.json'
+   ).write_text('{}')
+  (folder / 'vistasjson' / 'validation' / 'panoptic').mkdir(parents=True)
+  (folder / 'vistasjson' / 'validation' / 'panoptic' /
+   'panoptic_2018.json').write_text('{}')
+  for kind in ('leftImg8bit', 'gtFine'):
+    (folder / 'cityroot' / kind / 'val').mkdir(parents=True)
+  (folder / 'withckpt').mkdir()
+  (folder / 'withckpt' / 'checkpoint').write_text('')
+
+
 @pytest.mark.parametrize('module,argv,message', BAD_ARGUMENTS)
 def test_bad_arguments_fail_before_tensorflow_and_write_nothing(
     tmp_path, module, argv, message):
-  (tmp_path / 'afile').write_text('x')
-  (tmp_path / 'empty').mkdir()
-  (tmp_path / 'nockpt').mkdir()
-  (tmp_path / 'image.png').write_bytes(b'not read by the checks')
-  (tmp_path / 'badcoco' / 'annotations').mkdir(parents=True)
-  (tmp_path / 'badcoco' / 'annotations' / 'panoptic_val2017.json').touch()
-  (tmp_path / 'badrecords').mkdir()
-  (tmp_path / 'badrecords' / 'metadata.json').write_text('{}')
-  (tmp_path / 'records').mkdir()
-  (tmp_path / 'records' / 'metadata.json').write_text(
-      '{"splits": {}, "class_names": ["a", "b"]}')
-  (tmp_path / 'cocojson' / 'annotations' / 'panoptic_val2017').mkdir(
-      parents=True)
-  (tmp_path / 'cocojson' / 'annotations' / 'panoptic_val2017.json'
-   ).write_text('{}')
-  (tmp_path / 'vistasjson' / 'validation' / 'panoptic').mkdir(parents=True)
-  (tmp_path / 'vistasjson' / 'validation' / 'panoptic' /
-   'panoptic_2018.json').write_text('{}')
-  for folder in ('leftImg8bit', 'gtFine'):
-    (tmp_path / 'cityroot' / folder / 'val').mkdir(parents=True)
-  (tmp_path / 'withckpt').mkdir()
-  (tmp_path / 'withckpt' / 'checkpoint').write_text('')
+  make_bad_argument_folder(tmp_path)
   before = _files(tmp_path)
   start = time.perf_counter()
   result = subprocess.run(
