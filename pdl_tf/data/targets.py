@@ -1,17 +1,29 @@
 """Panoptic-DeepLab training targets from panoptic labels, vectorised.
 
 Works on one label [H, W] or a batch [B, H, W] at once (the input pipeline
-batches first, so fixed per-call costs are paid once per batch). Segments of
-every image are numbered with one ``tf.unique`` over (image, value) pairs
-into a static ``max_segments`` slots per image; per-slot areas and mass
-centers come from three bincounts over the pixels. Everything after that is
-one XLA-compiled function: every per-pixel target as one gather from a
-per-slot table
-(fused into one pass over the pixels), and the center heatmap as a max of a
-fixed Gaussian window per instance, written window by window in a compiled
-loop over the instances (each step touches only its (6 sigma + 3)^2 window;
-XLA:CPU runs it 4-8x faster than one ``tensor_scatter_nd_max`` of all
-windows, figures in bench/README.md).
+batches first, so fixed per-call costs are paid once per batch).
+
+Outside XLA the pixels are touched twice: one compiled compare marks where
+each row's runs (stretches of one value) start, and ``tf.where`` lists
+those marks. The runs (a few thousand at 1024x2048, not millions of
+pixels) are numbered into a static ``max_segments`` slots per image with
+one ``tf.unique`` over (image, value) pairs, in order of first appearance,
+and each slot's area and mass center are sums over its runs (integers, so
+the float64 sums are exact, as sums over its pixels would be).
+
+Everything after that is one XLA-compiled function: a per-slot table of the
+targets, rearranged by value into one dense array (the value c * divisor +
+i of a class c in [c_min, c_max], the thing classes' range, at row
+(c - c_min) * divisor + i; one stuff row and one ignore row serve every
+other value), so each pixel's targets are one gather keyed by its own
+value, in the passes that write them; and the center heatmap as a max of a
+fixed Gaussian window per instance, written window by window in a
+compiled loop over the instances (each step touches only its
+(6 sigma + 3)^2 window; XLA:CPU runs it 4-8x faster than one
+``tensor_scatter_nd_max`` of all windows, figures in bench/README.md). The
+dense array holds B (c_max - c_min + 1) divisor rows of 5 float32: 160 kB
+per image for Cityscapes (8 thing classes, divisor 1000), 1.6 MB for
+COCO's 80.
 
 Targets (REFERENCE.md, "Targets"):
   semantic          class per pixel (ignore_label on ignore).
@@ -40,40 +52,73 @@ def gaussian_window(sigma):
   return tf.exp(-squared / (2.0 * sigma ** 2)), radius
 
 
-def _number_segments(panoptic, max_segments):
-  """Each pixel's segment slot within its image, and each slot's value.
+@tf.function(jit_compile=True)
+def _run_starts(panoptic):
+  """bool [B, H, W]: True where a pixel starts a run (the first pixel of
+  its row, or a value that differs from its left neighbour's)."""
+  return tf.concat([tf.ones_like(panoptic[:, :, :1], tf.bool),
+                    panoptic[:, :, 1:] != panoptic[:, :, :-1]], -1)
+
+
+def _runs(panoptic):
+  """The label's runs: maximal horizontal stretches of one value in a row.
 
   Args:
     panoptic: int32 [B, H, W].
+
+  Returns:
+    A dict of [R] tensors, R the number of runs, in pixel order: ``value``
+    int32, ``image`` int32, ``length`` int64, ``y`` int64 (the row) and
+    ``x`` int64 (the first column).
+  """
+  height, width = tf.shape(panoptic)[1], tf.shape(panoptic)[2]
+  starts = tf.where(tf.reshape(_run_starts(panoptic), [-1]))[:, 0]
+  size = tf.size(panoptic, out_type=tf.int64)
+  pixel_row = starts // tf.cast(width, tf.int64)
+  return {
+      'value': tf.gather(tf.reshape(panoptic, [-1]), starts),
+      'image': tf.cast(pixel_row // tf.cast(height, tf.int64), tf.int32),
+      'length': tf.concat([starts[1:], [size]], 0) - starts,
+      'y': pixel_row % tf.cast(height, tf.int64),
+      'x': starts % tf.cast(width, tf.int64),
+  }
+
+
+def _number_segments(runs, batch, max_segments):
+  """Each run's segment slot within its image, and each slot's value.
+
+  Args:
+    runs: from _runs.
+    batch: B, the number of images.
     max_segments: S, the static number of slots per image.
 
   Returns:
-    slot_map int32 [B, H, W] in [0, S) and values int32 [B, S] (0 in
-    unused slots).
+    run_slot int32 [R] in [0, S) and values int32 [B, S] (0 in unused
+    slots).
   """
-  batch = tf.shape(panoptic)[0]
   # (image, value) as one int64 key: image b's keys lie in
   # [b 2^32 - 2^31, b 2^32 + 2^31), disjoint from every other image's.
   image_key = tf.range(batch, dtype=tf.int64) * (1 << 32)
-  keyed = tf.cast(panoptic, tf.int64) + image_key[:, None, None]
-  unique_keys, slot = tf.unique(tf.reshape(keyed, [-1]), out_idx=tf.int32)
-  # tf.unique numbers keys in order of first appearance, so image b's slots
-  # are the contiguous range that starts at the slot of its first pixel.
-  slot = tf.reshape(slot, tf.shape(panoptic))
-  first = slot[:, 0, 0]
+  keyed = tf.cast(runs['value'], tf.int64) + tf.gather(image_key,
+                                                       runs['image'])
+  unique_keys, slot = tf.unique(keyed, out_idx=tf.int32)
+  # tf.unique numbers keys in order of first appearance, and runs are in
+  # pixel order, so image b's slots are the contiguous range that starts
+  # at the slot of its first run.
+  first = tf.math.unsorted_segment_min(slot, runs['image'], batch)
   count = tf.concat([first[1:], [tf.size(unique_keys)]], 0) - first
   check = tf.debugging.assert_less_equal(
       tf.reduce_max(count), max_segments,
       message=f'a panoptic label has more segments than max_segments='
               f'{max_segments}; raise data.max_segments')
   with tf.control_dependencies([check]):
-    slot_map = slot - first[:, None, None]
+    run_slot = slot - tf.gather(first, runs['image'])
   local = tf.range(max_segments)[None, :]
   used = local < count[:, None]
   index = tf.minimum(first[:, None] + local, tf.size(unique_keys) - 1)
   values = tf.cast(tf.gather(unique_keys, index) - image_key[:, None],
                    tf.int32)
-  return slot_map, tf.where(used, values, 0)
+  return run_slot, tf.where(used, values, 0)
 
 
 def _check_encoding(values, thing_class_ids, label_divisor):
@@ -98,32 +143,30 @@ def _check_encoding(values, thing_class_ids, label_divisor):
        'into the next class (the readers refuse such files)'], summarize=5)
 
 
-def _segment_stats(slot_map, max_segments):
-  """Per-slot area and mass center, from three bincounts over the pixels.
+def _segment_stats(runs, run_slot, batch, max_segments):
+  """Per-slot area and mass center, from sums over the runs.
+
+  A run of length n from column x0 in row y adds n pixels, n y to the sum
+  of the rows and n x0 + n (n - 1) / 2 to that of the columns: integers, so
+  the float64 sums are exact (as sums over the pixels would be), for any
+  image size, in any order.
 
   Args:
-    slot_map: int32 [B, H, W], each pixel's slot in its image.
-    max_segments: S.
+    runs: from _runs; run_slot: int32 [R], from _number_segments.
+    batch: B; max_segments: S.
 
   Returns:
-    area float64 [B, S] and center float64 [B, S, 2] (y, x): float64 sums
-    are exact for any image size. (TensorFlow's bincount kernels beat one
-    XLA segment sum here, which XLA:CPU runs on one thread: 13 vs 31 ms at
-    1024x2048.)
+    area float64 [B, S] and center float64 [B, S, 2] (y, x).
   """
-  batch, height, width = (tf.shape(slot_map)[0], tf.shape(slot_map)[1],
-                          tf.shape(slot_map)[2])
-  num_bins = batch * max_segments
-  image_slot = tf.reshape(
-      slot_map + tf.range(batch)[:, None, None] * max_segments, [-1])
-  shape = [batch, height, width]
-  ys = tf.broadcast_to(tf.range(height, dtype=tf.float64)[:, None], shape)
-  xs = tf.broadcast_to(tf.range(width, dtype=tf.float64)[None, :], shape)
+  length = runs['length']
+  image_slot = runs['image'] * max_segments + run_slot
   count = lambda weights: tf.reshape(tf.math.bincount(
-      image_slot, weights=weights, minlength=num_bins, maxlength=num_bins,
+      image_slot, weights=tf.cast(weights, tf.float64),
+      minlength=batch * max_segments, maxlength=batch * max_segments,
       dtype=tf.float64), [batch, max_segments])
-  area = count(None)
-  sums = tf.stack([count(tf.reshape(ys, [-1])), count(tf.reshape(xs, [-1]))],
+  area = count(length)
+  sums = tf.stack([count(length * runs['y']),
+                   count(length * runs['x'] + length * (length - 1) // 2)],
                   -1)
   return area, sums / tf.maximum(area, 1.0)[..., None]
 
@@ -138,16 +181,16 @@ def _slot_table(values, area, center, thing_class_ids, label_divisor,
 
   Returns:
     table float32 [B, S, 5] (semantic weight, center weight, offset weight,
-    center y, center x), classes int32 [B, S], is_instance bool [B, S].
+    center y, center x) and is_instance bool [B, S].
   """
   center = tf.cast(center, tf.float32)
   classes = values // label_divisor
-  is_thing = tf.reduce_any(
+  used = area > 0
+  is_thing = used & tf.reduce_any(
       classes[..., None] == tf.constant(list(thing_class_ids), tf.int32),
       axis=-1)
-  used = area > 0
-  is_instance = used & is_thing & (values % label_divisor > 0)
-  is_crowd = used & is_thing & (values % label_divisor == 0)
+  is_instance = is_thing & (values % label_divisor > 0)
+  is_crowd = is_thing & (values % label_divisor == 0)
   is_small = is_instance & (area < small_instance_area)
   is_ignore = tf.equal(classes, ignore_label)
   table = tf.stack([
@@ -156,29 +199,83 @@ def _slot_table(values, area, center, thing_class_ids, label_divisor,
       tf.where(is_ignore | is_crowd, 0.0, 1.0),
       tf.cast(is_instance, tf.float32),
       center[..., 0], center[..., 1]], axis=-1)
-  return table, classes, is_instance
+  return table, is_instance
 
 
-def _pixel_targets(slot_map, table, classes):
-  """Every target but the heatmap: gathers from the per-slot table.
+def _keyed_table(values, area, table, thing_class_ids, label_divisor):
+  """The per-slot table rearranged by value, one dense array per batch.
+
+  Value v = c * divisor + i of a class c in [c_min, c_max], the smallest
+  and largest thing class, has the key k(v) = (c - c_min) * divisor + i in
+  [0, K), K = (c_max - c_min + 1) * divisor: distinct such values have
+  distinct keys, so a thing pixel finds its row with one gather. Values of
+  other classes are neither things nor (checked) carry an instance id: a
+  stuff row or an ignore row fits them all.
 
   Args:
-    slot_map: int32 [B, H, W]; table float32 [B, S, 5]; classes int32
-      [B, S].
+    values: int32 [B, S]; area: float64 [B, S]; table: float32 [B, S, 5],
+      from _slot_table.
+
+  Returns:
+    float32 [B K + 3, 5]: at b K + k(v), the row of value v in image b
+    (rows of values absent from image b are never read); then a stuff row
+    (weights 1, 1, 0), an ignore row (0, 0, 0) and a spill row.
   """
-  height, width = tf.shape(slot_map)[1], tf.shape(slot_map)[2]
-  pixels = tf.gather(table, slot_map, batch_dims=1)
-  offset_weights = pixels[..., 2]
+  batch = tf.shape(values)[0]
+  low, high = min(thing_class_ids), max(thing_class_ids)
+  keys_per_image = (high - low + 1) * label_divisor
+  classes = values // label_divisor
+  in_range = (area > 0) & (classes >= low) & (classes <= high)
+  key = (tf.where(in_range, classes - low, 0) * label_divisor
+         + values % label_divisor
+         + tf.range(batch)[:, None] * keys_per_image)
+  # Then the stuff row, the ignore row (zeros) and a spill row for the
+  # slots out of range. One scatter (no concatenation after it), so the
+  # per-pixel gathers read a plain array.
+  stuff = batch * keys_per_image
+  key = tf.concat([tf.reshape(tf.where(in_range, key, stuff + 2), [-1]),
+                   [stuff]], 0)
+  rows = tf.concat([tf.reshape(table, [-1, 5]),
+                    [[1.0, 1.0, 0.0, 0.0, 0.0]]], 0)
+  return tf.tensor_scatter_nd_update(tf.zeros([stuff + 3, 5]), key[:, None],
+                                     rows)
+
+
+def _pixel_targets(panoptic, keyed, thing_class_ids, label_divisor,
+                   ignore_label):
+  """Every target but the heatmap: per pixel, gathers from the table.
+
+  Args:
+    panoptic: int32 [B, H, W]; keyed: float32 [B K + 3, 5], from
+      _keyed_table.
+
+  Returns:
+    dict of five targets (see generate_targets).
+  """
+  height, width = tf.shape(panoptic)[1], tf.shape(panoptic)[2]
+  low, high = min(thing_class_ids), max(thing_class_ids)
+  keys_per_image = (high - low + 1) * label_divisor
+  stuff_row = tf.shape(keyed)[0] - 3
+  image = tf.range(tf.shape(panoptic)[0])[:, None, None]
+  classes = panoptic // label_divisor
+  in_range = (classes >= low) & (classes <= high)
+  row = tf.where(
+      in_range,
+      (tf.where(in_range, classes - low, 0) * label_divisor
+       + panoptic % label_divisor + image * keys_per_image),
+      tf.where(classes == ignore_label, stuff_row + 1, stuff_row))
+  column = lambda j: tf.gather(keyed[:, j], row)
+  offset_weights = column(2)
   is_instance = offset_weights > 0
   ys = tf.cast(tf.range(height), tf.float32)[:, None]
   xs = tf.cast(tf.range(width), tf.float32)[None, :]
   return {
-      keys.SEMANTIC: tf.gather(classes, slot_map, batch_dims=1),
-      keys.SEMANTIC_WEIGHTS: pixels[..., 0],
-      keys.CENTER_WEIGHTS: pixels[..., 1],
+      keys.SEMANTIC: classes,
+      keys.SEMANTIC_WEIGHTS: column(0),
+      keys.CENTER_WEIGHTS: column(1),
       keys.OFFSETS: tf.stack([
-          tf.where(is_instance, pixels[..., 3] - ys, 0.0),
-          tf.where(is_instance, pixels[..., 4] - xs, 0.0)], axis=-1),
+          tf.where(is_instance, column(3) - ys, 0.0),
+          tf.where(is_instance, column(4) - xs, 0.0)], axis=-1),
       keys.OFFSET_WEIGHTS: offset_weights,
   }
 
@@ -221,13 +318,14 @@ def _heatmap(table, is_instance, height, width, sigma):
 
 
 @tf.function(jit_compile=True)
-def _targets_from_slots(slot_map, values, area, center, thing_class_ids,
+def _targets_from_slots(panoptic, values, area, center, thing_class_ids,
                         label_divisor, ignore_label, sigma,
                         small_instance_area, small_instance_weight):
-  """All targets from the slots and their statistics, in one XLA call.
+  """All targets from the label, its slots and their statistics, in one
+  XLA call.
 
   Args:
-    slot_map: int32 [B, H, W], each pixel's slot in its image.
+    panoptic: int32 [B, H, W].
     values: int32 [B, S], each slot's panoptic value (0 if unused).
     area, center: float64 [B, S] and [B, S, 2], from _segment_stats.
     The others: Python values, see generate_targets (compiled once per
@@ -236,12 +334,14 @@ def _targets_from_slots(slot_map, values, area, center, thing_class_ids,
   Returns:
     dict of the six targets, each [B, H, W] (offsets [B, H, W, 2]).
   """
-  table, classes, is_instance = _slot_table(
+  table, is_instance = _slot_table(
       values, area, center, thing_class_ids, label_divisor, ignore_label,
       small_instance_area, small_instance_weight)
-  targets = _pixel_targets(slot_map, table, classes)
+  keyed = _keyed_table(values, area, table, thing_class_ids, label_divisor)
+  targets = _pixel_targets(panoptic, keyed, thing_class_ids, label_divisor,
+                           ignore_label)
   targets[keys.CENTER_HEATMAP] = _heatmap(
-      table, is_instance, tf.shape(slot_map)[1], tf.shape(slot_map)[2],
+      table, is_instance, tf.shape(panoptic)[1], tf.shape(panoptic)[2],
       sigma)
   return targets
 
@@ -283,13 +383,15 @@ def generate_targets(panoptic, *, thing_class_ids, label_divisor,
     raise ValueError(f'panoptic must be [H, W] or [B, H, W], got shape '
                      f'{panoptic.shape}.')
   batched = panoptic if panoptic.shape.rank == 3 else panoptic[None]
-  slot_map, values = _number_segments(batched, max_segments)
+  batch = tf.shape(batched)[0]
+  runs = _runs(batched)
+  run_slot, values = _number_segments(runs, batch, max_segments)
   with tf.control_dependencies([_check_encoding(values, thing_class_ids,
                                                 label_divisor)]):
     values = tf.identity(values)
-  area, center = _segment_stats(slot_map, max_segments)
+  area, center = _segment_stats(runs, run_slot, batch, max_segments)
   targets = _targets_from_slots(
-      slot_map, values, area, center, tuple(int(c) for c in thing_class_ids),
+      batched, values, area, center, tuple(int(c) for c in thing_class_ids),
       int(label_divisor), int(ignore_label), float(sigma),
       float(small_instance_area), float(small_instance_weight))
   if panoptic.shape.rank == 2:
