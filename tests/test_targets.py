@@ -222,17 +222,20 @@ def test_targets_are_bit_identical_to_the_reference_implementation():
   # batch of eight synthetic demo scenes, one with an ignore band, as the
   # implementation before the run-based numbering (git 526d6b9's
   # targets.py, tf.unique over the pixels) made them: the demo's published
-  # PQ and the bit-identical resume rely on deterministic targets.
+  # PQ and the bit-identical resume rely on deterministic targets. The
+  # heatmap is left out of the digest (its Gaussian comes from the
+  # compiler's exp, whose last bit may differ on another CPU; the oracle
+  # tests bound it, and the offsets pin the centers it is drawn around).
   labels = np.stack([synthetic.make_scene(i)[1] for i in range(8)])
   labels[3, :, 100:] = IGNORE * DIVISOR
   out = generate_targets(labels, thing_class_ids=synthetic.THING_CLASS_IDS,
                          label_divisor=DIVISOR, ignore_label=IGNORE)
   digest = hashlib.sha256()
-  for name in sorted(out):
+  for name in sorted(set(out) - {keys.CENTER_HEATMAP}):
     value = out[name].numpy()
     digest.update(value.astype(value.dtype.newbyteorder('<')).tobytes())
   assert digest.hexdigest() == (
-      '509641df65e8f1e33996d10540d1ad192f9dcfda3e0576cf1d97c16ce05cdfa9')
+      'bdc8f18a48a4233a3a11e677732e5cb59a7faf523b681de06d9d82ee00935c30')
 
 
 def test_labels_of_any_int32_values_work():
