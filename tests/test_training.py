@@ -12,6 +12,7 @@ from helpers import SMALL_DEMO
 from pdl_tf import config_io
 from pdl_tf.config import ConfigError
 from pdl_tf.evaluation import pq_compute
+from pdl_tf.training import eval_outputs
 from pdl_tf.training import trainer as trainer_lib
 
 
@@ -190,9 +191,9 @@ def test_first_loop_is_one_step_then_loops_end_on_multiples():
 def test_eval_bar_total():
   split = types.SimpleNamespace(num_examples=64, batch_size=3)
   known = tf.data.Dataset.range(10).batch(3)
-  assert trainer_lib.eval_batches(known, split) == 4  # tf.data knows
+  assert eval_outputs.eval_batches(known, split) == 4  # tf.data knows
   unknown = tf.data.Dataset.from_generator(
       lambda: iter(range(10)), output_signature=tf.TensorSpec([], tf.int64))
-  assert trainer_lib.eval_batches(unknown, split) == 22  # ceil(64 / 3)
+  assert eval_outputs.eval_batches(unknown, split) == 22  # ceil(64 / 3)
   split.num_examples = 0
-  assert trainer_lib.eval_batches(unknown, split) is None
+  assert eval_outputs.eval_batches(unknown, split) is None

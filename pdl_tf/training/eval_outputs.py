@@ -27,6 +27,29 @@ GT_PANOPTIC = 'gt_panoptic'
 GT_SEMANTIC = 'gt_semantic'
 
 
+def eval_batches(dataset, split):
+  """The number of batches of an eval ``dataset`` for the progress bar:
+  its cardinality when tf.data knows it, else from ``split.num_examples``
+  (an upper bound), else None."""
+  known = int(dataset.cardinality())
+  if known >= 0:
+    return known
+  if split.num_examples > 0:
+    return -(-split.num_examples // split.batch_size)
+  return None
+
+
+def update_metrics(image, pq, miou, mask_ap):
+  """Adds one image (a dict from eval_images) to the streaming PQ, mIoU and
+  mask AP."""
+  gt_panoptic = image[GT_PANOPTIC]
+  pq.update(gt_panoptic, image[keys.PANOPTIC])
+  miou.update(image[GT_SEMANTIC], image[keys.SEMANTIC])
+  mask_ap.update(gt_panoptic, image[keys.INSTANCE],
+                 image[postprocess.INSTANCE_CLASSES],
+                 image[keys.INSTANCE_SCORES])
+
+
 def eval_images(batch, result):
   """Yields one dict of numpy arrays per image of an eval batch.
 

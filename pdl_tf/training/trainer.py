@@ -58,18 +58,6 @@ def _loop_steps(start, resumed_at, steps_per_loop, checkpoint_interval,
              next_checkpoint - start)
 
 
-def eval_batches(dataset, split):
-  """The number of batches of an eval ``dataset`` for the progress bar:
-  its cardinality when tf.data knows it, else from ``split.num_examples``
-  (an upper bound), else None."""
-  known = int(dataset.cardinality())
-  if known >= 0:
-    return known
-  if split.num_examples > 0:
-    return -(-split.num_examples // split.batch_size)
-  return None
-
-
 class NonFiniteLossError(RuntimeError):
   """A loss became NaN or Inf; the message names the step and the term."""
 
@@ -339,13 +327,13 @@ class Trainer:
     saver = (eval_outputs.PredictionSaver(config, predictions_dir)
              if predictions_dir else None)
     pictures = []
-    for batch in tqdm.tqdm(dataset, desc='eval', unit='batch',
-                           total=eval_batches(dataset, config.data.eval),
+    total = eval_outputs.eval_batches(dataset, config.data.eval)
+    for batch in tqdm.tqdm(dataset, desc='eval', unit='batch', total=total,
                            dynamic_ncols=True):
       # The padding is excluded from the merge (stuff areas, centers).
       result = predict(batch[pipeline.IMAGE], batch[pipeline.ORIGINAL_SIZE])
       for image in eval_outputs.eval_images(batch, result):
-        _update_metrics(image, pq, miou, mask_ap)
+        eval_outputs.update_metrics(image, pq, miou, mask_ap)
         if len(pictures) < num_images:
           pictures.append(viz.panoptic_overlay(image[pipeline.IMAGE],
                                                image[keys.PANOPTIC]))
@@ -406,13 +394,3 @@ class Trainer:
       if self.step >= self.config.train.steps:
         break
     return results
-
-
-def _update_metrics(image, pq, miou, mask_ap):
-  """Adds one image (a dict from eval_outputs.eval_images) to the metrics."""
-  gt_panoptic = image[eval_outputs.GT_PANOPTIC]
-  pq.update(gt_panoptic, image[keys.PANOPTIC])
-  miou.update(image[eval_outputs.GT_SEMANTIC], image[keys.SEMANTIC])
-  mask_ap.update(gt_panoptic, image[keys.INSTANCE],
-                 image[postprocess.INSTANCE_CLASSES],
-                 image[keys.INSTANCE_SCORES])
