@@ -67,10 +67,14 @@ def test_train_then_eval_writes_checkpoint_params_and_metrics(capsys,
   assert 'trained to step 2' in out and 'PQ ' in out and 'mIoU ' in out
   for name in ('params.yaml', 'metrics.json', 'checkpoint', 'ckpt-2.index'):
     assert (tmp_path / 'run' / name).exists(), name
+  params = (tmp_path / 'run' / 'params.yaml').read_bytes()
   code = run_cli(evaluate, ['--experiment', 'demo', '--params_override',
-                            SMALL, '--checkpoint', model_dir,
-                            '--save_predictions', str(tmp_path / 'pred')])
+                            SMALL + ',train.steps=3', '--checkpoint',
+                            model_dir, '--save_predictions',
+                            str(tmp_path / 'pred')])
   assert code == 0
+  # pdl-eval leaves the training run's params.yaml as it was.
+  assert (tmp_path / 'run' / 'params.yaml').read_bytes() == params
   out = capsys.readouterr().out
   assert 'step 2:  PQ ' in out and 'mask AP ' in out
   assert (tmp_path / 'pred' / 'coco_panoptic' / 'predictions.json').exists()

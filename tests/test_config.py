@@ -142,16 +142,14 @@ def test_changed_keys_names_what_a_rerun_would_rewrite(tmp_path, capsys):
       'demo', params_override='train.steps=10,data.train.batch_size=4')
   assert config_io.changed_keys(other, str(tmp_path)) == [
       ('data.train.batch_size', 8, 4), ('train.steps', 500, 10)]
-  # pdl-train says so, in one line, before TensorFlow starts.
+  # pdl-train says so in one line when it writes the file.
   # pylint: disable-next=g-import-not-at-top
   from pdl_tf.cli import train
-  args = train.build_parser().parse_args(
-      ['--experiment', 'demo', '--model_dir', str(tmp_path),
-       '--params_override', 'train.steps=10'])
-  train.check(args)
+  train.save_params(other, str(tmp_path))
   assert capsys.readouterr().err == (
-      f'pdl-train: note: {tmp_path}/params.yaml will be rewritten: '
-      'train.steps 500 -> 10\n')
+      f'pdl-train: note: rewrote {tmp_path}/params.yaml: '
+      'data.train.batch_size 8 -> 4, train.steps 500 -> 10\n')
+  assert config_io.changed_keys(other, str(tmp_path)) == []
   (tmp_path / 'params.yaml').write_text('- not a mapping\n')
   assert config_io.changed_keys(config, str(tmp_path)) == [
       ('(whole file)', ['not a mapping'], None)]

@@ -62,24 +62,24 @@ def check(args):
         'evaluate; train first (--mode train or train_and_eval), or evaluate '
         'a checkpoint elsewhere with pdl-eval --checkpoint PATH.')
   checks.backbone_checkpoint(config)
-  _note_changed_params(config, model_dir)
   return config, model_dir
 
 
-def _note_changed_params(config, model_dir):
-  """One line on stderr when a rerun in an existing model_dir changes its
-  params.yaml (e.g. another --params_override), naming the keys."""
+def save_params(config, model_dir):
+  """Writes model_dir/params.yaml; when it replaces one with other values
+  (a rerun with another --params_override), says so in one line naming
+  the keys."""
   # pylint: disable-next=g-import-not-at-top
   from pdl_tf import config_io
-  if checks.is_remote(model_dir):
-    return
-  changes = config_io.changed_keys(config, model_dir)
+  changes = ([] if checks.is_remote(model_dir) else
+             config_io.changed_keys(config, model_dir))
+  config_io.save_config(config, model_dir)
   if changes:
     shown = ', '.join(f'{key} {old!r} -> {new!r}'
                       for key, old, new in changes[:5])
     more = f' and {len(changes) - 5} more' if len(changes) > 5 else ''
-    print(f'pdl-train: note: {os.path.join(model_dir, "params.yaml")} '
-          f'will be rewritten: {shown}{more}', file=sys.stderr)
+    print(f'pdl-train: note: rewrote {os.path.join(model_dir, "params.yaml")}'
+          f': {shown}{more}', file=sys.stderr)
 
 
 def main(args):
@@ -90,8 +90,10 @@ def main(args):
   from pdl_tf.training import trainer as trainer_lib
   # pylint: enable=g-import-not-at-top
   strategy = strategy_lib.get_strategy(config.train.strategy)
-  # params.yaml is written once the data opened (Trainer._write_params).
-  trainer = trainer_lib.Trainer(config, model_dir, strategy)
+  # params.yaml is written once the data opened and fit the config.
+  trainer = trainer_lib.Trainer(
+      config, model_dir, strategy,
+      on_data_ready=lambda: save_params(config, model_dir))
   print(f'experiment {args.experiment}: {config.model.backbone.type} '
         f'Panoptic-DeepLab, {strategy.num_replicas_in_sync} replica(s), '
         f'model_dir {model_dir}, starting at step {trainer.step}')

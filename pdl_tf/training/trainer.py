@@ -22,7 +22,6 @@ import tensorflow as tf
 import tf_keras
 import tqdm
 
-from pdl_tf import config_io
 from pdl_tf import keys
 from pdl_tf import losses as losses_lib
 from pdl_tf import postprocess
@@ -65,9 +64,15 @@ class NonFiniteLossError(RuntimeError):
 class Trainer:
   """Builds model, optimizer, data and checkpoints for one experiment."""
 
-  def __init__(self, config, model_dir, strategy, checkpoint=None):
+  def __init__(self, config, model_dir, strategy, checkpoint=None,
+               on_data_ready=None):
     """Builds everything; restores ``checkpoint`` (a prefix or a folder)
     if given, else the latest checkpoint in ``model_dir`` if any.
+
+    ``on_data_ready`` (no arguments) is called once, when the data first
+    opened and fit the config (pipeline.check_metadata) and before the run
+    writes anything: pdl-train writes params.yaml there, so a config that
+    does not fit its data leaves nothing behind.
 
     Raises:
       ConfigError: batch size not divisible by the replicas.
@@ -111,15 +116,12 @@ class Trainer:
     # loop between steps. Not in the checkpoint.
     with tf.device('/cpu:0'):
       self._stop_flag = tf.Variable(0, trainable=False, name='stop_flag')
-    self._params_written = False
+    self._on_data_ready = on_data_ready
 
-  def _write_params(self):
-    """model_dir/params.yaml, once the data opened and fit the config
-    (pipeline.check_metadata), so a config that fails there writes
-    nothing."""
-    if not self._params_written:
-      config_io.save_config(self.config, self.model_dir)
-      self._params_written = True
+  def _data_ready(self):
+    if self._on_data_ready:
+      callback, self._on_data_ready = self._on_data_ready, None
+      callback()
 
   @property
   def step(self):
@@ -246,7 +248,7 @@ class Trainer:
         lambda context: pipeline.build_dataset(self.config, context,
                                                skip_batches=resumed_at))
     iterator = iter(dataset)
-    self._write_params()
+    self._data_ready()
     train_loop = self._make_train_loop()
     writer = tf.summary.create_file_writer(os.path.join(self.write_dir,
                                                         'train'))
@@ -323,7 +325,7 @@ class Trainer:
     miou = StreamingMeanIoU(config.model.num_classes, config.data.ignore_label)
     mask_ap = StreamingMaskAP(things, config.data.label_divisor)
     dataset = pipeline.build_dataset(config, training=False)
-    self._write_params()
+    self._data_ready()
     saver = (eval_outputs.PredictionSaver(config, predictions_dir)
              if predictions_dir else None)
     pictures = []
