@@ -100,7 +100,8 @@ def test_reader_on_a_tiny_tree(tmp_path):
   with pytest.raises(FileNotFoundError, match="no Cityscapes gtFine folder"):
     cityscapes.read_cityscapes(str(tmp_path), 'train')
   (tmp_path / 'gtFine' / 'train').mkdir()
-  with pytest.raises(ValueError, match='no Cityscapes images match'):
+  with pytest.raises(FileNotFoundError, match="no Cityscapes images for "
+                     "split 'train': nothing matches"):
     cityscapes.read_cityscapes(str(tmp_path), 'train')
 
 

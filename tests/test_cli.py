@@ -159,6 +159,18 @@ BAD_ARGUMENTS = [
                '--params_override', 'data.eval.path=vistasjson'],
      "no Mapillary Vistas image folder for split 'validation': "
      "'vistasjson/validation/images' does not exist"),
+    ('train', ['--experiment', 'cityscapes_r50_os32', '--mode', 'train',
+               '--params_override', 'data.train.path=cityempty'],
+     "no Cityscapes images for split 'train': nothing matches "
+     "'cityempty/leftImg8bit/train/*/*_leftImg8bit.png'."),
+    ('train', ['--experiment', 'demo', '--params_override',
+               'data.train.split=val'],
+     "'data.train.split' 'val' is not a synthetic split; known: train, "
+     'validation, test.'),
+    ('data', ['--dataset', 'synthetic', '--split', 'train', '--split', 'val',
+              '--num_examples', '2', '--output', 'o'],
+     "--split 'val' is not a synthetic split; known: train, validation, "
+     'test.'),
     ('train', ['--experiment', 'demo', '--params_override',
                'model.num_classes=7'],
      "'model.num_classes' is 7 but dataset 'synthetic' has 6 classes."),
@@ -266,8 +278,12 @@ def make_bad_argument_folder(folder):
   (folder / 'badrecords').mkdir()
   (folder / 'badrecords' / 'metadata.json').write_text('{}')
   (folder / 'records').mkdir()
-  (folder / 'records' / 'metadata.json').write_text(
-      '{"splits": {}, "class_names": ["a", "b"]}')
+  (folder / 'records' / 'metadata.json').write_text(  # as pdl-data's
+      '{"format": "pdl_tf panoptic tfrecords", "splits": {}, '
+      '"metadata": {"class_names": ["a", "b"]}}')
+  (folder / 'cityempty' / 'leftImg8bit' / 'train' / 'aachen').mkdir(
+      parents=True)
+  (folder / 'cityempty' / 'gtFine' / 'train' / 'aachen').mkdir(parents=True)
   (folder / 'cocojson' / 'annotations' / 'panoptic_val2017').mkdir(
       parents=True)
   (folder / 'cocojson' / 'annotations' / 'panoptic_val2017.json'
@@ -276,7 +292,9 @@ def make_bad_argument_folder(folder):
   (folder / 'vistasjson' / 'validation' / 'panoptic' /
    'panoptic_2018.json').write_text('{}')
   for kind in ('leftImg8bit', 'gtFine'):
-    (folder / 'cityroot' / kind / 'val').mkdir(parents=True)
+    (folder / 'cityroot' / kind / 'val' / 'x').mkdir(parents=True)
+  (folder / 'cityroot' / 'leftImg8bit' / 'val' / 'x' /
+   'x_000000_000000_leftImg8bit.png').write_bytes(b'not read')
   (folder / 'withckpt').mkdir()
   (folder / 'withckpt' / 'checkpoint').write_text('')
 
@@ -374,6 +392,7 @@ def test_fixed_class_counts_match_the_readers():
       'synthetic': synthetic.metadata().num_classes,
       'cityscapes': cityscapes.metadata().num_classes,
       'tfds_coco_panoptic': tfds_coco.coco_metadata().num_classes}
+  assert names.SYNTHETIC_SPLITS == tuple(synthetic.SPLIT_SEEDS)
 
 
 def test_a_dataset_that_does_not_fit_the_config_writes_nothing(tmp_path,
@@ -392,3 +411,43 @@ def test_a_dataset_that_does_not_fit_the_config_writes_nothing(tmp_path,
   assert ("'model.num_classes' is 6 but dataset 'coco_panoptic' has 133 "
           'classes.') in capsys.readouterr().err
   assert not model_dir.exists()
+
+
+COCO_DEMO = (SMALL + ',model.num_classes=133,data.thing_class_ids=[],'
+             'data.dataset=coco_panoptic,data.train.split=val2017,'
+             'data.train.crop_size=[64,64]')
+
+
+def test_an_empty_dataset_is_one_line(tmp_path, capsys):
+  # A COCO JSON without images is found when the split is listed (after
+  # TensorFlow starts): one line, status 2, nothing written.
+  data = coco_layout(tmp_path / 'coco')
+  (tmp_path / 'coco' / 'annotations' / 'panoptic_val2017.json').write_text(
+      json.dumps(dict(data, images=[], annotations=[])))
+  code = run_cli(train, [
+      '--experiment', 'demo', '--mode', 'train', '--model_dir',
+      str(tmp_path / 'run'), '--params_override',
+      COCO_DEMO + f',data.train.path={tmp_path}/coco'])
+  assert code == 2
+  err = capsys.readouterr().err
+  assert err.startswith('pdl-train: error: ') and (
+      'no annotations (empty image list).' in err), err
+  assert len(err.strip().splitlines()) == 1, err
+  assert not (tmp_path / 'run').exists()
+
+
+@pytest.mark.slow
+def test_a_missing_image_met_while_training_is_one_line(tmp_path, capsys):
+  # The JSON lists an image that is not there: tf.data meets it at the
+  # first step; the user gets the reader's message, not a traceback.
+  coco_layout(tmp_path / 'coco')
+  (tmp_path / 'coco' / 'val2017' / '000000142238.jpg').unlink()
+  code = run_cli(train, [
+      '--experiment', 'demo', '--mode', 'train', '--model_dir',
+      str(tmp_path / 'run'), '--params_override',
+      COCO_DEMO + f',data.train.path={tmp_path}/coco'])
+  assert code == 2
+  lines = [line for line in capsys.readouterr().err.splitlines()
+           if line.startswith('pdl-train: error: ')]
+  assert len(lines) == 1, lines
+  assert lines[0].endswith("000000142238.jpg' does not exist."), lines

@@ -13,7 +13,6 @@ imports them): ``tests/test_cli.py`` runs every command with bad arguments
 and fails if TensorFlow was imported.
 """
 
-import json
 import os
 
 from pdl_tf.config import ConfigError
@@ -115,14 +114,18 @@ def data_split(config, split_key):
   Raises:
     FileNotFoundError: the path is empty, is not a folder, or lacks the
       split's files (``data/layouts.py``).
-    ConfigError: synthetic with num_examples < 1; a class count that
-      differs from the dataset's.
+    ConfigError: synthetic with num_examples < 1 or an unknown split; a
+      class count that differs from the dataset's.
   """
   name = config.data.dataset
   split = getattr(config.data, split_key.split('.')[-1])
   if name == 'synthetic' and split.num_examples < 1:
     raise ConfigError(f"'{split_key}.num_examples' must be >= 1 for the "
                       'synthetic dataset.')
+  if name == 'synthetic' and split.split not in data_names.SYNTHETIC_SPLITS:
+    raise ConfigError(f"'{split_key}.split' {split.split!r} is not a "
+                      'synthetic split; known: '
+                      f'{", ".join(data_names.SYNTHETIC_SPLITS)}.')
   if name not in data_names.PATH_OPTIONAL:
     if not split.path:
       raise FileNotFoundError(
@@ -143,8 +146,8 @@ def class_count(config, path):
   name = config.data.dataset
   count = data_names.CLASS_COUNTS.get(name)
   if name == 'tfrecord' and path and not is_remote(path):
-    with open(layouts.tfrecord_metadata(path), encoding='utf-8') as f:
-      count = len(json.load(f).get('class_names') or []) or None
+    names = layouts.tfrecord_class_names(path)
+    count = len(names) if names else None
   if count is not None and config.model.num_classes != count:
     raise ConfigError(
         f"'model.num_classes' is {config.model.num_classes} but dataset "

@@ -97,9 +97,10 @@ def native_log_level(verbose, environ=None, gpu_driver=None):
 def run(main, argv=None, parser=None):
   """Parses ``argv`` with ``parser`` and runs ``main(args)``.
 
-  Known user errors (bad config, missing or existing file) are
-  printed as one line naming the problem and exit with status 2; anything
-  else propagates with its traceback.
+  Known user errors (bad config, missing or existing file, a dataset
+  whose files are missing, empty or inconsistent, also when tf.data meets
+  them while training) are printed as one line naming the problem and exit
+  with status 2; anything else propagates with its traceback.
   """
   args = parser.parse_args(argv)
   # Before TensorFlow starts: its native log level and CPU settings.
@@ -111,12 +112,23 @@ def run(main, argv=None, parser=None):
   # pylint: disable=g-import-not-at-top
   from pdl_tf.cli.checks import UsageError
   from pdl_tf.config import ConfigError
+  from pdl_tf.data import errors
   # pylint: enable=g-import-not-at-top
   try:
     return main(args)
   except (ConfigError, UsageError, FileNotFoundError, FileExistsError,
-          NotADirectoryError) as e:
-    print(f'{parser.prog}: error: {e}', file=sys.stderr)
+          NotADirectoryError, errors.DatasetError) as e:
+    print(f'{parser.prog}: error: {errors.message_of(e) or e}',
+          file=sys.stderr)
+    return 2
+  except Exception as e:  # pylint: disable=broad-except
+    # A missing or bad dataset file met inside tf.data (an OpError around
+    # the loader's DatasetError): its message, one line. Anything else
+    # keeps its traceback.
+    message = errors.message_of(e)
+    if message is None:
+      raise
+    print(f'{parser.prog}: error: {message}', file=sys.stderr)
     return 2
 
 

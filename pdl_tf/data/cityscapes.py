@@ -148,14 +148,13 @@ def list_cityscapes(root, split, label_divisor=1000, ignore_label=255):
   ``root/gtFine/<split>/<city>/*_gtFine_instanceIds.png``.
 
   Raises:
-    FileNotFoundError: a split folder is missing (layouts.py).
-    ValueError: no images found; a source's ``load()`` raises for a label
-      missing or of another size (naming the file).
+    FileNotFoundError: a split folder is missing, or holds no image
+      (layouts.py).
+    ValueError (from a source's ``load()``): a label missing or of another
+      size (naming the file).
   """
   pattern = layouts.cityscapes_image_pattern(root, split)
   image_paths = sorted(glob.glob(pattern))
-  if not image_paths:
-    raise ValueError(f'no Cityscapes images match {pattern!r}.')
   sources = []
   for image_id, image_path in enumerate(image_paths):
     stem = os.path.basename(image_path)[:-len('_leftImg8bit.png')]

@@ -9,6 +9,8 @@ import importlib.resources
 import json
 import os
 
+from pdl_tf.data import layouts
+
 
 def coco_categories():
   """The 133 COCO panoptic categories (id, name, isthing, color), in the
@@ -41,8 +43,7 @@ def class_names(dataset, path=''):
   if dataset in ('coco_panoptic', 'tfds_coco_panoptic'):
     return [category['name'] for category in coco_categories()]
   # pylint: enable=g-import-not-at-top
-  metadata = os.path.join(path or '', 'metadata.json')
-  if dataset == 'tfrecord' and path and os.path.isfile(metadata):
-    with open(metadata, encoding='utf-8') as f:
-      return list(json.load(f).get('class_names') or []) or None
+  if dataset == 'tfrecord' and path and os.path.isfile(
+      os.path.join(path, layouts.TFRECORD_METADATA)):
+    return layouts.tfrecord_class_names(path)
   return None

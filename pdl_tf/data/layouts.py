@@ -15,6 +15,7 @@ Layouts (``root`` is ``data.<split>.path``, ``split`` its ``split``):
   tfrecord          root/metadata.json, root/<split>-*-of-*.tfrecord
 """
 
+import glob
 import json
 import os
 
@@ -102,7 +103,7 @@ def cityscapes_image_pattern(root, split):
 
   Raises:
     FileNotFoundError: root/leftImg8bit/<split> or root/gtFine/<split> is
-      not a folder.
+      not a folder, or no image matches the pattern.
   """
   for folder in ('leftImg8bit', 'gtFine'):
     path = os.path.join(root, folder, split)
@@ -111,7 +112,11 @@ def cityscapes_image_pattern(root, split):
           f'no Cityscapes {folder} folder for split {split!r}: {path!r} does '
           f'not exist (expected root/leftImg8bit/<split>/<city>/ and '
           f'root/gtFine/<split>/<city>/).')
-  return os.path.join(root, 'leftImg8bit', split, '*', '*_leftImg8bit.png')
+  pattern = os.path.join(root, 'leftImg8bit', split, '*', '*_leftImg8bit.png')
+  if next(glob.iglob(pattern), None) is None:
+    raise FileNotFoundError(f'no Cityscapes images for split {split!r}: '
+                            f'nothing matches {pattern!r}.')
+  return pattern
 
 
 def tfrecord_metadata(root):
@@ -134,6 +139,19 @@ def tfrecord_metadata(root):
     raise ValueError(f'{path} is not a pdl-data metadata file (no '
                      "'splits'); convert the dataset with pdl-data.")
   return path
+
+
+def tfrecord_class_names(root):
+  """The class names in a pdl-data folder's metadata.json, or None if it
+  lists none (tfrecords._finish writes them under 'metadata').
+
+  Raises:
+    FileNotFoundError / ValueError: as tfrecord_metadata.
+  """
+  with open(tfrecord_metadata(root), encoding='utf-8') as f:
+    data = json.load(f)
+  names = (data.get('metadata') or {}).get('class_names')
+  return list(names) if names else None
 
 
 def check_split(dataset, root, split):

@@ -15,3 +15,5 @@ PATH_OPTIONAL = ('synthetic', 'tfds_coco_panoptic')
 # metadata). coco_panoptic and mapillary_vistas take theirs from their JSON,
 # a pdl-data folder from its metadata.json.
 CLASS_COUNTS = {'synthetic': 6, 'cityscapes': 19, 'tfds_coco_panoptic': 133}
+# The synthetic dataset's splits (synthetic.SPLIT_SEEDS; pinned by a test).
+SYNTHETIC_SPLITS = ('train', 'validation', 'test')

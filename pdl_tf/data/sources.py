@@ -23,6 +23,7 @@ import tensorflow as tf
 from pdl_tf.config import ConfigError
 from pdl_tf.data import cityscapes
 from pdl_tf.data import coco_panoptic
+from pdl_tf.data import errors
 from pdl_tf.data import layouts
 from pdl_tf.data import mapillary_vistas
 from pdl_tf.data import synthetic
@@ -46,8 +47,9 @@ def list_split(dataset, path, split, *, label_divisor=1000, ignore_label=255,
     size: synthetic scene size (height, width).
 
   Raises:
-    ConfigError: unknown dataset; FileNotFoundError: missing root;
-    ValueError: no examples.
+    ConfigError: unknown dataset; FileNotFoundError: missing root or
+    split files; errors.DatasetError: an empty, malformed or inconsistent
+    annotation file or folder (the readers' ValueError, message kept).
   """
   if dataset not in LISTED:
     raise ConfigError(f'dataset must be one of {LISTED}, got {dataset!r}.')
@@ -59,15 +61,21 @@ def list_split(dataset, path, split, *, label_divisor=1000, ignore_label=255,
                                    label_divisor, ignore_label)
   if not path or not os.path.isdir(path):
     raise FileNotFoundError(f'dataset root {path!r} does not exist.')
-  if dataset == 'coco_panoptic':
-    meta, sources = coco_panoptic.list_coco_panoptic(
-        *layouts.coco_split_files(path, split), label_divisor, ignore_label)
-  elif dataset == 'cityscapes':
-    meta, sources = cityscapes.list_cityscapes(path, split, label_divisor,
-                                               ignore_label)
-  else:
-    meta, sources = mapillary_vistas.list_mapillary_vistas(
-        path, split, label_divisor, ignore_label)
+  try:
+    if dataset == 'coco_panoptic':
+      meta, sources = coco_panoptic.list_coco_panoptic(
+          *layouts.coco_split_files(path, split), label_divisor,
+          ignore_label)
+    elif dataset == 'cityscapes':
+      meta, sources = cityscapes.list_cityscapes(path, split, label_divisor,
+                                                 ignore_label)
+    else:
+      meta, sources = mapillary_vistas.list_mapillary_vistas(
+          path, split, label_divisor, ignore_label)
+  except (errors.DatasetError, ConfigError):
+    raise
+  except ValueError as e:  # the readers name the file and the problem
+    raise errors.DatasetError(str(e)) from e
   return meta, sources[:num_examples] if num_examples > 0 else sources
 
 
@@ -127,7 +135,10 @@ def _from_sources(sources, input_context):
 
   def generate():
     for source in sources:
-      example = _GATE.load(source)
+      try:
+        example = _GATE.load(source)
+      except (OSError, ValueError) as e:  # a missing or bad file, named
+        raise errors.for_graph(e) from e
       if example is None:  # Python is exiting
         return
       yield example.image, example.panoptic, example.file_name
