@@ -29,6 +29,7 @@ from pdl_tf.export import serving_module
 from pdl_tf.model import factory
 from pdl_tf.panoptic_format import read_id_map
 from pdl_tf.serving import backends
+from pdl_tf.serving import native_stderr
 from serving_standin import GrpcStandIn
 from serving_standin import RestStandIn
 from test_export import OVERRIDE
@@ -310,7 +311,7 @@ converter = tf.lite.TFLiteConverter.from_concrete_functions(
 runner = litert.Interpreter(model_content=converter.convert(),
                             num_threads=1).get_signature_runner()
 os.write(2, b'before\n')
-with native_stderr.drop_native_info():
+with native_stderr.drop_native_lines():
   runner(x=np.zeros([1, 8, 8, 3], np.float32))  # LiteRT's first invoke
   os.write(2, b'WARNING: kept\n')
 os.write(2, b'after\n')
@@ -348,3 +349,26 @@ def test_unreachable_server_is_one_line_not_one_per_image(tmp_path, capsys,
                              'server at '), lines
   assert 'stopped at' in lines[0] and '(0 of 3 image(s) predicted)' in lines[0]
   assert not (tmp_path / 'out').exists()
+
+
+def test_the_converters_known_lines_are_dropped_and_nothing_else():
+  # Lines as pdl-export printed them (2026-12-04, TensorFlow 2.20).
+  noise = [
+      b'WARNING: All log messages before absl::InitializeLog() is called '
+      b'are written to STDERR',
+      b'W0000 00:00:1796356191.894323   18682 tf_tfl_flatbuffer_helpers.cc'
+      b':364] Ignored output_format.',
+      b'W0000 00:00:1796356191.894402   18682 tf_tfl_flatbuffer_helpers.cc'
+      b':367] Ignored drop_control_dependency.',
+      b'I0000 00:00:1796356192.013477   18682 mlir_graph_optimization_pass'
+      b'.cc:437] MLIR V1 optimization pass is not enabled',
+      b'fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, '
+      b'output_inference_type: FLOAT32']
+  kept = [b'W0000 00:00:1796356191.894323   18682 lite.cc:1] Ignored '
+          b'output_format. And something else', b'E0000 real error',
+          b'Segmentation fault', b'']
+  patterns = native_stderr.CONVERTER_NOISE
+  assert not [line for line in noise
+              if native_stderr.keep_line(line, patterns)]
+  assert [line for line in kept if native_stderr.keep_line(line, patterns)
+          ] == kept

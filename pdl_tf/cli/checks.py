@@ -14,6 +14,7 @@ and fails if TensorFlow was imported.
 """
 
 import os
+import urllib.parse
 
 from pdl_tf.config import ConfigError
 from pdl_tf.data import layouts
@@ -87,6 +88,23 @@ def tflite_file(path, flag):
                      "'TFL3' file identifier); pass a .tflite file written "
                      'by pdl-export.')
   return path
+
+
+def server_address(address, flag, grpc=False):
+  """Raises UsageError unless ``address`` is host:port (gRPC) or
+  [http(s)://]host:port[/path] (REST) with a host and a numeric port."""
+  url = address if grpc or '://' in address else f'http://{address}'
+  parts = urllib.parse.urlsplit(f'//{url}' if grpc else url)
+  try:
+    port = parts.port
+  except ValueError:
+    port = -1
+  if not parts.hostname or port == -1 or (grpc and port is None) or (
+      not grpc and parts.scheme not in ('http', 'https')):
+    form = 'host:port' if grpc else '[http://]host:port'
+    raise UsageError(f'{flag} {address!r} is not a server address; expected '
+                     f'{form}, e.g. localhost:{8500 if grpc else 8501}.')
+  return address
 
 
 def checkpoint(path, flag):

@@ -67,6 +67,24 @@ def calibration_images(config, count):
   return samples
 
 
+def _quiet_convert(*args):
+  """tflite.convert(*args) without the converter's known lines on stderr
+  (native_stderr.CONVERTER_NOISE) and TensorFlow's deprecation warning of
+  the tf.lite.Interpreter its calibration uses; everything with
+  --verbose."""
+  # pylint: disable=g-import-not-at-top
+  import warnings
+  from pdl_tf.export import tflite
+  from pdl_tf.serving import native_stderr
+  # pylint: enable=g-import-not-at-top
+  with warnings.catch_warnings(), native_stderr.drop_native_lines(
+      native_stderr.CONVERTER_NOISE):
+    if os.environ.get('TF_CPP_MIN_LOG_LEVEL', '0') != '0':
+      warnings.filterwarnings('ignore', message=r'(?s).*tf\.lite\.Interpreter '
+                              'is deprecated')
+    return tflite.convert(*args)
+
+
 def check(args):
   """The config, checkpoint and outputs (no TensorFlow, nothing written);
   returns (config, quantizations)."""
@@ -90,7 +108,10 @@ def check(args):
       raise FileExistsError(f'{tflite_path(args.output, quantization)!r} '
                             'already exists; nothing was overwritten.')
   if args.format != 'saved_model' and 'int8' in quantizations:
-    checks.data_split(config, 'data.eval')  # calibration images
+    if args.calibration_images < 1:
+      raise checks.UsageError(f'--calibration_images must be >= 1 for int8, '
+                              f'got {args.calibration_images}.')
+    checks.data_split(config, 'data.train')  # calibration images
   return config, quantizations
 
 
@@ -100,7 +121,6 @@ def main(args):
   from pdl_tf import config_io
   from pdl_tf.export import saved_model
   from pdl_tf.export import serving_module
-  from pdl_tf.export import tflite
   from pdl_tf.model import factory
   # pylint: enable=g-import-not-at-top
   input_size = tuple(config.export.input_size)
@@ -121,7 +141,7 @@ def main(args):
     for quantization in quantizations:
       samples = (calibration_images(config, args.calibration_images)
                  if quantization == 'int8' else None)
-      content = tflite.convert(model, input_size, merge_arguments,
+      content = _quiet_convert(model, input_size, merge_arguments,
                                quantization, samples)
       os.makedirs(args.output, exist_ok=True)
       with open(tflite_path(args.output, quantization), 'wb') as f:

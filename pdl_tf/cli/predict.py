@@ -189,6 +189,8 @@ def check(args):
     find_saved_model(checks.existing_dir(args.saved_model, '--saved_model'))
   if args.tflite:
     checks.tflite_file(args.tflite, '--tflite')
+  if args.server is not None:
+    checks.server_address(args.server, '--server', grpc=args.grpc)
   checks.output_dir(args.output, '--output')
   return files
 

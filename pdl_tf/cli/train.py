@@ -48,6 +48,9 @@ def check(args):
   """The config and the paths of this mode (no TensorFlow, nothing
   written); returns (config, model_dir)."""
   config = common.load_config_from_args(args)
+  if args.mode == 'continuous_eval' and not args.eval_timeout >= 0:
+    raise checks.UsageError(f'--eval_timeout must be >= 0 seconds, got '
+                            f'{args.eval_timeout}.')
   model_dir = args.model_dir or os.path.join('runs', args.experiment)
   checks.output_dir(model_dir, '--model_dir')
   if args.mode in ('train', 'train_and_eval'):

@@ -186,7 +186,7 @@ class TFLiteBackend:
     images, sizes, original = self._prepare(image_bytes,
                                             self.max_image_pixels)
     # LiteRT logs its XNNPACK INFO line on the first invoke.
-    with (native_stderr.drop_native_info() if self._first_call else
+    with (native_stderr.drop_native_lines() if self._first_call else
           contextlib.nullcontext()):
       outputs = self._runner(images=images.numpy(), image_sizes=sizes.numpy())
     self._first_call = False
