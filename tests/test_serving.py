@@ -372,3 +372,33 @@ def test_the_converters_known_lines_are_dropped_and_nothing_else():
               if native_stderr.keep_line(line, patterns)]
   assert [line for line in kept if native_stderr.keep_line(line, patterns)
           ] == kept
+
+
+_CRASH = r'''
+import os, threading
+os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'
+from pdl_tf.serving import native_stderr
+inside = threading.Event()
+def other():
+  with native_stderr.drop_native_lines():  # overlaps the main block
+    inside.set()
+    os.write(2, b'from the other thread\n')
+thread = threading.Thread(target=other)
+with native_stderr.drop_native_lines():
+  thread.start()
+  inside.wait()
+  thread.join()
+  os.write(2, b'INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n')
+  os.write(2, b'F0000 fatal: check failed\n')
+  os.abort()  # as a native CHECK failure does
+'''
+
+
+def test_native_filter_passes_on_what_came_before_a_crash():
+  # The filter is another process: the fatal line written just before the
+  # abort still reaches stderr; blocks of two threads share one filter.
+  result = subprocess.run([sys.executable, '-c', _CRASH], capture_output=True,
+                          timeout=60, check=False)
+  assert result.returncode == -6  # SIGABRT
+  lines = result.stderr.decode().splitlines()
+  assert lines == ['from the other thread', 'F0000 fatal: check failed'], lines

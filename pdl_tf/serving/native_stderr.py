@@ -7,15 +7,19 @@ and the TFLite converter writes absl log lines ("Ignored output_format.",
 whatever TF_CPP_MIN_LOG_LEVEL says; neither has a Python setting for its
 log level (the C++ API's ``tflite::LoggerOptions::SetMinimumLogSeverity``
 is not exposed). The commands are quiet by default (README, "Quiet by
-default"), so those calls run inside ``drop_native_lines``: fd 2 goes through a pipe
-for the call, and every line but the known ones is written on to stderr as
-it comes, so no other warning or error is lost, even in a crash.
-With ``--verbose`` (TF_CPP_MIN_LOG_LEVEL=0) nothing is filtered.
+default"), so those calls run inside ``drop_native_lines``: fd 2 goes
+into a pipe for the block, read by a small filter process that writes
+every line but the known ones on to the real stderr as it comes. Being
+another process, the filter also passes on what came before a crash of
+this one (a fatal log line, then abort). With ``--verbose``
+(TF_CPP_MIN_LOG_LEVEL=0), without a usable stderr or without a Python
+executable to run the filter, nothing is filtered.
 """
 
 import contextlib
 import os
 import re
+import subprocess
 import sys
 import threading
 
@@ -34,53 +38,109 @@ CONVERTER_NOISE = (
                rb'input_inference_type: \w+, output_inference_type: \w+'),
 )
 
+# The filter process: stdin (the pipe) to stdout (the real stderr), line by
+# line, leaving out lines that a pattern (argv, latin-1) matches whole. It
+# keeps reading when stderr is gone, so writers never block on the pipe.
+_FILTER = r'''
+import os, re, sys
+patterns = [re.compile(p.encode('latin-1')) for p in sys.argv[1:]]
+keep = lambda line: not any(p.fullmatch(line.rstrip(b'\r')) for p in patterns)
+out, pending = sys.stdout.buffer, b''
+def write(data):
+  try:
+    out.write(data)
+    out.flush()
+  except OSError:
+    pass
+while True:
+  try:
+    chunk = os.read(0, 65536)
+  except OSError:
+    break
+  if not chunk:
+    break
+  lines = (pending + chunk).split(b'\n')
+  pending = lines.pop()
+  write(b''.join(line + b'\n' for line in lines if keep(line)))
+if pending and keep(pending):
+  write(pending)
+'''
+
+_lock = threading.Lock()
+_active = {'depth': 0, 'saved': None, 'filter': None}
+
 
 def keep_line(line, patterns=LITERT_INFO):
   """False for a line (bytes, without its newline) that one of
-  ``patterns`` matches whole."""
+  ``patterns`` matches whole (as the filter process decides)."""
   line = line.rstrip(b'\r')
   return not any(pattern.fullmatch(line) for pattern in patterns)
 
 
-def _forward(source, target, patterns):
-  """Copies lines from fd ``source`` to fd ``target`` until end of file,
-  leaving out those ``patterns`` match."""
-  pending = b''
-  while True:
-    chunk = os.read(source, 65536)
-    if not chunk:
-      break
-    lines = (pending + chunk).split(b'\n')
-    pending = lines.pop()
-    kept = [line + b'\n' for line in lines if keep_line(line, patterns)]
-    if kept:
-      os.write(target, b''.join(kept))
-  if pending and keep_line(pending, patterns):
-    os.write(target, pending)
-  os.close(source)
+def _usable_stderr():
+  try:
+    os.fstat(2)
+  except OSError:
+    return False
+  return True
+
+
+def _start(patterns):
+  """fd 2 into a pipe read by a new filter process; returns (saved real
+  stderr fd, the process)."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  read_end, write_end = os.pipe()
+  try:
+    process = subprocess.Popen(
+        [sys.executable, '-I', '-S', '-c', _FILTER] +
+        [p.pattern.decode('latin-1') for p in patterns],
+        stdin=read_end, stdout=saved)
+  except OSError:
+    os.close(write_end)
+    os.close(saved)
+    raise
+  finally:
+    os.close(read_end)
+  os.dup2(write_end, 2)
+  os.close(write_end)
+  return saved, process
+
+
+def _stop(saved, process):
+  """The real stderr back on fd 2; waits (at most 1 s: a child process
+  started in the block may still hold the pipe) for the filter to pass on
+  the rest."""
+  sys.stderr.flush()
+  os.dup2(saved, 2)  # closes this process's last write end of the pipe
+  os.close(saved)
+  try:
+    process.wait(timeout=1)
+  except subprocess.TimeoutExpired:
+    pass  # it ends by itself when the last writer closes the pipe
 
 
 @contextlib.contextmanager
 def drop_native_lines(patterns=LITERT_INFO):
-  """Runs the block with native stderr (fd 2) going through a pipe whose
-  lines are written on to the real stderr as they come, but for those
-  ``patterns`` match whole; so a crash inside still shows what came before
-  it. A no-op with TF_CPP_MIN_LOG_LEVEL=0 (--verbose)."""
-  if os.environ.get('TF_CPP_MIN_LOG_LEVEL', '0') == '0':
+  """Runs the block with native stderr (fd 2) filtered: lines that one of
+  ``patterns`` matches whole are left out, all others pass on as they
+  come. Nested blocks, and blocks of other threads while one is open,
+  share the outermost block's filter (fd 2 belongs to the whole process);
+  it ends when the last of them does. A no-op with TF_CPP_MIN_LOG_LEVEL=0
+  (--verbose), without a usable fd 2 or without sys.executable."""
+  if (os.environ.get('TF_CPP_MIN_LOG_LEVEL', '0') == '0' or
+      not sys.executable or not _usable_stderr()):
     yield
     return
-  sys.stderr.flush()
-  saved = os.dup(2)
-  read_end, write_end = os.pipe()
-  os.dup2(write_end, 2)
-  os.close(write_end)
-  forwarder = threading.Thread(target=_forward,
-                               args=(read_end, saved, patterns), daemon=True)
-  forwarder.start()
+  with _lock:
+    if _active['depth'] == 0:
+      _active['saved'], _active['filter'] = _start(patterns)
+    _active['depth'] += 1
   try:
     yield
   finally:
-    sys.stderr.flush()
-    os.dup2(saved, 2)  # closes the pipe's last write end: the copy ends
-    forwarder.join()
-    os.close(saved)
+    with _lock:
+      _active['depth'] -= 1
+      if _active['depth'] == 0:
+        _stop(_active['saved'], _active['filter'])
+        _active['saved'] = _active['filter'] = None
