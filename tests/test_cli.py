@@ -73,11 +73,17 @@ def test_train_then_eval_writes_checkpoint_params_and_metrics(capsys,
                             model_dir, '--save_predictions',
                             str(tmp_path / 'pred')])
   assert code == 0
-  # pdl-eval leaves the training run's params.yaml as it was.
-  assert (tmp_path / 'run' / 'params.yaml').read_bytes() == params
   out = capsys.readouterr().out
   assert 'step 2:  PQ ' in out and 'mask AP ' in out
   assert (tmp_path / 'pred' / 'coco_panoptic' / 'predictions.json').exists()
+  # pdl-eval leaves the training run's params.yaml as it was, and so does
+  # pdl-train --mode eval.
+  assert (tmp_path / 'run' / 'params.yaml').read_bytes() == params
+  assert run_cli(train, ['--experiment', 'demo', '--mode', 'eval',
+                         '--params_override', SMALL + ',train.steps=3',
+                         '--model_dir', model_dir]) == 0
+  assert (tmp_path / 'run' / 'params.yaml').read_bytes() == params
+  assert 'step 2:  PQ ' in capsys.readouterr().out
   # Rerun of the finished run, as a user runs it (issue 17): it only
   # evaluates, and prints no TensorFlow start-up lines (cuInit error on a
   # machine without a GPU driver), no 'Local rendezvous ... End of
@@ -463,3 +469,30 @@ def test_a_missing_image_met_while_training_is_one_line(tmp_path, capsys):
            if line.startswith('pdl-train: error: ')]
   assert len(lines) == 1, lines
   assert lines[0].endswith("000000142238.jpg' does not exist."), lines
+
+
+@pytest.mark.parametrize('address,grpc', [
+    ('localhost:8501', False), ('http://localhost:8501', False),
+    ('https://serving.example/v1', False), ('[::1]:8501', False),
+    ('localhost:8500', True), ('[::1]:8500', True),
+    ('unix:///tmp/tfs.sock', True), ('dns:///localhost:8500', True),
+    ('ipv4:127.0.0.1:8500', True)])
+def test_server_addresses_that_work_are_accepted(address, grpc):
+  # pylint: disable-next=g-import-not-at-top
+  from pdl_tf.cli import checks
+  assert checks.server_address(address, '--server', grpc=grpc) == address
+
+
+def test_int8_calibration_takes_any_dataset_s_images(tmp_path):
+  # Calibration reads images only: a Cityscapes training split calibrates
+  # a 6-class model (no class-count check), its folders still checked.
+  # pylint: disable-next=g-import-not-at-top
+  from pdl_tf.cli import checks
+  from pdl_tf import config_io
+  make_bad_argument_folder(tmp_path)
+  config = config_io.load_config('demo', params_override=(
+      f'data.dataset=cityscapes,data.train.path={tmp_path}/cityroot,'
+      'data.train.split=val'))
+  checks.data_split(config, 'data.train', classes=False)
+  with pytest.raises(Exception, match="'model.num_classes' is 6 but"):
+    checks.data_split(config, 'data.train')

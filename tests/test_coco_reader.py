@@ -119,6 +119,27 @@ def test_empty_or_missing_inputs(sample_copy, tmp_path):
     read_all(json_file, tmp_path, pngs)
 
 
+def test_a_json_without_the_coco_panoptic_keys_names_the_file(sample_copy):
+  json_file, images, pngs, data = sample_copy
+  no_segments = copy.deepcopy(data)
+  del no_segments['annotations'][1]['segments_info']
+  no_isthing = copy.deepcopy(data)
+  del no_isthing['categories'][0]['isthing']
+  for broken, reason in (
+      ({k: v for k, v in data.items() if k != 'categories'},
+       "an entry lacks the key 'categories'"),
+      (no_segments, "an entry lacks the key 'segments_info'"),
+      (no_isthing, "an entry lacks the key 'isthing'"),
+      (dict(data, annotations={'a': 1}), 'string indices must be integers'),
+      (dict(data, images=5), "'int' object is not iterable")):
+    rewrite(json_file, broken)
+    with pytest.raises(ValueError) as error:
+      read_all(json_file, images, pngs)
+    assert str(error.value).startswith(
+        f'{json_file} is not a COCO panoptic JSON: '), error.value
+    assert reason in str(error.value), error.value
+
+
 def test_more_instances_than_the_label_divisor_allows_is_an_error():
   # Two persons with label_divisor 2: the second would be 0 * 2 + 2 = 2,
   # i.e. class 1 instance 0 (a crowd region of class 1). The reader stops,

@@ -90,17 +90,28 @@ def tflite_file(path, flag):
   return path
 
 
+# gRPC name schemes grpc.insecure_channel resolves itself (unix sockets,
+# DNS, literal addresses); a target with one is passed on as it is.
+GRPC_SCHEMES = ('unix:', 'unix-abstract:', 'dns:', 'ipv4:', 'ipv6:',
+                'vsock:')
+
+
 def server_address(address, flag, grpc=False):
-  """Raises UsageError unless ``address`` is host:port (gRPC) or
-  [http(s)://]host:port[/path] (REST) with a host and a numeric port."""
+  """Raises UsageError unless ``address`` is host:port or a gRPC name
+  (GRPC_SCHEMES, e.g. unix:///tmp/tfs.sock) with --grpc, or
+  [http(s)://]host[:port][/path] for REST, with a host and a port in
+  1-65535 where one is given."""
+  if grpc and address.startswith(GRPC_SCHEMES) and address.split(':', 1)[1]:
+    return address
   url = address if grpc or '://' in address else f'http://{address}'
   parts = urllib.parse.urlsplit(f'//{url}' if grpc else url)
   try:
     port = parts.port
   except ValueError:
     port = -1
-  if not parts.hostname or port == -1 or (grpc and port is None) or (
-      not grpc and parts.scheme not in ('http', 'https')):
+  if not parts.hostname or port == -1 or port == 0 or (
+      grpc and port is None) or parts.netloc.endswith(':') or (
+          not grpc and parts.scheme.lower() not in ('http', 'https')):
     form = 'host:port' if grpc else '[http://]host:port'
     raise UsageError(f'{flag} {address!r} is not a server address; expected '
                      f'{form}, e.g. localhost:{8500 if grpc else 8501}.')
@@ -123,11 +134,12 @@ def checkpoint(path, flag):
   return path
 
 
-def data_split(config, split_key):
+def data_split(config, split_key, classes=True):
   """Checks ``config.<split_key>`` ('data.train' or 'data.eval') for its
   dataset: a path that exists where the dataset needs one, scenes for the
-  synthetic dataset, 'model.num_classes' where the class count is known
-  (class_count).
+  synthetic dataset, and with ``classes`` 'model.num_classes' where the
+  class count is known (class_count; not for a split read for its images
+  alone, as int8 calibration reads data.train).
 
   Raises:
     FileNotFoundError: the path is empty, is not a folder, or lacks the
@@ -152,7 +164,8 @@ def data_split(config, split_key):
           f'--params_override {split_key}.path=/data/{name}')
     existing_dir(split.path, f"'{split_key}.path'")
     dataset_files(name, split.path, split.split)
-  class_count(config, split.path)
+  if classes:
+    class_count(config, split.path)
 
 
 def class_count(config, path):

@@ -118,15 +118,18 @@ def run(main, argv=None, parser=None):
     return main(args)
   except (ConfigError, UsageError, FileNotFoundError, FileExistsError,
           NotADirectoryError, errors.DatasetError) as e:
+    if isinstance(e, errors.DatasetError) and getattr(args, 'verbose',
+                                                      False):
+      raise  # --verbose: the readers' traceback too
     print(f'{parser.prog}: error: {errors.message_of(e) or e}',
           file=sys.stderr)
     return 2
   except Exception as e:  # pylint: disable=broad-except
     # A missing or bad dataset file met inside tf.data (an OpError around
-    # the loader's DatasetError): its message, one line. Anything else
-    # keeps its traceback.
+    # the loader's DatasetError): its message, one line (--verbose: the
+    # traceback too). Anything else keeps its traceback.
     message = errors.message_of(e)
-    if message is None:
+    if message is None or getattr(args, 'verbose', False):
       raise
     print(f'{parser.prog}: error: {message}', file=sys.stderr)
     return 2

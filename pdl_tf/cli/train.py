@@ -93,10 +93,13 @@ def main(args):
   from pdl_tf.training import trainer as trainer_lib
   # pylint: enable=g-import-not-at-top
   strategy = strategy_lib.get_strategy(config.train.strategy)
-  # params.yaml is written once the data opened and fit the config.
+  # Training writes params.yaml once the data opened and fit the config;
+  # evaluation modes leave the training run's params.yaml as it is.
+  trains = args.mode in ('train', 'train_and_eval')
   trainer = trainer_lib.Trainer(
       config, model_dir, strategy,
-      on_data_ready=lambda: save_params(config, model_dir))
+      on_data_ready=(lambda: save_params(config, model_dir)) if trains
+      else None)
   print(f'experiment {args.experiment}: {config.model.backbone.type} '
         f'Panoptic-DeepLab, {strategy.num_replicas_in_sync} replica(s), '
         f'model_dir {model_dir}, starting at step {trainer.step}')

@@ -196,26 +196,34 @@ def list_coco_panoptic(json_file, image_folder, panoptic_folder,
   """Metadata and one ExampleSource per annotation (nothing read yet).
 
   Raises:
-    ValueError: an unreadable JSON or an empty annotation list (at once);
-      a source's ``load()`` raises for its own missing or bad files.
+    ValueError: an unreadable JSON, one without the COCO panoptic keys
+      (categories with id, name, isthing; annotations with image_id,
+      file_name, segments_info) or an empty annotation list (at once); a
+      source's ``load()`` raises for its own missing or bad files.
   """
   data = load_json(json_file, 'Panoptic')
-  meta = metadata_from_categories(data['categories'], label_divisor,
-                                  ignore_label)
-  images = {image['id']: image for image in data.get('images', [])}
-  annotations = data.get('annotations', [])
-  if not annotations:
-    raise ValueError(f'{json_file}: no annotations (empty image list).')
-  sources = []
-  for annotation in annotations:
-    image_id = annotation['image_id']
-    image_name = images.get(image_id, {}).get(
-        'file_name', os.path.splitext(annotation['file_name'])[0] + '.jpg')
-    sources.append(ExampleSource(image_name, functools.partial(
-        _load_example, image_id, image_name,
-        os.path.join(image_folder, image_name),
-        os.path.join(panoptic_folder, annotation['file_name']),
-        annotation['segments_info'], meta)))
+  try:
+    meta = metadata_from_categories(data['categories'], label_divisor,
+                                    ignore_label)
+    images = {image['id']: image for image in data.get('images', [])}
+    annotations = data.get('annotations', [])
+    if not annotations:
+      raise ValueError(f'{json_file}: no annotations (empty image list).')
+    sources = []
+    for annotation in annotations:
+      image_id = annotation['image_id']
+      image_name = images.get(image_id, {}).get(
+          'file_name', os.path.splitext(annotation['file_name'])[0] + '.jpg')
+      sources.append(ExampleSource(image_name, functools.partial(
+          _load_example, image_id, image_name,
+          os.path.join(image_folder, image_name),
+          os.path.join(panoptic_folder, annotation['file_name']),
+          annotation['segments_info'], meta)))
+  except KeyError as e:
+    raise ValueError(f'{json_file} is not a COCO panoptic JSON: an entry '
+                     f'lacks the key {e}.') from e
+  except (TypeError, AttributeError) as e:
+    raise ValueError(f'{json_file} is not a COCO panoptic JSON: {e}.') from e
   return meta, sources
 
 

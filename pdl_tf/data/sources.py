@@ -137,8 +137,9 @@ def _from_sources(sources, input_context):
     for source in sources:
       try:
         example = _GATE.load(source)
-      except (OSError, ValueError) as e:  # a missing or bad file, named
-        raise errors.for_graph(e) from e
+      except (OSError, ValueError) as e:  # a missing or bad file
+        message = str(e) if source.name in str(e) else f'{source.name}: {e}'
+        raise errors.for_graph(message) from e
       if example is None:  # Python is exiting
         return
       yield example.image, example.panoptic, example.file_name
