@@ -27,7 +27,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from pdl_tf import keys  # pylint: disable=g-import-not-at-top
-from pdl_tf.data.targets import gaussian_window  # pylint: disable=g-import-not-at-top
+from pdl_tf.data.center_heatmap import gaussian_window  # pylint: disable=g-import-not-at-top
 from pdl_tf.data.targets import generate_targets  # pylint: disable=g-import-not-at-top
 
 THINGS = tuple(range(11, 19))

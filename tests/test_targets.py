@@ -248,3 +248,13 @@ def test_labels_of_any_int32_values_work():
                                                            [0, 0, 0]])
   np.testing.assert_array_equal(out[keys.CENTER_WEIGHTS], [[1, 1, 1],
                                                            [1, 0, 1]])
+
+
+def test_a_value_table_too_large_is_a_clear_error():
+  # 80 thing classes x label_divisor 65536: 5.2M rows of 5 floats per
+  # image; refused before anything is built, naming both settings.
+  with pytest.raises(ValueError, match='label_divisor 65536 x the '
+                     'thing-class range 0..79 gives 5242880 rows'):
+    generate_targets(np.zeros([4, 4], np.int32),
+                     thing_class_ids=range(80), label_divisor=65536,
+                     ignore_label=255)

@@ -16,14 +16,11 @@ targets, rearranged by value into one dense array (the value c * divisor +
 i of a class c in [c_min, c_max], the thing classes' range, at row
 (c - c_min) * divisor + i; one stuff row and one ignore row serve every
 other value), so each pixel's targets are one gather keyed by its own
-value, in the passes that write them; and the center heatmap as a max of a
-fixed Gaussian window per instance, written window by window in a
-compiled loop over the instances (each step touches only its
-(6 sigma + 3)^2 window; XLA:CPU runs it 4-8x faster than one
-``tensor_scatter_nd_max`` of all windows, figures in bench/README.md). The
-dense array holds B (c_max - c_min + 1) divisor rows of 5 float32: 160 kB
-per image for Cityscapes (8 thing classes, divisor 1000), 1.6 MB for
-COCO's 80.
+value, in the passes that write them; and the center heatmap
+(center_heatmap.paint_heatmap). The dense array holds B (c_max - c_min +
+1) divisor rows of 5 float32: 160 kB per image for Cityscapes (8 thing
+classes, divisor 1000), 1.6 MB for COCO's 80; more than MAX_TABLE_ROWS
+per image (80 MB, e.g. divisor 65536 with 80 thing classes) is refused.
 
 Targets (REFERENCE.md, "Targets"):
   semantic          class per pixel (ignore_label on ignore).
@@ -42,14 +39,7 @@ Targets (REFERENCE.md, "Targets"):
 import tensorflow as tf
 
 from pdl_tf import keys
-
-
-def gaussian_window(sigma):
-  """float32 [2r+1, 2r+1], r = round(3 sigma + 1): exp(-d^2 / (2 sigma^2))."""
-  radius = int(round(3 * sigma + 1))
-  coords = tf.range(-radius, radius + 1, dtype=tf.float32)
-  squared = coords[:, None] ** 2 + coords[None, :] ** 2
-  return tf.exp(-squared / (2.0 * sigma ** 2)), radius
+from pdl_tf.data.center_heatmap import paint_heatmap
 
 
 @tf.function(jit_compile=True)
@@ -280,43 +270,6 @@ def _pixel_targets(panoptic, keyed, thing_class_ids, label_divisor,
   }
 
 
-def _heatmap(table, is_instance, height, width, sigma):
-  """Per image, the max of its instances' Gaussian windows: [B, H, W].
-
-  Args:
-    table: float32 [B, S, 5] from _slot_table (centers in columns 3, 4).
-    is_instance: bool [B, S].
-  """
-  window, radius = gaussian_window(sigma)
-  size = 2 * radius + 1
-  num_slots = is_instance.shape[1]
-  flat_instance = tf.reshape(is_instance, [-1])
-  # Instance slots first, so the loop runs once per instance.
-  order = tf.argsort(tf.cast(~flat_instance, tf.int32), stable=True)
-  count = tf.reduce_sum(tf.cast(flat_instance, tf.int32))
-  # Window corners in the canvas padded by ``radius``: the rounded center.
-  corners = tf.cast(tf.round(tf.reshape(table[..., 3:], [-1, 2])), tf.int32)
-  steps = tf.reshape(tf.stack(tf.meshgrid(
-      tf.range(size), tf.range(size), indexing='ij'), -1), [-1, 2])
-  window = tf.reshape(window, [-1])
-
-  def paint(i, canvas):
-    # tf.gather, not order[i]: tf2xla makes a strided slice's dynamic begin
-    # a compile-time constant, so the function would be recompiled for every
-    # new set of instances (and, in TF 2.20, corners[slot, 1:] in a while
-    # loop even drops its 1: offset).
-    slot = tf.gather(order, i)
-    corner = tf.gather(corners, slot)
-    indices = tf.concat([tf.fill([size * size, 1], slot // num_slots),
-                         corner[None] + steps], -1)
-    return i + 1, tf.tensor_scatter_nd_max(canvas, indices, window)
-
-  canvas = tf.zeros([tf.shape(table)[0], height + 2 * radius,
-                     width + 2 * radius])
-  _, canvas = tf.while_loop(lambda i, _: i < count, paint, [0, canvas])
-  return canvas[:, radius:radius + height, radius:radius + width]
-
-
 @tf.function(jit_compile=True)
 def _targets_from_slots(panoptic, values, area, center, thing_class_ids,
                         label_divisor, ignore_label, sigma,
@@ -340,10 +293,34 @@ def _targets_from_slots(panoptic, values, area, center, thing_class_ids,
   keyed = _keyed_table(values, area, table, thing_class_ids, label_divisor)
   targets = _pixel_targets(panoptic, keyed, thing_class_ids, label_divisor,
                            ignore_label)
-  targets[keys.CENTER_HEATMAP] = _heatmap(
+  targets[keys.CENTER_HEATMAP] = paint_heatmap(
       table, is_instance, tf.shape(panoptic)[1], tf.shape(panoptic)[2],
       sigma)
   return targets
+
+
+# At most this many rows of the value-keyed table per image (80 MB of
+# float32 rows of 5): label_divisor 1000 allows a thing-class range of 4194
+# classes, 65536 one of 64.
+MAX_TABLE_ROWS = 1 << 22
+
+
+def table_rows(thing_class_ids, label_divisor):
+  """Rows per image of the value-keyed table (_keyed_table):
+  (c_max - c_min + 1) * label_divisor.
+
+  Raises:
+    ValueError: above MAX_TABLE_ROWS, naming both settings.
+  """
+  rows = (max(thing_class_ids) - min(thing_class_ids) + 1) * label_divisor
+  if rows > MAX_TABLE_ROWS:
+    raise ValueError(
+        f'label_divisor {label_divisor} x the thing-class range '
+        f'{min(thing_class_ids)}..{max(thing_class_ids)} gives {rows} rows '
+        f'per image for the targets\' value table, more than '
+        f'{MAX_TABLE_ROWS} (80 MB); use a smaller label_divisor (it must only '
+        'exceed the number of instances of one class in an image).')
+  return rows
 
 
 def generate_targets(panoptic, *, thing_class_ids, label_divisor,
@@ -365,6 +342,8 @@ def generate_targets(panoptic, *, thing_class_ids, label_divisor,
       one label; more raise InvalidArgumentError.
 
   Raises:
+    ValueError: thing_class_ids empty, panoptic of another rank, or a
+      value table above MAX_TABLE_ROWS (table_rows).
     InvalidArgumentError (when run): more segments than max_segments, or a
       value with an instance id on a class outside thing_class_ids (e.g. an
       instance id that spilled past label_divisor into a stuff class).
@@ -382,8 +361,13 @@ def generate_targets(panoptic, *, thing_class_ids, label_divisor,
   if panoptic.shape.rank not in (2, 3):
     raise ValueError(f'panoptic must be [H, W] or [B, H, W], got shape '
                      f'{panoptic.shape}.')
+  rows = table_rows(thing_class_ids, label_divisor)
   batched = panoptic if panoptic.shape.rank == 3 else panoptic[None]
   batch = tf.shape(batched)[0]
+  tf.debugging.assert_less(
+      batch, (2**31 - 3) // rows, message=f'a batch of labels whose value '
+      f'table ({rows} rows per image) overflows int32 keys; make the batch '
+      'smaller')
   runs = _runs(batched)
   run_slot, values = _number_segments(runs, batch, max_segments)
   with tf.control_dependencies([_check_encoding(values, thing_class_ids,
