@@ -111,8 +111,18 @@ def golden_model(tmp_path_factory):
   return config, factory.load_model(str(out))
 
 
+# The fixture's random-weight heatmap has more NMS peaks than deeplab2's
+# top_k of 400, so the 400th place is a near tie that the last bits of the
+# network's outputs (which differ between CPUs' oneDNN kernels) reorder,
+# and the changed center set regroups whole regions: measured 2026-12-04,
+# 141 and 6316 pixels differ with top_k 400, 0 and 2 with 100 (scores
+# within 1.1e-5 and 1.0e-4). So the merges are compared at top_k 100.
+GOLDEN_TOP_K = 100
+
+
 def _merge(config, outputs):
-  merge = postprocess.merge_fn(**factory.merge_arguments(config))
+  merge = postprocess.merge_fn(**dict(factory.merge_arguments(config),
+                                      top_k=GOLDEN_TOP_K))
   return merge(tf.constant(outputs[keys.SEMANTIC_LOGITS]),
                tf.constant(outputs[keys.CENTER_HEATMAP]),
                tf.constant(outputs[keys.CENTER_OFFSETS]))
@@ -134,17 +144,37 @@ def test_golden_outputs_and_merge(golden_model, inputs, outputs):
   assert np.unique(want).size > 100  # a non-trivial merge
   # The same segments, with the same scores.
   np.testing.assert_array_equal(np.unique(got), np.unique(want))
+  # Scores are means of class probabilities over an instance's pixels: a
+  # pixel that changes instance at a tie moves a small instance's mean.
   np.testing.assert_allclose(mine[keys.INSTANCE_SCORES],
-                             theirs[keys.INSTANCE_SCORES], atol=1e-4)
-  # Pixel for pixel, except at ties: where deeplab2's own two best logits
-  # are closer than the tolerance, float noise picks either (measured: 0
-  # pixels at 257x513, 1 of 131072 at 256x512).
+                             theirs[keys.INSTANCE_SCORES], atol=1e-3)
+  # Pixel for pixel, except at ties, where float noise picks either: the
+  # two best logits closer than the tolerance, or the vote (pixel +
+  # offset) as near its two nearest centers as the offsets' tolerance
+  # (measured 2026-12-04: 0 pixels at 257x513, 2 of 131072 at 256x512, one
+  # of each kind).
   logits = np.sort(golden[keys.SEMANTIC_LOGITS], axis=-1)
   margin = logits[..., -1] - logits[..., -2]
   tolerance = 1e-3 * np.abs(golden[keys.SEMANTIC_LOGITS]).max()
+  offset_tolerance = 1e-3 * np.abs(golden[keys.CENTER_OFFSETS]).max()
   differ = got != want
-  assert differ.sum() <= 10 and np.all(margin[differ] < 2 * tolerance), (
-      differ.sum(), margin[differ])
+  grouping = _grouping_margin(theirs, golden[keys.CENTER_OFFSETS])
+  at_tie = (margin < 2 * tolerance) | (grouping < 4 * offset_tolerance)
+  assert differ.sum() <= 10 and np.all(at_tie[differ]), (
+      differ.sum(), margin[differ], grouping[differ])
+
+
+def _grouping_margin(result, offsets):
+  """float [1, H, W]: per pixel, the distance (px) of its vote to the
+  second nearest valid center minus that to the nearest."""
+  valid = result[postprocess.CENTER_VALID].numpy()[0]
+  centers = result[postprocess.CENTER_POINTS].numpy()[0][valid]
+  height, width = offsets.shape[1:3]
+  ys, xs = np.meshgrid(np.arange(height), np.arange(width), indexing='ij')
+  votes = np.stack([ys + offsets[0, ..., 0], xs + offsets[0, ..., 1]], -1)
+  distance = np.sort(np.sqrt(((votes[:, :, None] - centers) ** 2).sum(-1)),
+                     axis=-1)
+  return (distance[..., 1] - distance[..., 0])[None]
 
 
 def test_golden_encoder_endpoints(golden_model):
