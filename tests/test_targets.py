@@ -258,3 +258,24 @@ def test_a_value_table_too_large_is_a_clear_error():
     generate_targets(np.zeros([4, 4], np.int32),
                      thing_class_ids=range(80), label_divisor=65536,
                      ignore_label=255)
+
+
+def test_label_errors_in_tf_data_read_as_one_line():
+  # The commands print errors.message_of(error) for these (cli/common.py).
+  # pylint: disable-next=g-import-not-at-top
+  from pdl_tf.data import errors
+  for label, message in (
+      (np.arange(300, dtype=np.int32).reshape(15, 20) + 3 * DIVISOR + 1,
+       'a panoptic label has more segments than max_segments=256; raise '
+       'data.max_segments Condition x <= y did not hold'),
+      (np.array([[2001, 0]], np.int32),
+       'panoptic label values with an instance id on a class that has no '
+       'instances: 2001 labels must be class * 1000 + instance')):
+    dataset = tf.data.Dataset.from_tensors(label).map(
+        lambda p: generate_targets(p, thing_class_ids=THINGS,
+                                   label_divisor=DIVISOR,
+                                   ignore_label=IGNORE))
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+      list(dataset)
+    assert errors.message_of(error.value).startswith(message), (
+        errors.message_of(error.value))

@@ -5,7 +5,8 @@ one line. Raised where a split is listed (sources.list_split) and where an
 example is loaded inside tf.data (sources._from_sources). There TensorFlow
 wraps the Python exception into an OpError with its own text around it, so
 the loader's message is raised with ``MARKER`` in front (``for_graph``),
-and ``message_of`` finds it again in the OpError.
+as are the targets' own checks of a label (targets.py), and ``message_of``
+finds it again in the OpError.
 """
 
 MARKER = 'pdl_tf dataset error: '
@@ -28,5 +29,8 @@ def message_of(error):
   for line in str(error).splitlines():
     if MARKER in line:
       message = line.split(MARKER, 1)[1]
-      return message.split(' [Op:')[0].split(' [[')[0].strip()
+      message = message.split(' [Op:')[0].split(' [[')[0].strip()
+      # tf.debugging.Assert's text: 'message] [data] [more data]'.
+      return ' '.join(part.strip() for part in message.split('] [')
+                      ).rstrip(']').strip()
   return None

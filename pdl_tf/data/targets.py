@@ -39,6 +39,7 @@ Targets (REFERENCE.md, "Targets"):
 import tensorflow as tf
 
 from pdl_tf import keys
+from pdl_tf.data import errors
 from pdl_tf.data.center_heatmap import paint_heatmap
 
 
@@ -99,7 +100,8 @@ def _number_segments(runs, batch, max_segments):
   count = tf.concat([first[1:], [tf.size(unique_keys)]], 0) - first
   check = tf.debugging.assert_less_equal(
       tf.reduce_max(count), max_segments,
-      message=f'a panoptic label has more segments than max_segments='
+      message=f'{errors.MARKER}a panoptic label has more segments than '
+              f'max_segments='
               f'{max_segments}; raise data.max_segments')
   with tf.control_dependencies([check]):
     run_slot = slot - tf.gather(first, runs['image'])
@@ -126,8 +128,8 @@ def _check_encoding(values, thing_class_ids, label_divisor):
   bad = (values % label_divisor > 0) & ~is_thing
   return tf.debugging.Assert(
       ~tf.reduce_any(bad),
-      ['panoptic label values with an instance id on a class that has no '
-       'instances:', tf.boolean_mask(values, bad),
+      [f'{errors.MARKER}panoptic label values with an instance id on a class '
+       'that has no instances:', tf.boolean_mask(values, bad),
        f'labels must be class * {label_divisor} + instance, instance < '
        f'{label_divisor}; an instance id that reaches label_divisor spills '
        'into the next class (the readers refuse such files)'], summarize=5)
