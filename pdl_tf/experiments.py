@@ -28,6 +28,6 @@ def experiment_path(name):
   """
   path = _config_dir() / f'{name}.yaml'
   if not path.is_file():
-    raise ConfigError(f'Unknown experiment {name!r}; known experiments: '
+    raise ConfigError(f'unknown experiment {name!r}; known experiments: '
                       f'{", ".join(list_experiments())}.')
   return str(path)

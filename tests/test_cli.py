@@ -43,7 +43,7 @@ def run_cli(module, argv):
 def test_train_unknown_experiment_lists_known(capsys):
   assert run_cli(train, ['--experiment', 'nope']) == 2
   err = capsys.readouterr().err
-  assert "Unknown experiment 'nope'" in err and 'demo' in err
+  assert "unknown experiment 'nope'" in err and 'demo' in err
 
 
 def test_train_bad_override_names_key(capsys):
@@ -123,7 +123,7 @@ def test_train_then_eval_writes_checkpoint_params_and_metrics(capsys,
 # imported (issue 17: in a second, not after TensorFlow and the model load)
 # and without writing anything.
 BAD_ARGUMENTS = [
-    ('train', ['--experiment', 'nope'], "Unknown experiment 'nope'"),
+    ('train', ['--experiment', 'nope'], "unknown experiment 'nope'"),
     ('train', ['--experiment', 'demo', '--params_override',
                'train.batch_size=-3'],
      "did you mean 'data.train.batch_size' or 'data.eval.batch_size'?"),
@@ -496,3 +496,13 @@ def test_int8_calibration_takes_any_dataset_s_images(tmp_path):
   checks.data_split(config, 'data.train', classes=False)
   with pytest.raises(Exception, match="'model.num_classes' is 6 but"):
     checks.data_split(config, 'data.train')
+
+
+def test_pdl_data_size_must_be_h_by_w(capsys):
+  for bad in ('64', 'axb', '0x64'):
+    with pytest.raises(SystemExit):
+      data.build_parser().parse_args(['--dataset', 'synthetic', '--output',
+                                      'o', '--size', bad])
+    err = capsys.readouterr().err
+    assert 'argument --size: expected ' in err and repr(bad) in err, err
+    assert '_size' not in err

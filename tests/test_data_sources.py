@@ -88,6 +88,14 @@ def synthetic_sources(count, bad=()):
                 if i in bad else s for i, s in enumerate(sources)]
 
 
+def test_a_conversion_that_writes_no_shard_leaves_no_folder(tmp_path):
+  meta, sources = synthetic_sources(4, bad={0})
+  with pytest.raises(ValueError, match='validation_000000.png cannot be'):
+    tfrecords.write_split(meta, sources, str(tmp_path / 'new'), 'validation',
+                          1, progress=False)
+  assert not (tmp_path / 'new').exists()
+
+
 def test_conversion_resumes_after_a_failure(tmp_path):
   meta, sources = synthetic_sources(10, bad={7})
   with pytest.raises(ValueError, match='validation_000007.png cannot be'):

@@ -11,6 +11,7 @@ Example:
       --split train2017 --output /data/coco_tfrecords --num_shards 64
 """
 
+import argparse
 import sys
 
 from pdl_tf.cli import checks
@@ -20,10 +21,14 @@ from pdl_tf.data.names import LISTED as DATASETS
 
 
 def _size(text):
+  """'HxW' -> (H, W); argparse prints the ArgumentTypeError's message."""
   try:
     height, width = (int(v) for v in text.lower().split('x'))
   except ValueError as e:
-    raise ValueError(f'--size must be HxW, e.g. 128x128, got {text!r}') from e
+    raise argparse.ArgumentTypeError(
+        f'expected HxW, e.g. 128x128, got {text!r}') from e
+  if height < 1 or width < 1:
+    raise argparse.ArgumentTypeError(f'expected a positive HxW, got {text!r}')
   return height, width
 
 

@@ -26,7 +26,7 @@ def build_parser():
   parser.add_argument('--format', choices=FORMATS, default='saved_model',
                       help='saved_model: OUTPUT/VERSION/ for TF Serving; '
                            'tflite: OUTPUT/panoptic_deeplab_Q.tflite per '
-                           '--quantization; both')
+                           '--quantization; both: the two')
   parser.add_argument('--version', type=int, default=1,
                       help='SavedModel version folder under --output')
   parser.add_argument('--no_xla', action='store_true',
@@ -36,7 +36,7 @@ def build_parser():
                       help='SavedModel also returns raw semantic logits')
   parser.add_argument('--quantization', choices=QUANTIZATIONS,
                       action='append', default=None,
-                      help='TFLite variant; may be repeated (default '
+                      help='TFLite variant; may be repeated (default: '
                            'float32)')
   parser.add_argument('--calibration_images', type=int, default=32,
                       help='int8: training-split images used for calibration')

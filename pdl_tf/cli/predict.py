@@ -34,8 +34,9 @@ def build_parser():
   parser.add_argument('--model_name', default='panoptic_deeplab',
                       help='model name on the TF Serving endpoint')
   parser.add_argument('--label_divisor', type=int, default=None,
-                      help="default: data.label_divisor of the export's "
-                           'params.yaml, else 1000')
+                      help='panoptic id = class * label_divisor + instance '
+                           "in the outputs (default: data.label_divisor of "
+                           "the export's params.yaml, else 1000)")
   parser.add_argument('--output', required=True, help='output folder')
   return parser
 

@@ -205,7 +205,20 @@ def write_split(meta, sources, folder, split, num_shards, *, skip_bad=False,
   if image_format not in IMAGE_FORMATS:
     raise ValueError(f'image_format must be one of {IMAGE_FORMATS}.')
   num_shards = min(num_shards, len(sources))
+  created = not os.path.isdir(folder)
   os.makedirs(folder, exist_ok=True)
+  try:
+    return _write_shards(meta, sources, folder, split, num_shards, skip_bad,
+                         image_format, progress)
+  except Exception:
+    if created and not os.listdir(folder):  # nothing finished: no trace
+      os.rmdir(folder)
+    raise
+
+
+def _write_shards(meta, sources, folder, split, num_shards, skip_bad,
+                  image_format, progress):
+  """write_split's work in an existing folder."""
   _check_existing(folder, split, num_shards, meta)
   bounds = [k * len(sources) // num_shards for k in range(num_shards + 1)]
   paths = [shard_path(folder, split, k, num_shards)
