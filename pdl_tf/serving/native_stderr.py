@@ -38,43 +38,54 @@ CONVERTER_NOISE = (
                rb'input_inference_type: \w+, output_inference_type: \w+'),
 )
 
-# The filter process: stdin (the pipe) to stdout (the real stderr), line by
-# line, leaving out lines that a pattern (argv, latin-1) matches whole. It
-# keeps reading when stderr is gone, so writers never block on the pipe.
-_FILTER = r'''
-import os, re, sys
-patterns = [re.compile(p.encode('latin-1')) for p in sys.argv[1:]]
-keep = lambda line: not any(p.fullmatch(line.rstrip(b'\r')) for p in patterns)
-out, pending = sys.stdout.buffer, b''
-def write(data):
-  try:
-    out.write(data)
-    out.flush()
-  except OSError:
-    pass
-while True:
-  try:
-    chunk = os.read(0, 65536)
-  except OSError:
-    break
-  if not chunk:
-    break
-  lines = (pending + chunk).split(b'\n')
-  pending = lines.pop()
-  write(b''.join(line + b'\n' for line in lines if keep(line)))
-if pending and keep(pending):
-  write(pending)
-'''
-
 _lock = threading.Lock()
 _active = {'depth': 0, 'saved': None, 'filter': None}
 
 
+# This package's parent folder, for the filter process's import of this
+# module (it runs with -I -S: no site-packages, no PYTHONPATH).
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+_FILTER = ('import sys; sys.path.insert(0, sys.argv[1]); '
+           'from pdl_tf.serving import native_stderr; '
+           'native_stderr.filter_lines(sys.argv[2:])')
+
+
 def keep_line(line, patterns=LITERT_INFO):
   """False for a line (bytes, without its newline) that one of
-  ``patterns`` matches whole (as the filter process decides)."""
+  ``patterns`` matches whole."""
   line = line.rstrip(b'\r')
   return not any(pattern.fullmatch(line) for pattern in patterns)
+
+
+def filter_lines(sources):
+  """The filter process's work: stdin (the pipe) to stdout (the real
+  stderr), line by line, leaving out lines that keep_line drops for the
+  patterns ``sources`` (regular expressions, latin-1 str). It keeps
+  reading when stderr is gone, so writers never block on the pipe."""
+  patterns = [re.compile(source.encode('latin-1')) for source in sources]
+  out, pending = sys.stdout.buffer, b''
+
+  def write(data):
+    try:
+      out.write(data)
+      out.flush()
+    except OSError:
+      pass
+
+  while True:
+    try:
+      chunk = os.read(0, 65536)
+    except OSError:
+      break
+    if not chunk:
+      break
+    lines = (pending + chunk).split(b'\n')
+    pending = lines.pop()
+    write(b''.join(line + b'\n' for line in lines
+                   if keep_line(line, patterns)))
+  if pending and keep_line(pending, patterns):
+    write(pending)
 
 
 def _usable_stderr():
@@ -93,7 +104,7 @@ def _start(patterns):
   read_end, write_end = os.pipe()
   try:
     process = subprocess.Popen(
-        [sys.executable, '-I', '-S', '-c', _FILTER] +
+        [sys.executable, '-I', '-S', '-c', _FILTER, _ROOT] +
         [p.pattern.decode('latin-1') for p in patterns],
         stdin=read_end, stdout=saved)
   except OSError:
