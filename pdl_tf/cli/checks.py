@@ -152,10 +152,8 @@ def data_split(config, split_key, classes=True):
   if name == 'synthetic' and split.num_examples < 1:
     raise ConfigError(f"'{split_key}.num_examples' must be >= 1 for the "
                       'synthetic dataset.')
-  if name == 'synthetic' and split.split not in data_names.SYNTHETIC_SPLITS:
-    raise ConfigError(f"'{split_key}.split' {split.split!r} is not a "
-                      'synthetic split; known: '
-                      f'{", ".join(data_names.SYNTHETIC_SPLITS)}.')
+  if name == 'synthetic':
+    synthetic_split(split.split, f"'{split_key}.split'")
   if name not in data_names.PATH_OPTIONAL:
     if not split.path:
       raise FileNotFoundError(
@@ -166,6 +164,15 @@ def data_split(config, split_key, classes=True):
     dataset_files(name, split.path, split.split)
   if classes:
     class_count(config, split.path)
+
+
+def synthetic_split(split, flag):
+  """Raises ConfigError unless ``split`` is one of the synthetic
+  dataset's (data_names.SYNTHETIC_SPLITS)."""
+  if split not in data_names.SYNTHETIC_SPLITS:
+    raise ConfigError(f'{flag} {split!r} is not a synthetic split; known: '
+                      f'{", ".join(data_names.SYNTHETIC_SPLITS)}.')
+  return split
 
 
 def class_count(config, path):

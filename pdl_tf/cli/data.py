@@ -16,7 +16,6 @@ import sys
 
 from pdl_tf.cli import checks
 from pdl_tf.cli import common
-from pdl_tf.data import names as data_names
 from pdl_tf.data.names import LISTED as DATASETS
 
 
@@ -71,11 +70,8 @@ def check(args):
     if args.num_examples < 1:
       raise checks.UsageError('--num_examples (scenes per split) must be '
                               '>= 1 for the synthetic dataset.')
-    unknown = [s for s in args.split if s not in data_names.SYNTHETIC_SPLITS]
-    if unknown:
-      raise checks.UsageError(
-          f'--split {unknown[0]!r} is not a synthetic split; known: '
-          f'{", ".join(data_names.SYNTHETIC_SPLITS)}.')
+    for split in args.split:
+      checks.synthetic_split(split, '--split')
   elif not args.input:
     raise FileNotFoundError(f'--input (the {args.dataset} root folder) is '
                             'required.')
