@@ -194,6 +194,25 @@ def _slot_table(values, area, center, thing_class_ids, label_divisor,
   return table, is_instance
 
 
+def _value_key(values, image, thing_class_ids, label_divisor):
+  """The value table's row of each value (see _keyed_table): b K + (c -
+  c_min) * divisor + i for v = c * divisor + i, c in the thing classes'
+  range [c_min, c_max]; and whether c is in that range (elsewhere the key
+  is meaningless).
+
+  Args:
+    values: int32 [B, ...]; image: int32 index of each value's image,
+      broadcastable to ``values``.
+  """
+  low, high = min(thing_class_ids), max(thing_class_ids)
+  classes = values // label_divisor
+  in_range = (classes >= low) & (classes <= high)
+  key = (tf.where(in_range, classes - low, 0) * label_divisor
+         + values % label_divisor
+         + image * table_rows(thing_class_ids, label_divisor))
+  return key, in_range
+
+
 def _keyed_table(values, area, table, thing_class_ids, label_divisor):
   """The per-slot table rearranged by value, one dense array per batch.
 
@@ -214,13 +233,10 @@ def _keyed_table(values, area, table, thing_class_ids, label_divisor):
     (weights 1, 1, 0), an ignore row (0, 0, 0) and a spill row.
   """
   batch = tf.shape(values)[0]
-  low, high = min(thing_class_ids), max(thing_class_ids)
-  keys_per_image = (high - low + 1) * label_divisor
-  classes = values // label_divisor
-  in_range = (area > 0) & (classes >= low) & (classes <= high)
-  key = (tf.where(in_range, classes - low, 0) * label_divisor
-         + values % label_divisor
-         + tf.range(batch)[:, None] * keys_per_image)
+  keys_per_image = table_rows(thing_class_ids, label_divisor)
+  key, in_range = _value_key(values, tf.range(batch)[:, None],
+                             thing_class_ids, label_divisor)
+  in_range &= area > 0
   # Then the stuff row, the ignore row (zeros) and a spill row for the
   # slots out of range. One scatter (no concatenation after it), so the
   # per-pixel gathers read a plain array.
@@ -245,17 +261,13 @@ def _pixel_targets(panoptic, keyed, thing_class_ids, label_divisor,
     dict of five targets (see generate_targets).
   """
   height, width = tf.shape(panoptic)[1], tf.shape(panoptic)[2]
-  low, high = min(thing_class_ids), max(thing_class_ids)
-  keys_per_image = (high - low + 1) * label_divisor
   stuff_row = tf.shape(keyed)[0] - 3
-  image = tf.range(tf.shape(panoptic)[0])[:, None, None]
   classes = panoptic // label_divisor
-  in_range = (classes >= low) & (classes <= high)
-  row = tf.where(
-      in_range,
-      (tf.where(in_range, classes - low, 0) * label_divisor
-       + panoptic % label_divisor + image * keys_per_image),
-      tf.where(classes == ignore_label, stuff_row + 1, stuff_row))
+  key, in_range = _value_key(panoptic,
+                             tf.range(tf.shape(panoptic)[0])[:, None, None],
+                             thing_class_ids, label_divisor)
+  row = tf.where(in_range, key,
+                 tf.where(classes == ignore_label, stuff_row + 1, stuff_row))
   column = lambda j: tf.gather(keyed[:, j], row)
   offset_weights = column(2)
   is_instance = offset_weights > 0
