@@ -70,7 +70,7 @@ class BackboneConfig(Config):
 @dataclasses.dataclass
 class ModelConfig(Config):
   """Network; channel widths default to the published ones."""
-  num_classes: int = 19
+  num_classes: int = 0  # 0 = the dataset's class count
   backbone: BackboneConfig = dataclasses.field(default_factory=BackboneConfig)
   aspp_channels: int = 256
   atrous_rates: Tuple[int, ...] = ()  # () = published rates for the stride.
@@ -110,7 +110,11 @@ class DataConfig(Config):
   dataset: str = 'synthetic'
   label_divisor: int = 1000
   ignore_label: int = 255
+  # () = from the dataset (config_io.resolve_classes); set, each must agree
+  # with the dataset's own class list.
   thing_class_ids: Tuple[int, ...] = ()
+  class_names: Tuple[str, ...] = ()
+  category_ids: Tuple[int, ...] = ()  # class index -> dataset category id
   max_segments: int = 256
   center_sigma: float = 8.0
   small_instance_area: int = 4096

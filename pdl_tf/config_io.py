@@ -245,7 +245,8 @@ def _check_values(config):
   _require(model.input_normalization in normalization.NORMALIZATIONS,
            'model.input_normalization', f'must be one of '
            f'{normalization.NORMALIZATIONS}, got {model.input_normalization!r}')
-  _require(model.num_classes >= 1, 'model.num_classes', 'must be >= 1')
+  _require(model.num_classes >= 0, 'model.num_classes',
+           "must be >= 1, or 0 for the dataset's class count")
   _require(0.0 <= model.dropout_rate < 1.0, 'model.dropout_rate',
            'must be in [0, 1)')
   _require(model.backbone.width_multiplier > 0,
@@ -263,9 +264,7 @@ def _check_values(config):
              'no resize)')
   _require(data.dataset in data_names.DATASETS, 'data.dataset',
            f'must be one of {data_names.DATASETS}, got {data.dataset!r}')
-  _require(all(0 <= c < model.num_classes for c in data.thing_class_ids),
-           'data.thing_class_ids', f'must be class ids in [0, '
-           f'{model.num_classes}) (model.num_classes)')
+  _check_class_lists(model, data)
   _require(data.label_divisor > 0, 'data.label_divisor', 'must be > 0')
   _require(data.center_sigma > 0, 'data.center_sigma', 'must be > 0')
   _require(data.max_segments >= 1, 'data.max_segments', 'must be >= 1')
@@ -302,6 +301,25 @@ def _check_values(config):
   _require(all(size % stride in (0, 1) for size in config.export.input_size),
            'export.input_size', f'must be multiples of the output stride '
            f'{stride} or a multiple plus one (e.g. {32 * stride + 1})')
+
+
+def _check_class_lists(model, data):
+  """Thing class ids in range and distinct; names and category ids one per
+  class, category ids distinct (where the class count is known)."""
+  count = model.num_classes or len(data.class_names) or len(
+      data.category_ids)
+  if count:
+    _require(all(0 <= c < count for c in data.thing_class_ids),
+             'data.thing_class_ids', f'must be class ids in [0, {count}) '
+             '(model.num_classes)')
+  _require(len(set(data.thing_class_ids)) == len(data.thing_class_ids),
+           'data.thing_class_ids', 'must not repeat a class')
+  for key in ('class_names', 'category_ids'):
+    values = getattr(data, key)
+    _require(not values or not count or len(values) == count, f'data.{key}',
+             f'must have one entry per class ({count}), got {len(values)}')
+  _require(len(set(data.category_ids)) == len(data.category_ids),
+           'data.category_ids', 'must not repeat a category id')
 
 
 def validate(config):

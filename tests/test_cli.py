@@ -179,15 +179,15 @@ BAD_ARGUMENTS = [
      'test.'),
     ('train', ['--experiment', 'demo', '--params_override',
                'model.num_classes=7'],
-     "'model.num_classes' is 7 but dataset 'synthetic' has 6 classes."),
+     "'model.num_classes' is 7 but dataset 'synthetic' has 6 classes: 0 sky, 1 grass"),
     ('evaluate', ['--experiment', 'cityscapes_r50_os32', '--checkpoint',
                   'withckpt', '--params_override',
                   'model.num_classes=20,data.eval.path=cityroot'],
-     "'model.num_classes' is 20 but dataset 'cityscapes' has 19 classes."),
+     "'model.num_classes' is 20 but dataset 'cityscapes' at cityroot has 19 classes: 0 road"),
     ('train', ['--experiment', 'demo', '--params_override',
                'data.dataset=tfrecord,data.train.path=records,'
                'data.eval.path=records'],
-     "'model.num_classes' is 6 but dataset 'tfrecord' has 2 classes."),
+     "'model.num_classes' is 6 but dataset 'tfrecord' at "),
     ('data', ['--dataset', 'coco_panoptic', '--input', 'badcoco', '--split',
               'val2017', '--output', 'o'],
      "COCO panoptic JSON 'badcoco/annotations/panoptic_val2017.json' is not "
@@ -404,20 +404,17 @@ def test_fixed_class_counts_match_the_readers():
   from pdl_tf.data import cityscapes
   from pdl_tf.data import names
   from pdl_tf.data import synthetic
-  from pdl_tf.data import tfds_coco
   # pylint: enable=g-import-not-at-top
-  assert names.CLASS_COUNTS == {
-      'synthetic': synthetic.metadata().num_classes,
-      'cityscapes': cityscapes.metadata().num_classes,
-      'tfds_coco_panoptic': tfds_coco.coco_metadata().num_classes}
+  assert (synthetic.metadata().num_classes, cityscapes.metadata().num_classes
+         ) == (6, 19)
   assert names.SYNTHETIC_SPLITS == tuple(synthetic.SPLIT_SEEDS)
 
 
 def test_a_dataset_that_does_not_fit_the_config_writes_nothing(tmp_path,
                                                                capsys):
-  # COCO's classes come from its JSON, read once TensorFlow runs: the
-  # demo's 6 classes against the sample's 133 fail there, with one line and
-  # no params.yaml (nor anything else) left in the new model_dir.
+  # COCO's classes come from its JSON, read before TensorFlow starts: the
+  # demo's 6 classes against the sample's 133 fail there, with one line
+  # naming the dataset's classes and nothing left in the new model_dir.
   coco_layout(tmp_path / 'coco')
   model_dir = tmp_path / 'run'
   code = run_cli(train, [
@@ -426,8 +423,11 @@ def test_a_dataset_that_does_not_fit_the_config_writes_nothing(tmp_path,
       SMALL + f',data.dataset=coco_panoptic,data.train.path={tmp_path}/coco,'
       'data.train.split=val2017'])
   assert code == 2
-  assert ("'model.num_classes' is 6 but dataset 'coco_panoptic' has 133 "
-          'classes.') in capsys.readouterr().err
+  error = capsys.readouterr().err
+  assert ("'model.num_classes' is 6 but dataset 'coco_panoptic' at "
+          f'{tmp_path}/coco has 133 classes: 0 person (thing), 1 bicycle '
+          '(thing)') in error
+  assert '(133 in all)' in error
   assert not model_dir.exists()
 
 

@@ -17,6 +17,7 @@ import os
 import urllib.parse
 
 from pdl_tf.config import ConfigError
+from pdl_tf.data import dataset_classes
 from pdl_tf.data import layouts
 from pdl_tf.data import names as data_names
 
@@ -163,7 +164,7 @@ def data_split(config, split_key, classes=True):
     existing_dir(split.path, f"'{split_key}.path'")
     dataset_files(name, split.path, split.split)
   if classes:
-    class_count(config, split.path)
+    class_count(config, split_key)
 
 
 def synthetic_split(split, flag):
@@ -175,21 +176,30 @@ def synthetic_split(split, flag):
   return split
 
 
-def class_count(config, path):
-  """Raises ConfigError if 'model.num_classes' differs from the dataset's
-  class count where it is known without reading the dataset (fixed classes,
-  data_names.CLASS_COUNTS, or a local pdl-data folder's metadata.json);
-  COCO panoptic and Mapillary Vistas JSONs are checked when the data opens
-  (pipeline.check_metadata), before anything is written."""
+def class_count(config, split_key):
+  """Takes the dataset's classes into the config, or checks the ones it
+  sets (``dataset_classes.resolve_classes``), where the files that list
+  them are on this machine: fixed classes, a COCO panoptic or Vistas
+  JSON's categories, a pdl-data folder's metadata.json. Remote data is
+  resolved when it opens (pipeline.check_metadata), before anything is
+  written.
+
+  Raises:
+    ConfigError: a class setting that differs from the dataset's.
+    UsageError: the file that lists the classes is not valid.
+  """
   name = config.data.dataset
-  count = data_names.CLASS_COUNTS.get(name)
-  if name == 'tfrecord' and path and not is_remote(path):
-    names = layouts.tfrecord_class_names(path)
-    count = len(names) if names else None
-  if count is not None and config.model.num_classes != count:
-    raise ConfigError(
-        f"'model.num_classes' is {config.model.num_classes} but dataset "
-        f'{name!r} has {count} classes.')
+  split = getattr(config.data, split_key.split('.')[-1])
+  try:
+    meta = dataset_classes.read_metadata(
+        name, split.path, split.split, config.data.label_divisor,
+        config.data.ignore_label)
+  except ValueError as e:
+    raise UsageError(str(e)) from e
+  if meta is not None:
+    where = '' if name in data_names.PATH_OPTIONAL else f' at {split.path}'
+    dataset_classes.resolve_classes(config, meta,
+                                    f'dataset {name!r}{where}')
 
 
 def dataset_files(dataset, root, split):
@@ -209,3 +219,36 @@ def backbone_checkpoint(config):
   path = config.model.backbone.init_checkpoint
   if path:
     checkpoint(path, "'model.backbone.init_checkpoint'")
+
+
+def known_classes(config, require_count=True):
+  """Fills the config's unset classes from its dataset where the files that
+  list them are on this machine (fixed classes, or data.eval's / then
+  data.train's annotation files), for commands that need no data (export,
+  import); a missing data folder is not an error here.
+
+  Raises:
+    ConfigError: a class setting that differs from the dataset's; with
+      ``require_count``, a class count still unknown.
+    UsageError: the file that lists the classes is not valid.
+  """
+  data = config.data
+  for key in ('data.eval', 'data.train'):
+    split = getattr(data, key.split('.')[1])
+    if data.dataset not in data_names.PATH_OPTIONAL and not (
+        split.path and os.path.isdir(split.path)):
+      continue
+    try:
+      class_count(config, key)
+    except (FileNotFoundError, UsageError):
+      if data.dataset in data_names.PATH_OPTIONAL:
+        raise
+      continue
+    if config.model.num_classes:
+      break
+  if require_count and not config.model.num_classes:
+    raise ConfigError(
+        "'model.num_classes' is 0 (the dataset's class count), but neither "
+        "the checkpoint's params.yaml nor the dataset's files on this "
+        "machine say it; set model.num_classes (and data.thing_class_ids), "
+        'or pass the training run folder as --checkpoint.')

@@ -47,25 +47,79 @@ from pdl_tf import cpu_runtime
 LOG_LEVEL_VARIABLE = 'TF_CPP_MIN_LOG_LEVEL'
 
 
-def add_config_flags(parser, experiment_required=True):
+def add_config_flags(parser, experiment_required=False):
   """Adds --experiment, --config_file and --params_override to ``parser``."""
   parser.add_argument(
       '--experiment', required=experiment_required,
-      help='name of a shipped experiment (a YAML file in configs/), e.g. demo')
+      help='name of a shipped experiment (a YAML file in configs/), e.g. '
+           'demo; leave it out to start from the defaults (your own '
+           'experiment: --config_file)')
   parser.add_argument(
       '--config_file', action='append', default=[],
-      help='YAML file overriding the experiment; may be repeated')
+      help='YAML file overriding the experiment (or the defaults); may be '
+           'repeated')
   parser.add_argument(
       '--params_override', action='append', default=[],
-      help="overrides applied last, e.g. 'train.steps=10,model.num_classes=5' "
+      help="overrides applied last, e.g. 'train.steps=10,data.train.path=x' "
            'or a YAML/JSON mapping; may be repeated')
 
 
-def load_config_from_args(args):
-  """The validated ExperimentConfig the flags describe (no TensorFlow)."""
-  from pdl_tf import config_io  # pylint: disable=g-import-not-at-top
-  return config_io.load_config(args.experiment, args.config_file,
-                               args.params_override)
+def checkpoint_params(checkpoint):
+  """The params.yaml of the run a checkpoint (prefix or folder) belongs
+  to, or None if there is none on this machine."""
+  if not checkpoint or '://' in checkpoint:
+    return None
+  folder = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(
+      checkpoint)
+  path = os.path.join(folder, 'params.yaml')
+  return path if os.path.isfile(path) else None
+
+
+def load_config_from_args(args, checkpoint=None):
+  """The validated ExperimentConfig the flags describe (no TensorFlow).
+
+  ``--experiment`` and ``--config_file`` apply in that order over the
+  defaults. With neither, a ``checkpoint``'s own params.yaml (its training
+  run's config) is the config. With a checkpoint, the classes its run was
+  trained with (class count, thing classes, names, category ids) fill the
+  config's unset ones and must agree with those it sets.
+
+  Raises:
+    UsageError: no experiment, config file or checkpoint params.yaml.
+    ConfigError: a bad config, or classes that differ from the
+      checkpoint's.
+  """
+  # pylint: disable=g-import-not-at-top
+  from pdl_tf import config_io
+  from pdl_tf import experiments
+  from pdl_tf.cli import checks
+  from pdl_tf.data import dataset_classes
+  # pylint: enable=g-import-not-at-top
+  files, params = list(args.config_file), checkpoint_params(checkpoint)
+  if not args.experiment and not files:
+    if params is None:
+      raise checks.UsageError(
+          'no experiment: pass --experiment NAME (shipped: '
+          f'{", ".join(experiments.list_experiments())}) or --config_file '
+          'FILE (your own, over the defaults)' +
+          (f', or name a run folder with its params.yaml ({checkpoint!r} '
+           'has none)' if checkpoint else '') + '.')
+    files = [params]
+  config = config_io.load_config(args.experiment, files, args.params_override)
+  if params is not None:
+    dataset_classes.resolve_from_params(config, params,
+                                        f'the checkpoint {checkpoint}')
+  return config
+
+
+def experiment_label(args):
+  """What a run is called in messages and default folders: the experiment
+  name, else the first config file's name without its extension."""
+  if args.experiment:
+    return args.experiment
+  if args.config_file:
+    return os.path.splitext(os.path.basename(args.config_file[0]))[0]
+  return None
 
 
 def native_log_level(verbose, environ=None, gpu_driver=None):

@@ -26,7 +26,7 @@ def build_parser():
 def check(args):
   """The config, checkpoint, eval data and output folders (no TensorFlow,
   nothing written); returns (config, model_dir)."""
-  config = common.load_config_from_args(args)
+  config = common.load_config_from_args(args, checkpoint=args.checkpoint)
   checkpoint = checks.checkpoint(args.checkpoint, '--checkpoint')
   model_dir = args.model_dir or (
       checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint))
@@ -35,6 +35,21 @@ def check(args):
   checks.data_split(config, 'data.eval')
   checks.backbone_checkpoint(config)
   return config, model_dir
+
+
+def print_per_class(rows):
+  """The per-class table: index, the dataset's category id and name,
+  thing/stuff, PQ / SQ / RQ and IoU in percent ('-' for a class in neither
+  the ground truth nor the predictions)."""
+  width = max([len(row['name']) for row in rows] + [5])
+  print(f'{"class":>5} {"id":>6}  {"name":<{width}}  kind   '
+        f'{"PQ":>5} {"SQ":>5} {"RQ":>5} {"IoU":>5}')
+  for row in rows:
+    cells = ' '.join('    -' if row[key] is None else f'{100 * row[key]:5.1f}'
+                     for key in ('pq', 'sq', 'rq', 'iou'))
+    print(f'{row["class_index"]:>5} {row["category_id"]:>6}  '
+          f'{row["name"]:<{width}}  {"thing" if row["isthing"] else "stuff"}  '
+          f'{cells}')
 
 
 def main(args):
@@ -49,6 +64,7 @@ def main(args):
       config, model_dir, strategy_lib.get_strategy(config.train.strategy),
       checkpoint=checkpoint)
   metrics = trainer.evaluate(predictions_dir=args.save_predictions)
+  print_per_class(metrics['per_class'])
   print_metrics(metrics)
   print(f'metrics written to {os.path.join(model_dir, "metrics.json")}')
   if args.save_predictions:

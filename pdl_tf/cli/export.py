@@ -88,10 +88,11 @@ def _quiet_convert(*args):
 def check(args):
   """The config, checkpoint and outputs (no TensorFlow, nothing written);
   returns (config, quantizations)."""
-  config = common.load_config_from_args(args)
+  config = common.load_config_from_args(args, checkpoint=args.checkpoint)
   if args.no_xla:
     config.override({'export': {'jit_compile_merge': False}})
   checks.checkpoint(args.checkpoint, '--checkpoint')
+  checks.known_classes(config)
   checks.backbone_checkpoint(config)
   checks.output_dir(args.output, '--output')
   if args.version < 1:

@@ -10,6 +10,7 @@ pdl-predict (through an export) and pdl-train (fine-tuning); see
 
 import sys
 
+from pdl_tf.cli import checks
 from pdl_tf.cli import common
 from pdl_tf.importers import deeplab2_checks
 
@@ -28,7 +29,7 @@ def build_parser():
       formatter_class=parser.formatter_class)
   deeplab2.add_argument('--checkpoint', required=True,
                         help='checkpoint folder or ckpt-N prefix')
-  common.add_config_flags(deeplab2)
+  common.add_config_flags(deeplab2, experiment_required=True)
   deeplab2.add_argument('--model_dir', required=True,
                         help='new folder for the pdl_tf checkpoint and '
                              'params.yaml (must not exist or be empty)')
@@ -39,6 +40,16 @@ def check(args):
   """The light phase (no TensorFlow, nothing written): config, experiment,
   checkpoint path and output folder."""
   config = common.load_config_from_args(args)
+  checks.known_classes(config)  # names and category ids into params.yaml
+  if not config.data.class_names and config.data.dataset == 'coco_panoptic':
+    # deeplab2's COCO checkpoints were trained on COCO panoptic's 133
+    # categories (the importer drops their void class).
+    # pylint: disable-next=g-import-not-at-top
+    from pdl_tf.data import dataset_classes, fixed_classes
+    dataset_classes.resolve_classes(
+        config, fixed_classes.coco_metadata(config.data.label_divisor,
+                                            config.data.ignore_label),
+        "COCO panoptic (deeplab2's COCO checkpoints were trained on it)")
   deeplab2_checks.check_experiment(config, args.experiment)
   deeplab2_checks.check_checkpoint_path(args.checkpoint)
   deeplab2_checks.check_model_dir(args.model_dir)
@@ -58,9 +69,10 @@ def main(args):
           f'{args.model_dir!r}.', file=sys.stderr)
     return 2
   print(f'imported {args.checkpoint} into {args.model_dir} (checkpoint and '
-        f'params.yaml); e.g. pdl-export --experiment {args.experiment} '
-        f'--config_file {args.model_dir}/params.yaml --checkpoint '
-        f'{args.model_dir} --output EXPORT_DIR')
+        f'params.yaml); e.g. pdl-export --checkpoint {args.model_dir} '
+        '--output EXPORT_DIR, or fine-tune on your own classes with '
+        f'pdl-train --config_file YOURS.yaml --init_checkpoint '
+        f'{args.model_dir}')
   return 0
 
 

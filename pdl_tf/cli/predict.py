@@ -87,18 +87,29 @@ def _export_params(backend):
 
 
 def _labels(args, params):
-  """(label_divisor, class names by index or None) for the JSON files:
-  --label_divisor, else the export's params.yaml, else 1000."""
+  """(label_divisor, class names by index or None, dataset category ids by
+  index or None) for the JSON files: --label_divisor, else the export's
+  params.yaml, else 1000; the classes the export's params.yaml lists
+  (``data.class_names``, ``data.category_ids``, taken from the training
+  data), else the fixed classes of its dataset (synthetic, Cityscapes,
+  TFDS COCO); never guessed from a class count."""
   from pdl_tf.data import class_names  # pylint: disable=g-import-not-at-top
   if not params:
-    return (1000 if args.label_divisor is None else args.label_divisor), None
-  data = params['data']
-  names = class_names.class_names(data['dataset'], data['eval']['path'])
-  if names is not None and len(names) != params['model']['num_classes']:
+    return ((1000 if args.label_divisor is None else args.label_divisor),
+            None, None)
+  data, count = params['data'], params['model']['num_classes']
+  names, ids = data.get('class_names') or None, data.get(
+      'category_ids') or None
+  if names is None:
+    names = class_names.class_names(data['dataset'])
+    ids = None
+  if names is not None and len(names) != count:
     names = None  # a dataset relabelled for this model: ids only
+  if ids is not None and len(ids) != count:
+    ids = None
   divisor = (int(data['label_divisor']) if args.label_divisor is None
              else args.label_divisor)
-  return divisor, names
+  return divisor, names, ids
 
 
 def _open_backend(args):
@@ -207,7 +218,7 @@ def main(args):
   # pylint: enable=g-import-not-at-top
   backend = _open_backend(args)
   params = _export_params(backend)
-  divisor, names = _labels(args, params)
+  divisor, names, category_ids = _labels(args, params)
   max_pixels = int(params.get('export', {}).get(
       'max_image_pixels', image_decode.MAX_IMAGE_PIXELS))
   if hasattr(backend, 'max_image_pixels'):  # TFLite: decoded here
@@ -230,7 +241,8 @@ def main(args):
       continue
     record = outputs.write_prediction(image, result, stems[path], args.output,
                                       label_divisor=divisor,
-                                      class_names=names)
+                                      class_names=names,
+                                      category_ids=category_ids)
     if len(files) == 1:
       print(f'{path}: {len(record["segments_info"])} segments')
   done = len(files) - len(failed)

@@ -11,11 +11,14 @@ MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval')
 
 def build_parser():
   parser = common.new_parser(
-      'pdl-train', 'Train Panoptic-DeepLab on an experiment from configs/.')
+      'pdl-train', 'Train Panoptic-DeepLab: a shipped experiment '
+      '(--experiment), your own (--config_file over the defaults), or resume '
+      'a run (--model_dir alone).')
   common.add_config_flags(parser)
   parser.add_argument('--model_dir', default=None,
                       help='checkpoints, params.yaml, summaries and '
-                           'metrics.json go here (default: runs/EXPERIMENT)')
+                           'metrics.json go here (default: runs/EXPERIMENT, '
+                           'or runs/NAME for --config_file NAME.yaml)')
   parser.add_argument('--mode', choices=MODES, default='train_and_eval',
                       help='train; eval (the latest checkpoint of '
                            '--model_dir); train_and_eval; continuous_eval '
@@ -47,11 +50,14 @@ def _percent(metrics, name):
 def check(args):
   """The config and the paths of this mode (no TensorFlow, nothing
   written); returns (config, model_dir)."""
-  config = common.load_config_from_args(args)
+  resume = not (args.experiment or args.config_file)
+  config = common.load_config_from_args(
+      args, checkpoint=args.model_dir if resume else None)
   if args.mode == 'continuous_eval' and not args.eval_timeout >= 0:
     raise checks.UsageError(f'--eval_timeout must be >= 0 seconds, got '
                             f'{args.eval_timeout}.')
-  model_dir = args.model_dir or os.path.join('runs', args.experiment)
+  model_dir = args.model_dir or os.path.join('runs',
+                                             common.experiment_label(args))
   checks.output_dir(model_dir, '--model_dir')
   if args.mode in ('train', 'train_and_eval'):
     checks.data_split(config, 'data.train')
@@ -85,6 +91,19 @@ def save_params(config, model_dir):
           f': {shown}{more}', file=sys.stderr)
 
 
+def describe(args, config):
+  """One line on what runs: experiment and config files, backbone, data
+  and classes (as resolved from the data)."""
+  sources = ([f'experiment {args.experiment}'] if args.experiment else []) + [
+      os.path.basename(path) for path in args.config_file]
+  data = config.data
+  where = f' {data.train.path}' if data.train.path else ''
+  return (f'{" + ".join(sources) or "run " + args.model_dir}: '
+          f'{config.model.backbone.type} Panoptic-DeepLab, dataset '
+          f'{data.dataset}{where}, {config.model.num_classes} classes '
+          f'({len(data.thing_class_ids)} thing)')
+
+
 def main(args):
   config, model_dir = check(args)
   # pylint: disable=g-import-not-at-top
@@ -100,9 +119,9 @@ def main(args):
       config, model_dir, strategy,
       on_data_ready=(lambda: save_params(config, model_dir)) if trains
       else None)
-  print(f'experiment {args.experiment}: {config.model.backbone.type} '
-        f'Panoptic-DeepLab, {strategy.num_replicas_in_sync} replica(s), '
-        f'model_dir {model_dir}, starting at step {trainer.step}')
+  print(f'{describe(args, config)}, {strategy.num_replicas_in_sync} '
+        f'replica(s), model_dir {model_dir}, starting at step '
+        f'{trainer.step}')
   if args.mode in ('train', 'train_and_eval'):
     try:
       trainer.train()

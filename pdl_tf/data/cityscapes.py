@@ -22,41 +22,17 @@ import os
 import numpy as np
 from PIL import Image
 
+from pdl_tf.data import fixed_classes
 from pdl_tf.data import layouts
-from pdl_tf.data.coco_panoptic import DatasetMetadata
 from pdl_tf.data.coco_panoptic import ExampleSource
 from pdl_tf.data.coco_panoptic import load_all
 from pdl_tf.data.coco_panoptic import PanopticExample
 from pdl_tf.data.coco_panoptic import read_image_and_label
 
-# (train id, name, colour) by label id 0..33; None = ignored.
-_LABELS = {
-    7: (0, 'road', (128, 64, 128)), 8: (1, 'sidewalk', (244, 35, 232)),
-    11: (2, 'building', (70, 70, 70)), 12: (3, 'wall', (102, 102, 156)),
-    13: (4, 'fence', (190, 153, 153)), 17: (5, 'pole', (153, 153, 153)),
-    19: (6, 'traffic light', (250, 170, 30)),
-    20: (7, 'traffic sign', (220, 220, 0)),
-    21: (8, 'vegetation', (107, 142, 35)), 22: (9, 'terrain', (152, 251, 152)),
-    23: (10, 'sky', (70, 130, 180)), 24: (11, 'person', (220, 20, 60)),
-    25: (12, 'rider', (255, 0, 0)), 26: (13, 'car', (0, 0, 142)),
-    27: (14, 'truck', (0, 0, 70)), 28: (15, 'bus', (0, 60, 100)),
-    31: (16, 'train', (0, 80, 100)), 32: (17, 'motorcycle', (0, 0, 230)),
-    33: (18, 'bicycle', (119, 11, 32)),
-}
+_LABELS = fixed_classes.CITYSCAPES_LABELS
 NUM_LABEL_IDS = 34
-THING_TRAIN_IDS = tuple(range(11, 19))
-
-
-def metadata(label_divisor=1000, ignore_label=255):
-  """DatasetMetadata of the 19 Cityscapes train classes."""
-  by_train_id = sorted(_LABELS.items(), key=lambda item: item[1][0])
-  return DatasetMetadata(
-      class_names=[name for _, (_, name, _) in by_train_id],
-      category_ids=[label_id for label_id, _ in by_train_id],
-      is_thing=[train_id in THING_TRAIN_IDS
-                for _, (train_id, _, _) in by_train_id],
-      colors=[color for _, (_, _, color) in by_train_id],
-      label_divisor=label_divisor, ignore_label=ignore_label)
+THING_TRAIN_IDS = fixed_classes.CITYSCAPES_THING_TRAIN_IDS
+metadata = fixed_classes.cityscapes_metadata
 
 
 def train_id_table(ignore_label=255):

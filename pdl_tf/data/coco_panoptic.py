@@ -17,34 +17,17 @@ Example:
 import dataclasses
 import functools
 import os
-from typing import Callable, Iterator, List, Tuple
+from typing import Callable, Iterator
 
 import numpy as np
 
 from pdl_tf.data import image_decode
+from pdl_tf.data.metadata import DatasetMetadata  # pylint: disable=unused-import
+from pdl_tf.data.metadata import metadata_from_categories
 from pdl_tf.panoptic_format import check_areas
 from pdl_tf.panoptic_format import load_json
 from pdl_tf.panoptic_format import parse_segments
 from pdl_tf.panoptic_format import read_id_map
-
-
-@dataclasses.dataclass
-class DatasetMetadata:
-  """What a model and its evaluation need to know about a dataset."""
-  class_names: List[str]
-  category_ids: List[int]  # contiguous class id -> dataset category id
-  is_thing: List[bool]
-  colors: List[Tuple[int, int, int]]
-  label_divisor: int
-  ignore_label: int
-
-  @property
-  def thing_class_ids(self):
-    return [i for i, thing in enumerate(self.is_thing) if thing]
-
-  @property
-  def num_classes(self):
-    return len(self.class_names)
 
 
 @dataclasses.dataclass
@@ -65,25 +48,12 @@ class ExampleSource:
   """
   name: str
   load: Callable[[], PanopticExample]
+  image_id: object = None  # the dataset's image id, where it has one
 
 
 def load_all(sources) -> Iterator[PanopticExample]:
   """Loads the sources one by one, lazily."""
   return (source.load() for source in sources)
-
-
-def metadata_from_categories(categories, label_divisor=1000,
-                             ignore_label=255):
-  """DatasetMetadata of a COCO ``categories`` list (its order = class ids)."""
-  if len(categories) >= ignore_label:
-    raise ValueError(f'{len(categories)} categories collide with '
-                     f'ignore_label {ignore_label}.')
-  return DatasetMetadata(
-      class_names=[c['name'] for c in categories],
-      category_ids=[c['id'] for c in categories],
-      is_thing=[bool(c['isthing']) for c in categories],
-      colors=[tuple(c.get('color', (0, 0, 0))) for c in categories],
-      label_divisor=label_divisor, ignore_label=ignore_label)
 
 
 def read_image(path):
@@ -218,7 +188,7 @@ def list_coco_panoptic(json_file, image_folder, panoptic_folder,
           _load_example, image_id, image_name,
           os.path.join(image_folder, image_name),
           os.path.join(panoptic_folder, annotation['file_name']),
-          annotation['segments_info'], meta)))
+          annotation['segments_info'], meta), image_id))
   except KeyError as e:
     raise ValueError(f'{json_file} is not a COCO panoptic JSON: an entry '
                      f'lacks the key {e}.') from e

@@ -10,10 +10,5 @@ LISTED = ('synthetic', 'coco_panoptic', 'cityscapes', 'mapillary_vistas')
 DATASETS = LISTED + ('tfrecord', 'tfds_coco_panoptic')
 # path is optional for these: synthetic has none, TFDS has a default folder.
 PATH_OPTIONAL = ('synthetic', 'tfds_coco_panoptic')
-# Class counts of the datasets whose classes are fixed, for the commands'
-# checks before TensorFlow (tests/test_cli.py pins them to the readers'
-# metadata). coco_panoptic and mapillary_vistas take theirs from their JSON,
-# a pdl-data folder from its metadata.json.
-CLASS_COUNTS = {'synthetic': 6, 'cityscapes': 19, 'tfds_coco_panoptic': 133}
 # The synthetic dataset's splits (synthetic.SPLIT_SEEDS; pinned by a test).
 SYNTHETIC_SPLITS = ('train', 'validation', 'test')

@@ -21,6 +21,8 @@ from pdl_tf import keys
 from pdl_tf import normalization
 from pdl_tf.config import ConfigError
 from pdl_tf.data import augment
+from pdl_tf.data import dataset_classes
+from pdl_tf.data import names as data_names
 from pdl_tf.data import sources
 from pdl_tf.data.targets import generate_targets
 
@@ -31,16 +33,33 @@ DATASETS = sources.DATASETS
 
 
 def check_metadata(config, meta):
-  """Raises ConfigError if the model or config disagree with the dataset."""
-  if config.model.num_classes != meta.num_classes:
-    raise ConfigError(
-        f"'model.num_classes' is {config.model.num_classes} but dataset "
-        f'{config.data.dataset!r} has {meta.num_classes} classes.')
-  things = list(config.data.thing_class_ids)
-  if things and things != meta.thing_class_ids:
-    raise ConfigError(
-        f"'data.thing_class_ids' {things} differ from the dataset's thing "
-        f'classes {meta.thing_class_ids}.')
+  """Takes the dataset's classes into the config where it leaves them
+  unset, or raises ConfigError if the config's differ from the dataset's
+  (``dataset_classes.resolve_classes``)."""
+  dataset_classes.resolve_classes(config, meta,
+                                  f'dataset {config.data.dataset!r}')
+
+
+def resolve_classes(config):
+  """Fills the config's unset classes from its dataset before a model is
+  built: from the files that list them (``dataset_classes.read_metadata``),
+  or, for remote data, by opening the split. The training split is read
+  when it has a path (or needs none), else the eval split.
+
+  Raises:
+    ConfigError: a class setting that differs from the dataset's.
+  """
+  data = config.data
+  if config.model.num_classes and data.class_names and data.category_ids:
+    return
+  key = 'data.train' if (data.train.path or data.dataset in
+                         data_names.PATH_OPTIONAL) else 'data.eval'
+  split = getattr(data, key.split('.')[1])
+  meta = dataset_classes.read_metadata(data.dataset, split.path, split.split,
+                                       data.label_divisor, data.ignore_label)
+  if meta is None:
+    meta, _ = sources.open_split(data, split, key)
+  check_metadata(config, meta)
 
 
 def build_dataset(config, input_context=None, training=True,

@@ -14,25 +14,16 @@ import functools
 
 import numpy as np
 
-from pdl_tf.data.coco_panoptic import DatasetMetadata
+from pdl_tf.data import fixed_classes
 from pdl_tf.data.coco_panoptic import ExampleSource
 from pdl_tf.data.coco_panoptic import load_all
 from pdl_tf.data.coco_panoptic import PanopticExample
+from pdl_tf.data.fixed_classes import SYNTHETIC_CLASS_NAMES as CLASS_NAMES
+from pdl_tf.data.fixed_classes import SYNTHETIC_COLORS as COLORS
+from pdl_tf.data.fixed_classes import SYNTHETIC_THING_CLASS_IDS as THING_CLASS_IDS
 
-CLASS_NAMES = ('sky', 'grass', 'road', 'disk', 'square', 'triangle')
-THING_CLASS_IDS = (3, 4, 5)
-COLORS = ((70, 130, 180), (60, 160, 60), (128, 64, 128), (220, 40, 40),
-          (240, 200, 30), (40, 60, 220))
 SPLIT_SEEDS = {'train': 0, 'validation': 1_000_000, 'test': 2_000_000}
-
-
-def metadata(label_divisor=1000, ignore_label=255):
-  """DatasetMetadata of the synthetic classes."""
-  return DatasetMetadata(
-      class_names=list(CLASS_NAMES), category_ids=list(range(len(CLASS_NAMES))),
-      is_thing=[c in THING_CLASS_IDS for c in range(len(CLASS_NAMES))],
-      colors=list(COLORS), label_divisor=label_divisor,
-      ignore_label=ignore_label)
+metadata = fixed_classes.synthetic_metadata
 
 
 def _shape_mask(rng, cls, height, width):

@@ -23,18 +23,15 @@ Example:
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from pdl_tf.data import fixed_classes
 from pdl_tf.data import image_decode
-from pdl_tf.data.class_names import coco_categories
-from pdl_tf.data.coco_panoptic import metadata_from_categories
 
 NAME = 'coco/2017_panoptic'
 _SENTINEL = 2 ** 62  # sorts after every real segment id
 
 
-def coco_metadata(label_divisor=1000, ignore_label=255):
-  """DatasetMetadata of the COCO panoptic categories."""
-  return metadata_from_categories(coco_categories(), label_divisor,
-                                  ignore_label)
+coco_categories = fixed_classes.coco_categories
+coco_metadata = fixed_classes.coco_metadata
 
 
 def _instance_numbers(labels, counted):

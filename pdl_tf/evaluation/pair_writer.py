@@ -2,9 +2,11 @@
 
 ``pdl-eval --save_predictions DIR`` writes, per evaluated image, DIR/gt/<n>.png
 and DIR/predictions/<n>.png (COCO id encoding), and at the end
-DIR/gt.json and DIR/predictions.json with the same image ids and a
-category list (category id = contiguous class index; isthing from the
-thing classes). ``pq_compute`` or panopticapi's pq_compute on the pair gives
+DIR/gt.json and DIR/predictions.json with the same images and a category
+list: the dataset's own category ids, names, file names and image ids
+where they are given (else the contiguous class index, its number as the
+name, and images numbered from 1 in evaluation order); isthing from the
+thing classes. PNGs are named after the images (``<stem>.png``). ``pq_compute`` or panopticapi's pq_compute on the pair gives
 the same PQ as the evaluation loop (tested). Crowd regions (thing class,
 instance 0) are ground-truth segments with ``iscrowd: 1``; ignore pixels
 are void (id 0).
@@ -29,10 +31,17 @@ class PanopticPairWriter:
   """Accumulates (ground truth, prediction) pairs; ``close()`` writes JSON."""
 
   def __init__(self, folder, num_classes, thing_class_ids, label_divisor=1000,
-               ignore_label=255):
+               ignore_label=255, *, class_names=(), category_ids=(),
+               image_ids=None):
+    """Args: as the module docstring; ``class_names`` and ``category_ids``
+    by class index (empty: the index), ``image_ids`` {file name: image id}
+    (None or missing: numbered from 1)."""
     self._folder = folder
     self._things = frozenset(int(c) for c in thing_class_ids)
-    self._classes = list(range(num_classes))
+    self._classes = [int(i) for i in category_ids] or list(range(num_classes))
+    self._names = list(class_names) or [str(c) for c in range(num_classes)]
+    self._image_ids = dict(image_ids or {})
+    self._pngs = set()
     self._divisor = label_divisor
     self._ignore = ignore_label
     self._images, self._gt, self._predictions = [], [], []
@@ -47,8 +56,11 @@ class PanopticPairWriter:
       prediction: int [H, W], the merge's panoptic map (void < 0).
     """
     ground_truth = np.asarray(ground_truth, np.int64)
-    image_id = len(self._images) + 1
-    png = f'{image_id:06d}.png'
+    image_id = self._image_ids.get(file_name, len(self._images) + 1)
+    png = f'{os.path.splitext(os.path.basename(file_name))[0]}.png'
+    if png in self._pngs:  # two images of one name in different folders
+      png = f'{os.path.splitext(png)[0]}_{len(self._images) + 1}.png'
+    self._pngs.add(png)
     height, width = ground_truth.shape
     self._images.append({'id': image_id, 'file_name': file_name,
                          'height': height, 'width': width})
@@ -63,8 +75,10 @@ class PanopticPairWriter:
 
   def close(self):
     """Writes gt.json and predictions.json."""
-    categories = [{'id': c, 'name': str(c), 'isthing': int(c in self._things)}
-                  for c in self._classes]
+    categories = [{'id': category, 'name': name,
+                   'isthing': int(index in self._things)}
+                  for index, (category, name) in enumerate(
+                      zip(self._classes, self._names))]
     for name, annotations in (('gt', self._gt),
                               ('predictions', self._predictions)):
       with open(os.path.join(self._folder, f'{name}.json'), 'w',

@@ -23,6 +23,10 @@ def build_model(model_config, input_size=None, use_sync_bn=False):
     A built ``PanopticDeepLab`` with ImageNet backbone weights restored from
     ``model_config.backbone.init_checkpoint`` when that path is set.
   """
+  if model_config.num_classes < 1:
+    raise ConfigError(
+        "'model.num_classes' is 0 (the dataset's class count) and was not "
+        'resolved: call pipeline.resolve_classes(config) first, or set it.')
   backbone = model_config.backbone
   model = panoptic_deeplab.PanopticDeepLab(
       num_classes=model_config.num_classes,

@@ -4,8 +4,10 @@
   256^2 B, 0 = void), segments numbered from 1;
 * ``STEM_overlay.png``: the image with each segment's colour blended in;
 * ``STEM.json``: ``{file_name, height, width, segments_info}`` where each
-  segment has ``id``, ``category_id`` (the model's class index),
-  ``category_name`` (when known), ``isthing``, ``score`` (things:
+  segment has ``id``, ``category_id`` (the dataset's own category id when
+  the export names it, else the class index), ``class_index`` (the model's
+  contiguous class), ``category_name`` (when known), ``isthing``,
+  ``score`` (things:
   objectness x class probability; stuff: null), ``area`` and ``bbox``.
 """
 
@@ -20,7 +22,7 @@ from pdl_tf.viz import overlay
 
 
 def write_prediction(image, result, stem, folder, *, label_divisor,
-                     class_names=None):
+                     class_names=None, category_ids=None):
   """Writes the three files of one image; returns the JSON dict.
 
   Args:
@@ -30,6 +32,8 @@ def write_prediction(image, result, stem, folder, *, label_divisor,
     folder: output folder (created).
     label_divisor: panoptic = class * label_divisor + instance id.
     class_names: optional sequence of class names by class index.
+    category_ids: optional sequence of the dataset's category ids by class
+      index (written as ``category_id``; the class index otherwise).
   """
   panoptic, instance = result['panoptic'], result['instance']
   num_classes = int(panoptic.max()) // label_divisor + 1 if (
@@ -39,13 +43,16 @@ def write_prediction(image, result, stem, folder, *, label_divisor,
   ids, segments = panoptic_to_segments(panoptic, range(num_classes),
                                        label_divisor)
   for segment in segments:
+    index = segment['class_index'] = segment['category_id']
+    if category_ids is not None:
+      segment['category_id'] = int(category_ids[index])
     mask = ids == segment['id']
     slot = int(instance[mask].max())  # 0 for stuff, the instance id else
     segment['isthing'] = slot > 0
     segment['score'] = (float(result['instance_scores'][slot - 1])
                         if slot > 0 else None)
     if class_names is not None:
-      segment['category_name'] = class_names[segment['category_id']]
+      segment['category_name'] = class_names[index]
   os.makedirs(folder, exist_ok=True)
   Image.fromarray(id_map_to_rgb(ids)).save(
       os.path.join(folder, f'{stem}_panoptic.png'))

@@ -12,12 +12,14 @@ input images, with the ground truth as gtFine instanceIds PNGs, on which
 ``close`` runs the Cityscapes instance AP (evaluation.cityscapes_ap).
 """
 
+import math
 import os
 
 from pdl_tf import keys
 from pdl_tf import postprocess
 from pdl_tf.data import cityscapes
 from pdl_tf.data import pipeline
+from pdl_tf.data import sources
 from pdl_tf.evaluation import cityscapes_ap
 from pdl_tf.evaluation.cityscapes_writer import write_cityscapes_results
 from pdl_tf.evaluation.pair_writer import PanopticPairWriter
@@ -37,6 +39,37 @@ def eval_batches(dataset, split):
   if split.num_examples > 0:
     return -(-split.num_examples // split.batch_size)
   return None
+
+
+def per_class_rows(config, pq_summary, per_class_iou):
+  """The per-class results, named with the dataset's own classes.
+
+  Args:
+    config: ExperimentConfig (its classes resolved from the data).
+    pq_summary: ``StreamingPanopticQuality.result()``.
+    per_class_iou: float [num_classes], NaN where a class is in neither the
+      ground truth nor the predictions (``StreamingMeanIoU``).
+
+  Returns:
+    list of {class_index, category_id, name, isthing, pq, sq, rq, iou},
+    fractions; pq / sq / rq / iou are None for a class seen nowhere.
+  """
+  data = config.data
+  things = set(data.thing_class_ids)
+  rows = []
+  for index in range(config.model.num_classes):
+    seen = not math.isnan(float(per_class_iou[index]))
+    scores = pq_summary['per_class'].get(index, {})
+    rows.append({
+        'class_index': index,
+        'category_id': (int(data.category_ids[index]) if data.category_ids
+                        else index),
+        'name': data.class_names[index] if data.class_names else str(index),
+        'isthing': index in things,
+        **{key: (float(scores[key]) if seen and key in scores else None)
+           for key in ('pq', 'sq', 'rq')},
+        'iou': float(per_class_iou[index]) if seen else None})
+  return rows
 
 
 def update_metrics(image, pq, miou, mask_ap):
@@ -77,15 +110,37 @@ def eval_images(batch, result):
     }
 
 
+def dataset_image_ids(config):
+  """{file name: image id} of the eval split, for datasets listed from
+  files whose annotations number their images (COCO panoptic, Mapillary
+  Vistas, ...); {} for the others."""
+  data, split = config.data, config.data.eval
+  if data.dataset not in sources.LISTED or data.dataset == 'synthetic':
+    return {}
+  _, listed = sources.list_split(
+      data.dataset, split.path, split.split, label_divisor=data.label_divisor,
+      ignore_label=data.ignore_label, num_examples=split.num_examples)
+  return {source.name: source.image_id for source in listed
+          if source.image_id is not None}
+
+
 class PredictionSaver:
   """Writes each evaluated image's prediction under ``folder``."""
 
-  def __init__(self, config, folder):
+  def __init__(self, config, folder, image_ids=None):
+    """``image_ids``: {file name: the dataset's image id} (pdl-eval's
+    ground truth and predictions keep them; default: the eval split's own,
+    ``dataset_image_ids``); images not in it are numbered from 1 in
+    evaluation order."""
     data = config.data
+    if image_ids is None:
+      image_ids = dataset_image_ids(config)
     self.folder = folder
     self.pairs = PanopticPairWriter(
         os.path.join(folder, 'coco_panoptic'), config.model.num_classes,
-        data.thing_class_ids, data.label_divisor, data.ignore_label)
+        data.thing_class_ids, data.label_divisor, data.ignore_label,
+        class_names=data.class_names, category_ids=data.category_ids,
+        image_ids=image_ids)
     self.cityscapes_ids = (
         cityscapes.metadata().category_ids
         if data.dataset == 'cityscapes' else None)

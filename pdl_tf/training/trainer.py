@@ -88,6 +88,7 @@ class Trainer:
       raise ConfigError(
           f"'data.train.batch_size' {config.data.train.batch_size} is not "
           f'divisible by the {replicas} replicas.')
+    pipeline.resolve_classes(config)  # before the model: its class count
     tf_keras.utils.set_random_seed(config.train.seed)
     with strategy.scope():
       self.model = factory.build_model(
@@ -343,7 +344,8 @@ class Trainer:
           saver.add(image)
     instance_ap = saver.close() if saver else None
     summary = pq.result()
-    metrics = {'step': self.step, 'miou': miou.result()['miou']}
+    iou = miou.result()
+    metrics = {'step': self.step, 'miou': iou['miou']}
     if instance_ap:  # Cityscapes: its own AP convention, on the saved files
       metrics['cityscapes_ap'] = instance_ap['ap']
       metrics['cityscapes_ap50'] = instance_ap['ap50']
@@ -352,6 +354,8 @@ class Trainer:
         metrics[f'{split}/{name}'] = summary[split][name]
     for name, value in mask_ap.result().items():
       metrics[f'mask_{name}'] = value
+    metrics['per_class'] = eval_outputs.per_class_rows(
+        config, summary, iou['per_class_iou'])
     self._write_eval_summaries(metrics, pictures)
     os.makedirs(self.write_dir, exist_ok=True)
     with open(os.path.join(self.write_dir, METRICS_FILE), 'w',
@@ -364,7 +368,7 @@ class Trainer:
                                                         'eval'))
     with writer.as_default(step=self.step):
       for name, value in metrics.items():
-        if name != 'step' and value is not None:
+        if name not in ('step', 'per_class') and value is not None:
           tf.summary.scalar(f'eval/{name}', value)
       for index, picture in enumerate(pictures):
         tf.summary.image(f'panoptic/{index}', picture[None])
