@@ -16,7 +16,7 @@ from helpers import require_coco_sample
 from pdl_tf import config_io
 from pdl_tf import keys
 from pdl_tf.cli import data as data_cli
-from pdl_tf.data import class_names
+from pdl_tf.data import dataset_classes
 from pdl_tf.data import layouts
 from pdl_tf.data import mapillary_vistas
 from pdl_tf.data import pipeline
@@ -57,8 +57,10 @@ def test_pdl_data_round_trips_the_coco_sample_exactly(tmp_path, capsys):
   meta, records = read_all(out, 'val2017')
   expected_meta, expected = coco_examples()
   assert meta == expected_meta
-  # What pdl-predict names the classes of a model trained on this folder.
-  assert class_names.class_names('tfrecord', str(out)) == meta.class_names
+  # The classes a model trained on this folder takes before TensorFlow
+  # starts (and writes to its params.yaml for pdl-predict).
+  assert dataset_classes.read_metadata('tfrecord', str(out), 'val2017') == (
+      meta)
   assert len(records) == 2  # PNG images: lossless, so exactly equal
   assert as_set(records) == as_set((e.image, e.panoptic) for e in expected)
 

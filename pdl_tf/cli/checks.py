@@ -233,19 +233,17 @@ def known_classes(config, require_count=True):
     UsageError: the file that lists the classes is not valid.
   """
   data = config.data
+  if data.dataset in dataset_classes.FIXED_DATASETS:
+    class_count(config, 'data.eval')
   for key in ('data.eval', 'data.train'):
     split = getattr(data, key.split('.')[1])
-    if data.dataset not in data_names.PATH_OPTIONAL and not (
-        split.path and os.path.isdir(split.path)):
+    if config.data.class_names or not split.path or not os.path.isdir(
+        split.path):
       continue
     try:
       class_count(config, key)
-    except (FileNotFoundError, UsageError):
-      if data.dataset in data_names.PATH_OPTIONAL:
-        raise
+    except FileNotFoundError:  # not this split's files: the next may have
       continue
-    if config.model.num_classes:
-      break
   if require_count and not config.model.num_classes:
     raise ConfigError(
         "'model.num_classes' is 0 (the dataset's class count), but neither "

@@ -21,9 +21,11 @@ from pdl_tf.data import layouts
 from pdl_tf.data.metadata import DatasetMetadata
 from pdl_tf.data.metadata import metadata_from_categories
 
+# The datasets whose classes are fixed: known without their files.
 _FIXED = {'synthetic': fixed_classes.synthetic_metadata,
           'cityscapes': fixed_classes.cityscapes_metadata,
           'tfds_coco_panoptic': fixed_classes.coco_metadata}
+FIXED_DATASETS = tuple(_FIXED)
 
 
 def _categories_file(path, what):

@@ -50,7 +50,7 @@ def resolve_classes(config):
     ConfigError: a class setting that differs from the dataset's.
   """
   data = config.data
-  if config.model.num_classes and data.class_names and data.category_ids:
+  if dataset_classes.classes_resolved(config):
     return
   key = 'data.train' if (data.train.path or data.dataset in
                          data_names.PATH_OPTIONAL) else 'data.eval'
