@@ -183,7 +183,7 @@ BAD_ARGUMENTS = [
     ('evaluate', ['--experiment', 'cityscapes_r50_os32', '--checkpoint',
                   'withckpt', '--params_override',
                   'model.num_classes=20,data.eval.path=cityroot'],
-     "'model.num_classes' is 20 but dataset 'cityscapes' at cityroot has 19 classes: 0 road"),
+     "'model.num_classes' is 20 but dataset 'cityscapes' has 19 classes: 0 road"),
     ('train', ['--experiment', 'demo', '--params_override',
                'data.dataset=tfrecord,data.train.path=records,'
                'data.eval.path=records'],

@@ -120,6 +120,17 @@ def test_truncated_index_names_the_file(source, tmp_path, capsys):
   _nothing_written(out)
 
 
+def test_a_class_count_other_than_the_datasets_is_refused_first(
+    source, tmp_path, capsys):
+  out = tmp_path / 'out'
+  assert run_import(ARGS + ['--params_override', 'model.num_classes=20',
+                            '--checkpoint', source['prefix'],
+                            '--model_dir', str(out)]) == 2
+  assert ("'model.num_classes' is 20 but dataset 'cityscapes' has 19 "
+          'classes: 0 road') in capsys.readouterr().err
+  _nothing_written(out)
+
+
 def test_missing_checkpoint(tmp_path, capsys):
   out = tmp_path / 'out'
   assert run_import(ARGS + ['--checkpoint', str(tmp_path / 'ckpt-5'),
@@ -129,8 +140,11 @@ def test_missing_checkpoint(tmp_path, capsys):
 
 
 def test_other_dataset_names_the_wrong_shapes(source, tmp_path, capsys):
+  # A dataset whose classes are not known before the import (no files
+  # here), so the 20 classes reach the network.
   out = tmp_path / 'out'
-  assert run_import(ARGS + ['--params_override', 'model.num_classes=20',
+  assert run_import(ARGS + ['--params_override',
+                            'model.num_classes=20,data.dataset=tfrecord',
                             '--checkpoint', source['prefix'],
                             '--model_dir', str(out)]) == 2
   err = capsys.readouterr().err
@@ -186,7 +200,8 @@ def test_nan_is_refused_by_name(source, tmp_path, capsys):
 
 def test_coco_void_class_is_dropped(tmp_path):
   # deeplab2's COCO heads have 134 channels, void first; pdl_tf's 133.
-  override = (d2.NARROW + ',data.dataset=coco_panoptic,model.num_classes=133')
+  override = (d2.NARROW + ',data.dataset=coco_panoptic,model.num_classes=133,'
+              'data.thing_class_ids=[]')
   _, model = d2.build(overrides=override)
   values = d2.random_deeplab2_values(model, extra_classes=1)
   assert values['semantic_last_layer/kernel'].shape[-1] == 134

@@ -197,7 +197,8 @@ def class_count(config, split_key):
   except ValueError as e:
     raise UsageError(str(e)) from e
   if meta is not None:
-    where = '' if name in data_names.PATH_OPTIONAL else f' at {split.path}'
+    where = '' if name in dataset_classes.FIXED_DATASETS else (
+        f' at {split.path}')
     dataset_classes.resolve_classes(config, meta,
                                     f'dataset {name!r}{where}')
 
