@@ -17,3 +17,6 @@ PATH_OPTIONAL = ('synthetic', 'tfds_coco_panoptic')
 CLASS_COUNTS = {'synthetic': 6, 'cityscapes': 19, 'tfds_coco_panoptic': 133}
 # The synthetic dataset's splits (synthetic.SPLIT_SEEDS; pinned by a test).
 SYNTHETIC_SPLITS = ('train', 'validation', 'test')
+# What pdl-data writes (--format): sharded TFRecords (the tfrecord dataset),
+# or the COCO layouts (coco_writers.py).
+OUTPUT_FORMATS = ('tfrecord', 'coco_panoptic', 'coco_instances')
