@@ -291,3 +291,41 @@ def test_unknown_format_is_refused_by_the_parser(capsys):
     data_cli.build_parser().parse_args(['--dataset', 'synthetic', '--split',
                                         'train', '--format', 'coco'])
   assert "argument --format: invalid choice: 'coco'" in capsys.readouterr().err
+
+
+def test_tfrecord_folder_to_coco_panoptic_keeps_the_labels(tmp_path):
+  # pdl-data's TFRecords carry no image ids (numbered 1..N here) and are
+  # read interleaved: compare by file name.
+  assert synthetic_cli('--output', str(tmp_path / 'records'),
+                       '--num_shards', '2') == 0
+  assert run_cli('--dataset', 'tfrecord', '--input', str(tmp_path / 'records'),
+                 '--split', 'validation', '--format', 'coco_panoptic',
+                 '--output', str(tmp_path / 'coco')) == 0
+  meta, originals = synthetic_examples()
+  read_meta, sources = list_coco_panoptic(*layouts.coco_split_files(
+      str(tmp_path / 'coco'), 'validation'))
+  assert read_meta == meta
+  back = {os.path.splitext(s.name)[0]: s.load() for s in sources}
+  assert sorted(e.image_id for e in back.values()) == [1, 2, 3, 4, 5, 6]
+  for original in originals:
+    example = back[original.file_name]
+    np.testing.assert_array_equal(example.image, original.image)
+    np.testing.assert_array_equal(example.panoptic, original.panoptic)
+
+
+def test_tfds_coco_panoptic_to_coco_panoptic_matches_the_files(tmp_path):
+  from test_data_sources import coco_examples  # pylint: disable=g-import-not-at-top
+  from test_data_sources import mock_coco  # pylint: disable=g-import-not-at-top
+  with mock_coco():
+    assert run_cli('--dataset', 'tfds_coco_panoptic', '--split',
+                   'validation', '--format', 'coco_panoptic', '--output',
+                   str(tmp_path)) == 0
+  expected_meta, expected = coco_examples()
+  meta, sources = list_coco_panoptic(*layouts.coco_split_files(
+      str(tmp_path), 'validation'))
+  assert meta == expected_meta
+  for source, example in zip(sources, expected, strict=True):
+    back = source.load()
+    assert back.file_name == os.path.splitext(example.file_name)[0] + '.png'
+    np.testing.assert_array_equal(back.image, example.image)
+    np.testing.assert_array_equal(back.panoptic, example.panoptic)

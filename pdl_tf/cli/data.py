@@ -1,8 +1,9 @@
 """pdl-data: convert a panoptic dataset, or summarise it.
 
-Reads any listed dataset (synthetic, COCO panoptic format, Cityscapes
-gtFine, Mapillary Vistas) with the package's readers and writes
-``--output`` in one of three formats (``--format``):
+Reads any dataset of the package (synthetic, COCO panoptic format,
+Cityscapes gtFine, Mapillary Vistas; for the COCO formats and --inspect
+also a pdl-data TFRecord folder and TFDS coco/2017_panoptic) with its
+readers and writes ``--output`` in one of three formats (``--format``):
 
   tfrecord        (default) what ``data.dataset: tfrecord`` reads
                   (pdl_tf.data.tfrecords): shards, per-shard sidecars and
@@ -34,7 +35,9 @@ import sys
 from pdl_tf.cli import checks
 from pdl_tf.cli import common
 from pdl_tf.data import layouts
-from pdl_tf.data.names import LISTED as DATASETS
+from pdl_tf.data.names import DATASETS
+from pdl_tf.data.names import LISTED
+from pdl_tf.data.names import PATH_OPTIONAL
 from pdl_tf.data.names import OUTPUT_FORMATS
 
 
@@ -57,7 +60,9 @@ def build_parser():
   parser.add_argument('--dataset', choices=DATASETS, required=True,
                       help='reader of --input')
   parser.add_argument('--input', default='',
-                      help='dataset root folder (not for synthetic)')
+                      help='dataset root folder (not for synthetic); for '
+                      'tfrecord a pdl-data folder, for tfds_coco_panoptic '
+                      "the TFDS data_dir ('' = TFDS's default)")
   parser.add_argument('--split', action='append', required=True,
                       help='split to convert, e.g. val2017, train, '
                            'validation; may be repeated')
@@ -104,13 +109,21 @@ def check(args):
                               '>= 1 for the synthetic dataset.')
     for split in args.split:
       checks.synthetic_split(split, '--split')
-  elif not args.input:
+  elif not args.input and args.dataset not in PATH_OPTIONAL:
     raise FileNotFoundError(f'--input (the {args.dataset} root folder) is '
                             'required.')
-  else:
+  elif args.input:
     checks.existing_dir(args.input, '--input')
     for split in args.split:
       checks.dataset_files(args.dataset, args.input, split)
+  if args.dataset not in LISTED and not args.inspect and args.format in (
+      None, 'tfrecord'):
+    raise checks.UsageError(
+        f'--dataset {args.dataset} is read as tf.data records: --format '
+        'tfrecord converts only the listed datasets '
+        f'({", ".join(LISTED)}); train on {args.dataset} directly '
+        f'(data.dataset: {args.dataset}), or write --format coco_panoptic '
+        'or coco_instances.')
   if args.inspect:
     if args.output or args.format:
       flag = '--output' if args.output else '--format'
@@ -145,14 +158,10 @@ def _check_coco_output(args):
 
 def main(args):
   check(args)
-  from pdl_tf.data import sources  # pylint: disable=g-import-not-at-top
   code = 0
   for split in args.split:
     try:  # reads the annotations; writes nothing
-      meta, split_sources = sources.list_split(
-          args.dataset, args.input, split, label_divisor=args.label_divisor,
-          ignore_label=args.ignore_label, num_examples=args.num_examples,
-          size=args.size)
+      meta, split_sources = _list(args, split)
     except ValueError as e:
       print(f'pdl-data: error: split {split!r}: {e}', file=sys.stderr)
       return 1
@@ -165,6 +174,22 @@ def main(args):
     if code and not args.inspect:
       return code
   return code
+
+
+def _list(args, split):
+  """Metadata and sources of a split: one per file for a listed dataset,
+  in record order for tfrecord and tfds_coco_panoptic."""
+  # pylint: disable=g-import-not-at-top
+  if args.dataset in LISTED:
+    from pdl_tf.data import sources
+    return sources.list_split(
+        args.dataset, args.input, split, label_divisor=args.label_divisor,
+        ignore_label=args.ignore_label, num_examples=args.num_examples,
+        size=args.size)
+  from pdl_tf.data import record_sources  # imports TFDS
+  return record_sources.list_records(
+      args.dataset, args.input, split, label_divisor=args.label_divisor,
+      ignore_label=args.ignore_label, num_examples=args.num_examples)
 
 
 def _print_skipped(split, skipped, where):

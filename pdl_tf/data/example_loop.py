@@ -34,7 +34,8 @@ def checked_examples(sources, prepare, skipped, *, skip_bad=False, desc='',
   disk) is not an example's fault and propagates.
 
   Args:
-    sources: sequence of ExampleSource (coco_panoptic.ExampleSource).
+    sources: iterable of ExampleSource (coco_panoptic.ExampleSource): a
+      list, or record_sources.RecordSources (its ``total`` for the bar).
     prepare: function(source, PanopticExample) -> value; raises ValueError
       for an example it cannot handle (its message should say why).
     skipped: a list; each skipped example is appended as {'name', 'error'}.
@@ -48,7 +49,9 @@ def checked_examples(sources, prepare, skipped, *, skip_bad=False, desc='',
     ValueError or OSError (without skip_bad): the first bad example's
       error, its message naming the example.
   """
-  with tqdm.tqdm(total=len(sources), unit='example', desc=desc,
+  total = (len(sources) if hasattr(sources, '__len__') else
+           getattr(sources, 'total', None))
+  with tqdm.tqdm(total=total, unit='example', desc=desc,
                  disable=not progress) as bar:
     for source in sources:
       try:
