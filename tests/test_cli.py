@@ -264,12 +264,12 @@ BAD_ARGUMENTS = [
               '2'], '--output is required (or --inspect to summarise'),
     ('data', ['--dataset', 'synthetic', '--split', 'train', '--num_examples',
               '2', '--format', 'coco_panoptic', '--output', 'cocoout'],
-     "cocoout/annotations/panoptic_train.json exists: --output 'cocoout' "
-     "already holds split 'train' in coco_panoptic format"),
+     "cocoout/annotations/panoptic_train.json exists: 'cocoout' already "
+     "holds split 'train' in coco_panoptic format"),
     ('data', ['--dataset', 'synthetic', '--split', 'train', '--num_examples',
               '2', '--format', 'coco_instances', '--output', 'cocoout'],
-     "cocoout/train exists: --output 'cocoout' already holds split 'train' "
-     'in coco_instances format'),
+     "cocoout/train exists: 'cocoout' already holds split 'train' in "
+     'coco_instances format'),
     ('data', ['--dataset', 'synthetic', '--split', 'test', '--split', 'test',
               '--num_examples', '2', '--format', 'coco_instances', '--output',
               'o'], "--split 'test' is given twice."),

@@ -276,6 +276,26 @@ def test_a_failure_after_some_files_leaves_an_existing_folder_as_it_was(
   assert sorted(os.listdir(tmp_path)) == ['keep.txt']
 
 
+def test_a_failure_while_placing_the_files_takes_them_back(tmp_path,
+                                                           monkeypatch):
+  # The images are moved in place and instances_<split>.json is written;
+  # then stuff_<split>.json fails (a full disk, say).
+  write_json = coco_writers._write_json  # pylint: disable=protected-access
+
+  def failing(path, data):
+    if 'stuff_' in path:
+      raise OSError(28, 'No space left on device')
+    write_json(path, data)
+
+  monkeypatch.setattr(coco_writers, '_write_json', failing)
+  meta, sources = synthetic.list_examples('validation', 2, 16, 16)
+  (tmp_path / 'keep.txt').write_text('mine')
+  with pytest.raises(OSError, match='No space left'):
+    coco_writers.write_coco_instances(meta, sources, str(tmp_path),
+                                      'validation', progress=False)
+  assert sorted(os.listdir(tmp_path)) == ['keep.txt']
+
+
 def test_duplicate_file_stems_are_a_bad_example(tmp_path):
   meta, sources = synthetic.list_examples('validation', 2, 16, 16)
   twin = ExampleSource('twin', lambda: PanopticExample(

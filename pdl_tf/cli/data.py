@@ -29,7 +29,6 @@ Example:
 """
 
 import argparse
-import os
 import sys
 
 from pdl_tf.cli import checks
@@ -148,12 +147,7 @@ def _check_coco_output(args):
   if repeated:
     raise checks.UsageError(f'--split {repeated[0]!r} is given twice.')
   for split in args.split:
-    for path in layouts.coco_output_paths(args.format, args.output, split):
-      if os.path.lexists(path):
-        raise FileExistsError(
-            f'{path} exists: --output {args.output!r} already holds split '
-            f'{split!r} in {args.format} format; delete it or choose another '
-            'folder.')
+    layouts.refuse_coco_output(args.format, args.output, split)
 
 
 def main(args):

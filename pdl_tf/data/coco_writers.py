@@ -76,16 +76,6 @@ def rle_of(mask):
           'counts': rle['counts'].decode('ascii')}
 
 
-def refuse_existing(output_format, folder, split):
-  """Raises FileExistsError if ``folder`` already holds ``split`` in
-  ``output_format`` (any of the paths it would write exists)."""
-  for path in layouts.coco_output_paths(output_format, folder, split):
-    if os.path.lexists(path):
-      raise FileExistsError(
-          f'{path} exists: {folder!r} already holds split {split!r} in '
-          f'{output_format} format; delete it or choose another folder.')
-
-
 def _stem(file_name):
   return os.path.splitext(os.path.basename(file_name))[0]
 
@@ -120,7 +110,7 @@ class _Staging:
     if image_format not in IMAGE_FORMATS:
       raise ValueError(f'image_format must be one of {list(IMAGE_FORMATS)},'
                        f' got {image_format!r}.')
-    refuse_existing(output_format, folder, split)
+    layouts.refuse_coco_output(output_format, folder, split)
     self.folder, self.image_format = folder, image_format
     self.created = not os.path.isdir(folder)
     self.root = os.path.join(folder, f'.{split}.{output_format}.incomplete')
@@ -128,6 +118,7 @@ class _Staging:
       shutil.rmtree(self.root)
     os.makedirs(os.path.join(self.root, 'images'))
     self.stems = {}
+    self.placed = []  # final paths written so far
 
   def image_name(self, source, example):
     """``<stem>.png|.jpg`` of an example; ValueError if another example
@@ -148,16 +139,26 @@ class _Staging:
     for staged, final in moves.items():
       os.makedirs(os.path.dirname(final), exist_ok=True)
       os.replace(os.path.join(self.root, staged), final)
+      self.placed.append(final)
     for path, data in jsons.items():
       os.makedirs(os.path.dirname(path), exist_ok=True)
       _write_json(path, data)
+      self.placed.append(path)
     shutil.rmtree(self.root)
 
   def discard(self):
+    """Removes the staging folder, whatever ``finish`` placed, and the
+    folders left empty that this run created."""
     shutil.rmtree(self.root, ignore_errors=True)
-    if self.created and os.path.isdir(self.folder) and not os.listdir(
-        self.folder):
-      os.rmdir(self.folder)
+    for path in self.placed:
+      if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+      elif os.path.lexists(path):
+        os.remove(path)
+    annotations = os.path.join(self.folder, 'annotations')
+    for folder, ours in ((annotations, True), (self.folder, self.created)):
+      if ours and os.path.isdir(folder) and not os.listdir(folder):
+        os.rmdir(folder)
 
 
 def _info(split):

@@ -75,6 +75,16 @@ def coco_output_paths(output_format, root, split):
   raise ValueError(f'no COCO output format {output_format!r}.')
 
 
+def refuse_coco_output(output_format, root, split):
+  """Raises FileExistsError if ``root`` already holds ``split`` in
+  ``output_format``: any path coco_output_paths names exists."""
+  for path in coco_output_paths(output_format, root, split):
+    if os.path.lexists(path):
+      raise FileExistsError(
+          f'{path} exists: {root!r} already holds split {split!r} in '
+          f'{output_format} format; delete it or choose another folder.')
+
+
 def coco_split_files(root, split):
   """(panoptic JSON, image folder, panoptic PNG folder) of a COCO split.
 
