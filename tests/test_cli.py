@@ -270,6 +270,10 @@ BAD_ARGUMENTS = [
               '2', '--format', 'coco_instances', '--output', 'cocoout'],
      "cocoout/train exists: 'cocoout' already holds split 'train' in "
      'coco_instances format'),
+    ('data', ['--dataset', 'tfrecord', '--input', 'records', '--split',
+              'train', '--output', 'o'],
+     '--dataset tfrecord is read as tf.data records: --format tfrecord '
+     'converts only the listed datasets'),
     ('data', ['--dataset', 'synthetic', '--split', 'test', '--split', 'test',
               '--num_examples', '2', '--format', 'coco_instances', '--output',
               'o'], "--split 'test' is given twice."),

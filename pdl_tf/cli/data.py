@@ -126,8 +126,8 @@ def check(args):
   if args.inspect:
     if args.output or args.format:
       flag = '--output' if args.output else '--format'
-      raise checks.UsageError(f'--inspect writes nothing; drop {flag} (or '
-                              '--inspect to convert).')
+      raise checks.UsageError(f'--inspect writes nothing; drop {flag}, or '
+                              'drop --inspect to convert.')
     return
   if not args.output:
     raise checks.UsageError('--output is required (or --inspect to '
