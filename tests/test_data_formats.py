@@ -195,6 +195,29 @@ def test_label_stats_by_hand():
     dataset_stats.label_stats(np.full((2, 2), 5), meta)
 
 
+def test_inspect_split_adds_the_readers_overlap_pixels():
+  # A reader that resolves overlapping instances (coco_instances) reports
+  # the pixels it had to give to one of them in PanopticExample.stats.
+  meta = hand_meta()
+  a, b = hand_labels()
+
+  def load(label, overlap):
+    example = PanopticExample(1, 'x.png', np.zeros(label.shape + (3,),
+                                                    np.uint8), label)
+    if overlap is not None:
+      example.stats = {'overlap_pixels': overlap}
+    return example
+
+  sources = [ExampleSource('a', lambda: load(a, 12)),
+             ExampleSource('b', lambda: load(b, None)),
+             ExampleSource('bad', lambda: load(np.full((2, 2), 3001), 1))]
+  stats = dataset_stats.inspect_split(meta, sources, progress=False)
+  assert (stats.num_images, stats.overlap_pixels, stats.pixels) == (2, 12,
+                                                                    8100)
+  assert [p['name'] for p in stats.problems] == ['bad']
+  assert 'label values [3001] have no class' in stats.problems[0]['error']
+
+
 def hand_dataset(folder):
   """The hand labels (and a third image, to be broken) in COCO panoptic
   format under ``folder``."""
