@@ -224,6 +224,9 @@ def _write_coco(args, meta, split_sources, split):
          '; image ids numbered 1..N')
   print(f'{split}: {summary["num_examples"]} examples in {args.format} '
         f'format: {", ".join(summary["files"])}{ids}')
+  if args.format == 'coco_panoptic' and args.image_format == 'png':
+    print('  (images as PNG; detectron2\'s COCO panoptic loader looks for '
+          '<stem>.jpg: write them with --image_format jpeg for it)')
   _print_skipped(split, summary['skipped'], '')
   return 0
 

@@ -15,9 +15,14 @@ one RLE annotation per stuff class present in an image) and the images.
 
 Both write the decoded, upright pixels (EXIF orientation applied by the
 readers, so no EXIF tag is left to honour) as PNG (lossless) or JPEG
-(quality 95), named after the example's file stem; category ids are the
-dataset's own (``DatasetMetadata.category_ids``); image ids the dataset's
-own when every example has a distinct non-negative int one, else 1..N.
+(quality 95), named after the example's file stem (detectron2's COCO
+panoptic loader takes the image of ``<stem>.png`` to be ``<stem>.jpg``:
+JPEG for it). Category ids are the dataset's own
+(``DatasetMetadata.category_ids``); image ids the dataset's own when every
+example has a distinct non-negative int one, else 1..N. The instance
+numbers of a label are not kept: a COCO file holds segments, and a reader
+numbers a class's instances 1..k again (gaps left by a hidden instance
+close up).
 Everything is written into a staging folder, moved in place at the end, and
 the JSON files are written last (temporary file + ``os.replace``): a failed
 or interrupted run leaves no part of the split behind, and a folder that
