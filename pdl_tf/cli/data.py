@@ -93,7 +93,9 @@ def build_parser():
                       help='synthetic: scene size HxW')
   parser.add_argument('--label_divisor', type=int, default=1000,
                       help='panoptic label = class * label_divisor + '
-                           'instance (must match data.label_divisor)')
+                           'instance (must match data.label_divisor; a '
+                           'tfrecord input keeps the one it was written '
+                           'with)')
   parser.add_argument('--ignore_label', type=int, default=255,
                       help='class id of void pixels (must match '
                            'data.ignore_label)')
