@@ -254,6 +254,29 @@ BAD_ARGUMENTS = [
      '--input (the cityscapes root folder) is required'),
     ('data', ['--dataset', 'synthetic', '--split', 'train', '--output', 'o'],
      '--num_examples (scenes per split) must be >= 1'),
+    ('data', ['--dataset', 'synthetic', '--split', 'train', '--num_examples',
+              '2', '--inspect', '--output', 'o'],
+     '--inspect writes nothing; drop --output'),
+    ('data', ['--dataset', 'synthetic', '--split', 'train', '--num_examples',
+              '2', '--inspect', '--format', 'coco_panoptic'],
+     '--inspect writes nothing; drop --format'),
+    ('data', ['--dataset', 'synthetic', '--split', 'train', '--num_examples',
+              '2'], '--output is required (or --inspect to summarise'),
+    ('data', ['--dataset', 'synthetic', '--split', 'train', '--num_examples',
+              '2', '--format', 'coco_panoptic', '--output', 'cocoout'],
+     "cocoout/annotations/panoptic_train.json exists: 'cocoout' already "
+     "holds split 'train' in coco_panoptic format"),
+    ('data', ['--dataset', 'synthetic', '--split', 'train', '--num_examples',
+              '2', '--format', 'coco_instances', '--output', 'cocoout'],
+     "cocoout/train exists: 'cocoout' already holds split 'train' in "
+     'coco_instances format'),
+    ('data', ['--dataset', 'tfrecord', '--input', 'records', '--split',
+              'train', '--output', 'o'],
+     '--dataset tfrecord is read as tf.data records: --format tfrecord '
+     'converts only the listed datasets'),
+    ('data', ['--dataset', 'synthetic', '--split', 'test', '--split', 'test',
+              '--num_examples', '2', '--format', 'coco_instances', '--output',
+              'o'], "--split 'test' is given twice."),
     ('import_checkpoint', ['deeplab2', '--checkpoint', 'nockpt/ckpt-1',
                            '--experiment', 'cityscapes_deeplab2_mnv3_small_os16',
                            '--model_dir', 'o'],
@@ -314,6 +337,10 @@ def make_bad_argument_folder(folder):
   (folder / 'cityroot' / 'leftImg8bit' / 'val' / 'x' /
    'x_000000_000000_leftImg8bit.png').write_bytes(b'not read')
   (folder / 'withckpt').mkdir()
+  (folder / 'cocoout' / 'annotations').mkdir(parents=True)  # pdl-data's
+  (folder / 'cocoout' / 'annotations' / 'panoptic_train.json').write_text(
+      '{}')
+  (folder / 'cocoout' / 'train').mkdir()
   (folder / 'withckpt' / 'checkpoint').write_text('')
 
 

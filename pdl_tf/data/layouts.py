@@ -8,6 +8,9 @@ a split's files is refused in a second, naming the file it looked for.
 Layouts (``root`` is ``data.<split>.path``, ``split`` its ``split``):
   coco_panoptic     root/annotations/panoptic_<split>.json,
                     root/annotations/panoptic_<split>/*.png, root/<split>/
+  (coco_instances   root/annotations/instances_<split>.json and
+                    stuff_<split>.json, root/<split>/: what pdl-data
+                    --format coco_instances writes)
   cityscapes        root/leftImg8bit/<split>/<city>/*_leftImg8bit.png,
                     root/gtFine/<split>/<city>/*_gtFine_instanceIds.png
   mapillary_vistas  one of VISTAS_LAYOUTS under root/<split>/, images in
@@ -41,6 +44,47 @@ def _json_object_file(path, what):
   return path
 
 
+def coco_panoptic_paths(root, split):
+  """(panoptic JSON, image folder, panoptic PNG folder) of a COCO panoptic
+  split under ``root``, as panopticapi and detectron2 expect them: root/
+  annotations/panoptic_<split>.json, root/<split>/, root/annotations/
+  panoptic_<split>/ (nothing checked)."""
+  annotations = os.path.join(root, 'annotations')
+  return (os.path.join(annotations, f'panoptic_{split}.json'),
+          os.path.join(root, split),
+          os.path.join(annotations, f'panoptic_{split}'))
+
+
+def coco_instances_paths(root, split):
+  """(instances JSON, stuff JSON, image folder) of a COCO detection split
+  under ``root``: root/annotations/instances_<split>.json, root/annotations/
+  stuff_<split>.json (COCO-Stuff style), root/<split>/ (nothing checked)."""
+  annotations = os.path.join(root, 'annotations')
+  return (os.path.join(annotations, f'instances_{split}.json'),
+          os.path.join(annotations, f'stuff_{split}.json'),
+          os.path.join(root, split))
+
+
+def coco_output_paths(output_format, root, split):
+  """The paths pdl-data's ``output_format`` ('coco_panoptic' or
+  'coco_instances') writes for ``split`` under ``root``."""
+  if output_format == 'coco_panoptic':
+    return coco_panoptic_paths(root, split)
+  if output_format == 'coco_instances':
+    return coco_instances_paths(root, split)
+  raise ValueError(f'no COCO output format {output_format!r}.')
+
+
+def refuse_coco_output(output_format, root, split):
+  """Raises FileExistsError if ``root`` already holds ``split`` in
+  ``output_format``: any path coco_output_paths names exists."""
+  for path in coco_output_paths(output_format, root, split):
+    if os.path.lexists(path):
+      raise FileExistsError(
+          f'{path} exists: {root!r} already holds split {split!r} in '
+          f'{output_format} format; delete it or choose another folder.')
+
+
 def coco_split_files(root, split):
   """(panoptic JSON, image folder, panoptic PNG folder) of a COCO split.
 
@@ -49,15 +93,12 @@ def coco_split_files(root, split):
       missing (its path named).
     ValueError: the JSON is empty or not an object.
   """
-  annotations = os.path.join(root, 'annotations')
-  json_file = os.path.join(annotations, f'panoptic_{split}.json')
+  json_file, image_folder, png_folder = coco_panoptic_paths(root, split)
   if not os.path.isfile(json_file):
     raise FileNotFoundError(
         f'no COCO panoptic JSON for split {split!r}: {json_file!r} does not '
         f'exist (expected root/annotations/panoptic_<split>.json).')
   _json_object_file(json_file, 'COCO panoptic JSON')
-  image_folder = os.path.join(root, split)
-  png_folder = os.path.join(annotations, f'panoptic_{split}')
   _folder(image_folder, f'no COCO image folder for split {split!r}',
           'root/<split>/*.jpg')
   _folder(png_folder, f'no COCO panoptic PNG folder for split {split!r}',

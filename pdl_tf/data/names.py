@@ -12,3 +12,6 @@ DATASETS = LISTED + ('tfrecord', 'tfds_coco_panoptic')
 PATH_OPTIONAL = ('synthetic', 'tfds_coco_panoptic')
 # The synthetic dataset's splits (synthetic.SPLIT_SEEDS; pinned by a test).
 SYNTHETIC_SPLITS = ('train', 'validation', 'test')
+# What pdl-data writes (--format): sharded TFRecords (the tfrecord dataset),
+# or the COCO layouts (coco_writers.py).
+OUTPUT_FORMATS = ('tfrecord', 'coco_panoptic', 'coco_instances')
