@@ -149,7 +149,9 @@ def resolve_classes(config, meta, source):
       unit = ' classes' if key == 'model.num_classes' else ''
       raise ConfigError(
           f'{key!r} is {_short(value)} but {source} has {_short(theirs)}'
-          f"{unit}: {shown}; remove the setting to take the dataset's.")
+          f"{unit}: {shown}; to take the dataset's, leave {key} out of "
+          f'your config or set it to {_short(unset)} (a base experiment '
+          'may set it).')
   model.num_classes = meta.num_classes
   data.thing_class_ids = tuple(meta.thing_class_ids)
   data.class_names = tuple(meta.class_names)
