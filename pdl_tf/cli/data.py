@@ -1,7 +1,8 @@
 """pdl-data: convert a panoptic dataset to sharded TFRecords.
 
 Reads any listed dataset (synthetic, COCO panoptic format, Cityscapes
-gtFine, Mapillary Vistas) with the package's readers and writes
+gtFine, Mapillary Vistas, COCO instances JSON with optional stuff,
+semantic + instance PNG pairs) with the package's readers and writes
 ``--output`` as ``data.dataset: tfrecord`` reads it (pdl_tf.data.tfrecords):
 shards, per-shard sidecars and metadata.json. Rerunning the same command
 resumes after the last finished shard.

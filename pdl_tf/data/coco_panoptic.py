@@ -17,7 +17,7 @@ Example:
 import dataclasses
 import functools
 import os
-from typing import Callable, Iterator, List, Tuple
+from typing import Callable, Dict, Iterator, List, Tuple
 
 import numpy as np
 
@@ -49,11 +49,17 @@ class DatasetMetadata:
 
 @dataclasses.dataclass
 class PanopticExample:
-  """One image and its label: uint8 [H, W, 3] and int32 [H, W]."""
+  """One image and its label: uint8 [H, W, 3] and int32 [H, W].
+
+  ``stats`` holds a reader's counts about the label, e.g. ``coco_instances``'
+  'overlap_pixels' (pixels claimed by more than one annotation); empty for
+  readers that count nothing.
+  """
   image_id: int
   file_name: str
   image: np.ndarray
   panoptic: np.ndarray
+  stats: Dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
