@@ -50,8 +50,8 @@ def read_index_png(path, what):
   except (OSError, SyntaxError) as e:
     raise ValueError(f'{what} {path!r} cannot be read: {e}') from e
   if values.ndim != 2:
-    raise ValueError(f'{path}: a {what} has one channel (8 or 16 bit gray '
-                     f'or palette indices), this one is {mode}.')
+    raise ValueError(f'{what} {path!r} has mode {mode}; it must have one '
+                     'channel (8 or 16 bit gray, or palette indices).')
   return values
 
 
