@@ -12,6 +12,7 @@ from PIL import Image
 from pycocotools import mask as mask_api
 from pycocotools.coco import COCO
 
+from helpers import run_python
 from pdl_tf import config_io
 from pdl_tf.cli import checks
 from pdl_tf.cli import data as data_cli
@@ -444,3 +445,27 @@ def test_labels_turn_with_an_exif_rotated_image(tmp_path):
   stored, _ = oracle(write(tmp_path, images=False)[:1], meta, 1)
   assert examples[0].image.shape == (W, H, 3)
   np.testing.assert_array_equal(examples[0].panoptic, np.rot90(stored, -1))
+
+
+def test_an_image_of_another_size_than_its_json_entry(tmp_path):
+  write(tmp_path)
+  Image.new('RGB', (40, 30)).save(tmp_path / 'train' / 'c.png')
+  with pytest.raises(ValueError, match=r'the label of .*instances_train.json'
+                     r': image 3 \(c.png\) is 48x32 but its image .*c.png is '
+                     '40x30'):
+    load(tmp_path)
+
+
+def test_the_json_checks_run_without_tensorflow(tmp_path):
+  json_file, stuff_file = write(tmp_path, stuff_data=stuff())
+  result = run_python(f'''
+      import sys
+      from pdl_tf.data import instances_json
+      split = instances_json.parse_split({str(json_file)!r},
+                                         {str(stuff_file)!r})
+      print([c['name'] for c in split.categories],
+            [len(i.segments) for i in split.images],
+            'tensorflow' in sys.modules)''')
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.split('\n')[0] == (
+      "['car', 'person', 'road', 'sky'] [7, 2, 0] False")

@@ -236,6 +236,11 @@ def test_layout_checks_and_class_names(tmp_path):
     layouts.check_split('panoptic_pngs', str(tmp_path), 'train')
   assert class_names.class_names('panoptic_pngs', str(tmp_path)) == [
       'road', 'car', 'person', 'wall']
+  (tmp_path / 'train' / 'semantic').mkdir()
+  (tmp_path / 'classes.yaml').write_text('- {id: 1, name: a}\n')
+  with pytest.raises(checks.UsageError, match="classes.yaml: entry 0 lacks "
+                     "the key 'isthing'"):
+    checks.dataset_files('panoptic_pngs', str(tmp_path), 'train')
   (tmp_path / 'classes.json').write_text('[]')
   with pytest.raises(checks.UsageError, match='keep one classes file'):
     checks.dataset_files('panoptic_pngs', str(tmp_path), 'train')

@@ -34,7 +34,7 @@ or all stuff from its PNG).
 
 Overlaps, one rule: non-crowd things win over crowd regions, which win over
 stuff; between annotations of the same kind the smallest (in pixels) wins,
-and of two the same size the later annotation id. A stuff PNG lies under
+and of two the same size the one with the higher annotation id. A stuff PNG lies under
 every annotation. ``PanopticExample.stats['overlap_pixels']`` counts the
 pixels claimed by more than one annotation of the JSON files.
 

@@ -24,6 +24,8 @@ import glob
 import json
 import os
 
+from pdl_tf.data import classes_file
+
 # Mapillary Vistas: (label folder under root/<split>, JSON name), in the
 # order tried: the v1.2 download, v2.0's v1.2 labels, v2.0's own labels
 # (124 classes).
@@ -235,15 +237,17 @@ def tfrecord_class_names(root):
 def check_split(dataset, root, split):
   """Raises FileNotFoundError (naming the path) when ``root`` lacks the
   files ``dataset`` reads for ``split``, ValueError when its JSON is
-  empty or not an object; other datasets pass."""
+  empty or not an object or its classes file is bad; other datasets pass.
+  (A JSON's annotations are checked when the split is listed, where it is
+  loaded once: ``instances_json.parse_split`` for coco_instances.)"""
   if dataset == 'coco_panoptic':
     coco_split_files(root, split)
   elif dataset == 'mapillary_vistas':
     vistas_split_files(root, split)
   elif dataset == 'coco_instances':
     coco_instances_split_files(root, split)
-  elif dataset == 'panoptic_pngs':
-    panoptic_pngs_split_files(root, split)
+  elif dataset == 'panoptic_pngs':  # and its classes file (a few lines)
+    classes_file.read_classes(panoptic_pngs_split_files(root, split)[0])
   elif dataset == 'cityscapes':
     cityscapes_image_pattern(root, split)
   elif dataset == 'tfrecord':
