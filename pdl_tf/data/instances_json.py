@@ -23,7 +23,6 @@ polygon that covers no pixel is found when the mask is rasterised.
 """
 
 import dataclasses
-import numbers
 import os
 from typing import List, Optional
 
@@ -31,6 +30,8 @@ from pycocotools import mask as mask_api
 
 from pdl_tf.panoptic_format import load_json
 
+# The types of polygon coordinates in parsed JSON (bool excluded).
+_NUMBERS = frozenset((int, float))
 # COCO-Stuff's 'other' category: every thing pixel, as one stuff class.
 OTHER_STUFF = (183, 'other')
 
@@ -96,11 +97,19 @@ def _field(entry, key, kind, path, what):
   return value
 
 
+def _entry_id(entry, path, noun):
+  """entry['id'], an int; the message of a bad one shows the entry (its
+  text is made only then: it is slow for 10^6 annotations)."""
+  value = entry.get('id')
+  return value if _is_int(value) else _field(entry, 'id', 'int', path,
+                                             f'{noun} {entry!r:.80}')
+
+
 def _categories(data, path, stuff_file):
   """Checked categories of one JSON: dicts with id, name, isthing, color."""
   out = []
   for entry in _entries(data, 'categories', path):
-    category_id = _field(entry, 'id', 'int', path, f'category {entry!r}')
+    category_id = _entry_id(entry, path, 'category')
     what = f'category {category_id}'
     name = _field(entry, 'name', 'str', path, what)
     if stuff_file and (category_id, name) == OTHER_STUFF:
@@ -162,7 +171,7 @@ def _images(data, path):
   """{image id: ImageEntry} of the instances JSON, in its order."""
   images = {}
   for entry in _entries(data, 'images', path):
-    image_id = _field(entry, 'id', 'int', path, f'image {entry!r}')
+    image_id = _entry_id(entry, path, 'image')
     what = f'image {image_id}'
     if image_id in images:
       raise ValueError(f'{path}: image id {image_id} repeats.')
@@ -181,9 +190,8 @@ def _polygons(segmentation, where):
   if not segmentation:
     raise ValueError(f'{where}: segmentation is an empty polygon list.')
   for k, polygon in enumerate(segmentation):
-    if not isinstance(polygon, list) or not all(
-        isinstance(v, numbers.Real) and not isinstance(v, bool)
-        for v in polygon):
+    if not isinstance(polygon, list) or not set(map(type, polygon)) <= (
+        _NUMBERS):
       raise ValueError(f'{where}: polygon {k} is not a list of numbers '
                        '[x0, y0, x1, y1, ...] (segmentation must be a list '
                        'of polygons or an RLE object).')
@@ -224,7 +232,7 @@ def _rle(segmentation, image, where):
 def _segment(entry, path, images, categories, skipped):
   """A checked Segment of one annotation and its ImageEntry, or None for an
   annotation of a skipped category (COCO-Stuff 'other')."""
-  annotation_id = _field(entry, 'id', 'int', path, f'annotation {entry!r:.80}')
+  annotation_id = _entry_id(entry, path, 'annotation')
   where = f'{path}: annotation {annotation_id}'
   image_id = _field(entry, 'image_id', 'int', path, f'annotation '
                     f'{annotation_id}')
