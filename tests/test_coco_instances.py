@@ -363,7 +363,20 @@ def test_stuff_json_errors_name_the_stuff_file(tmp_path):
   bad['categories'].append({'id': 3, 'name': 'car again'})
   write(tmp_path, stuff_data=bad)
   with pytest.raises(errors.DatasetError, match=f"{stuff_file}: category 3 "
-                     r"\('car again'\) is also a category of"):
+                     r"\('car again'\) is also a category of .*"
+                     'instances_train.json'):
+    load(tmp_path)
+  bad = stuff()
+  bad['categories'].append({'id': 106, 'name': 'sky again'})
+  write(tmp_path, stuff_data=bad)
+  with pytest.raises(errors.DatasetError, match=f"{stuff_file}: category "
+                     r"106 \('sky again'\) repeats in this file"):
+    load(tmp_path)
+  bad = stuff()  # 'other' annotations are skipped only where it is declared
+  bad['categories'].pop()
+  write(tmp_path, stuff_data=bad)
+  with pytest.raises(errors.DatasetError, match=f'{stuff_file}: annotation '
+                     '101: unknown category_id 183'):
     load(tmp_path)
 
 

@@ -148,9 +148,10 @@ def split_categories(instances, instances_file, stuff=None, stuff_file=''):
   if stuff is not None:
     for category in _categories(stuff, stuff_file, stuff_file=True):
       if category['id'] in sources:
-        raise ValueError(
-            f'{stuff_file}: category {category["id"]} ({category["name"]!r})'
-            f' is also a category of {sources[category["id"]]}.')
+        where = ('repeats in this file' if sources[category['id']] ==
+                 stuff_file else f'is also a category of {instances_file}')
+        raise ValueError(f'{stuff_file}: category {category["id"]} '
+                         f'({category["name"]!r}) {where}.')
       sources[category['id']] = stuff_file
       categories.append(category)
   if not categories:
@@ -301,8 +302,11 @@ def parse_split(instances_file, stuff_file=None, stuff_folder=None):
   by_id = {c['id']: c for c in categories}
   images = _images(instances, instances_file)
   _add_segments(instances, instances_file, images, by_id)
-  if stuff is not None:
-    _add_segments(stuff, stuff_file, images, by_id, skipped=(OTHER_STUFF[0],))
+  if stuff is not None:  # 'other' annotations skipped where it is declared
+    other = any(isinstance(c, dict) and (c.get('id'), c.get('name')) ==
+                OTHER_STUFF for c in stuff['categories'])
+    _add_segments(stuff, stuff_file, images, by_id,
+                  skipped=(OTHER_STUFF[0],) if other else ())
   if stuff_folder is not None:
     _check_png_stuff(categories, images, instances_file, stuff_folder)
   return InstancesSplit(categories, list(images.values()))
