@@ -34,8 +34,8 @@ or all stuff from its PNG).
 
 Overlaps, one rule: non-crowd things win over crowd regions, which win over
 stuff; between annotations of the same kind the smallest (in pixels) wins,
-and of two the same size the one with the higher annotation id. A stuff PNG lies under
-every annotation. ``PanopticExample.stats['overlap_pixels']`` counts the
+and of two the same size the one with the higher annotation id. A stuff PNG
+lies under every annotation. ``PanopticExample.stats['overlap_pixels']`` counts the
 pixels claimed by more than one annotation of the JSON files.
 
 The label is built in the JSON's width x height, the image's stored frame,
@@ -113,8 +113,9 @@ def read_stuff_png(path, height, width, meta):
 
 
 def _painting(entry, meta, where):
-  """(tier, -area, annotation id, label value, rle, segment) per annotation,
-  in painting order, checking for empty masks and instance counts."""
+  """(tier, -area, annotation id, position, label value, rle, segment) per
+  annotation, in painting order (each wins over those before it), checking
+  for empty masks and instance counts."""
   index = {c: i for i, c in enumerate(meta.category_ids)}
   instances, painting = {}, []
   for order, segment in enumerate(entry.segments):

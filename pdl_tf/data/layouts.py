@@ -1,8 +1,8 @@
 """Where each dataset keeps its files, without TensorFlow.
 
 The readers (``coco_panoptic``, ``cityscapes``, ``mapillary_vistas``,
-``coco_instances``, ``panoptic_pngs``, ``tfrecords``) and the commands' argument checks (``cli/checks.py``, run
-before TensorFlow starts) take their paths from here, so a root that lacks
+``coco_instances``, ``panoptic_pngs``, ``tfrecords``) and the commands'
+argument checks (``cli/checks.py``, run before TensorFlow starts) take their paths from here, so a root that lacks
 a split's files is refused in a second, naming the file it looked for.
 
 Layouts (``root`` is ``data.<split>.path``, ``split`` its ``split``):

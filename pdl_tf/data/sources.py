@@ -2,9 +2,10 @@
 
 Two kinds of dataset:
   listed   ``synthetic``, ``coco_panoptic``, ``cityscapes``,
-           ``mapillary_vistas``, ``coco_instances``, ``panoptic_pngs``: a list of ExampleSource (file name + lazy
-           loader), so pdl-data can convert them and the pipeline can give
-           each input pipeline its own examples.
+           ``mapillary_vistas``, ``coco_instances``, ``panoptic_pngs``: a
+           list of ExampleSource (file name + lazy loader), so pdl-data can
+           convert them and the pipeline can give each input pipeline its
+           own examples.
   records  ``tfrecord`` (folders written by pdl-data) and
            ``tfds_coco_panoptic`` (TFDS ``coco/2017_panoptic``): read
            directly as tf.data datasets.
