@@ -16,7 +16,6 @@ from helpers import run_python
 from pdl_tf import config_io
 from pdl_tf.cli import checks
 from pdl_tf.cli import data as data_cli
-from pdl_tf.data import class_names
 from pdl_tf.data import errors
 from pdl_tf.data import instances_json
 from pdl_tf.data import layouts
@@ -400,12 +399,16 @@ def test_layout_checks_name_the_missing_file(tmp_path):
     checks.dataset_files('coco_instances', str(tmp_path), 'train')
 
 
-def test_class_names_come_from_the_json_files(tmp_path):
+def test_the_classes_read_before_tensorflow_are_the_readers(tmp_path):
   write(tmp_path, stuff_data=stuff())
-  assert class_names.class_names('coco_instances', str(tmp_path), 'train') \
-      == ['car', 'person', 'road', 'sky']
-  assert class_names.class_names('coco_instances', str(tmp_path)) is None
-  assert class_names.class_names('coco_instances', '') is None
+  files = layouts.coco_instances_split_files(str(tmp_path), 'train')
+  categories = instances_json.read_split_categories(files[0], files[2])
+  meta, _ = load(tmp_path)
+  assert [c['name'] for c in categories] == meta.class_names
+  assert [c['id'] for c in categories] == meta.category_ids
+  assert [bool(c['isthing']) for c in categories] == meta.is_thing
+  _, listed = sources.list_split('coco_instances', str(tmp_path), 'train')
+  assert [source.image_id for source in listed] == [1, 2, 3]  # the JSON's
 
 
 def test_pdl_data_converts_it(tmp_path, capsys):

@@ -1,6 +1,6 @@
 """panoptic_pngs reader: semantic + instance-id PNG pairs against a per-pixel
 numpy oracle, 8 and 16 bit, the classes file's schema, every error message,
-the layout checks and class names."""
+the layout checks and the classes read before TensorFlow."""
 
 import json
 
@@ -10,7 +10,6 @@ import yaml
 from PIL import Image
 
 from pdl_tf.cli import checks
-from pdl_tf.data import class_names
 from pdl_tf.data import classes_file
 from pdl_tf.data import errors
 from pdl_tf.data import layouts
@@ -234,8 +233,9 @@ def test_layout_checks_and_class_names(tmp_path):
   (tmp_path / 'train' / 'semantic').rmdir()
   with pytest.raises(FileNotFoundError, match="no semantic folder"):
     layouts.check_split('panoptic_pngs', str(tmp_path), 'train')
-  assert class_names.class_names('panoptic_pngs', str(tmp_path)) == [
-      'road', 'car', 'person', 'wall']
+  assert [c['name'] for c in classes_file.read_classes(
+      layouts.panoptic_pngs_classes_file(str(tmp_path)))] == [
+          'road', 'car', 'person', 'wall']
   (tmp_path / 'train' / 'semantic').mkdir()
   (tmp_path / 'classes.yaml').write_text('- {id: 1, name: a}\n')
   with pytest.raises(checks.UsageError, match="classes.yaml: entry 0 lacks "

@@ -93,8 +93,7 @@ def _labels(args, params):
   if not params:
     return (1000 if args.label_divisor is None else args.label_divisor), None
   data = params['data']
-  names = class_names.class_names(data['dataset'], data['eval']['path'],
-                                  data['eval'].get('split', ''))
+  names = class_names.class_names(data['dataset'], data['eval']['path'])
   if names is not None and len(names) != params['model']['num_classes']:
     names = None  # a dataset relabelled for this model: ids only
   divisor = (int(data['label_divisor']) if args.label_divisor is None

@@ -9,7 +9,6 @@ import importlib.resources
 import json
 import os
 
-from pdl_tf.data import classes_file
 from pdl_tf.data import layouts
 
 
@@ -21,24 +20,18 @@ def coco_categories():
   return json.loads(path.read_text())
 
 
-def class_names(dataset, path='', split=''):
+def class_names(dataset, path=''):
   """The class names of ``dataset`` by class index, or None if unknown.
 
   Args:
     dataset: ``data.dataset`` of a config.
-    path: ``data.<split>.path``, read where the names live in the dataset's
-      files and that folder is on this machine: a ``tfrecord`` folder's
-      metadata.json, a ``panoptic_pngs`` classes file, a ``coco_instances``
-      split's JSON files (with ``split``).
-    split: ``data.<split>.split`` (for ``coco_instances``).
+    path: ``data.<split>.path`` (read only for ``tfrecord``: its
+      metadata.json, if that folder is on this machine).
 
   Returns:
-    A list of str, or None for ``mapillary_vistas`` (its names live only
-    in its annotation files), for ``coco_instances`` without a split, or
-    when the folder is not here.
-
-  Raises:
-    ValueError: a classes file or JSON that is there but malformed.
+    A list of str, or None for datasets whose names live only in their
+    annotation files (``mapillary_vistas``) or when the tfrecord folder is
+    not here.
   """
   # pylint: disable=g-import-not-at-top
   if dataset == 'synthetic':
@@ -50,28 +43,7 @@ def class_names(dataset, path='', split=''):
   if dataset in ('coco_panoptic', 'tfds_coco_panoptic'):
     return [category['name'] for category in coco_categories()]
   # pylint: enable=g-import-not-at-top
-  if not path or not os.path.isdir(path):
-    return None
-  if dataset == 'tfrecord' and os.path.isfile(
+  if dataset == 'tfrecord' and path and os.path.isfile(
       os.path.join(path, layouts.TFRECORD_METADATA)):
     return layouts.tfrecord_class_names(path)
-  if dataset == 'panoptic_pngs':
-    return [c['name'] for c in
-            classes_file.read_classes(layouts.panoptic_pngs_classes_file(path))]
-  if dataset == 'coco_instances' and split:
-    return [c['name'] for c in _instances_categories(path, split)]
   return None
-
-
-def _instances_categories(root, split):
-  """The categories of a coco_instances split, in class order."""
-  # pylint: disable=g-import-not-at-top
-  from pdl_tf.data import instances_json
-  from pdl_tf.panoptic_format import load_json
-  # pylint: enable=g-import-not-at-top
-  json_file, _, stuff_file, _ = layouts.coco_instances_split_files(root,
-                                                                   split)
-  stuff = load_json(stuff_file, 'COCO stuff') if stuff_file else None
-  return instances_json.split_categories(
-      load_json(json_file, 'COCO instances'), json_file, stuff,
-      stuff_file or '')

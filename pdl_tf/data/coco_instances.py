@@ -223,6 +223,6 @@ def list_coco_instances(root, split, label_divisor=1000, ignore_label=255):
                        f'({names[k]}) has no stuff PNG: {pngs[k]!r} does '
                        'not exist.')
   sources = [ExampleSource(entry.file_name, functools.partial(
-      _load_example, entry, image_folder, stuff_folder, meta, json_file))
-             for entry in parsed.images]
+      _load_example, entry, image_folder, stuff_folder, meta, json_file),
+                           entry.image_id) for entry in parsed.images]
   return meta, sources

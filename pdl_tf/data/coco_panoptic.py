@@ -17,7 +17,7 @@ Example:
 import dataclasses
 import functools
 import os
-from typing import Callable, Dict, Iterator, List, Tuple
+from typing import Callable, Iterator, List, Tuple
 
 import numpy as np
 
@@ -59,7 +59,7 @@ class PanopticExample:
   file_name: str
   image: np.ndarray
   panoptic: np.ndarray
-  stats: Dict[str, int] = dataclasses.field(default_factory=dict)
+  stats: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -71,6 +71,7 @@ class ExampleSource:
   """
   name: str
   load: Callable[[], PanopticExample]
+  image_id: object = None  # the dataset's image id, where it has one
 
 
 def load_all(sources) -> Iterator[PanopticExample]:

@@ -159,6 +159,21 @@ def split_categories(instances, instances_file, stuff=None, stuff_file=''):
   return categories
 
 
+def read_split_categories(instances_file, stuff_file=None):
+  """The categories of a split in class order (``split_categories``) from
+  its JSON files, the annotations not checked: for reading the classes
+  before TensorFlow starts (``layouts.coco_instances_split_files`` gives
+  the files).
+
+  Raises:
+    FileNotFoundError: a JSON is missing. ValueError: a bad JSON or
+    category (file named).
+  """
+  stuff = load_json(stuff_file, 'COCO stuff') if stuff_file else None
+  return split_categories(load_json(instances_file, 'COCO instances'),
+                          instances_file, stuff, stuff_file or '')
+
+
 def _repeated(values):
   seen, repeated = set(), []
   for value in values:
