@@ -29,6 +29,32 @@ def read_id_map(path):
   return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
 
 
+def read_index_png(path, what):
+  """The values [H, W] of a one-channel PNG (8 or 16 bit gray, or the
+  indices of a palette PNG), as stored: uint8, uint16 or int32.
+
+  Args:
+    path: the PNG.
+    what: what it is, for messages (e.g. 'Semantic PNG').
+
+  Raises:
+    FileNotFoundError: no such file. ValueError: not a readable image, or
+    one with several channels (RGB, gray + alpha).
+  """
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'{what} {path!r} does not exist.')
+  try:
+    with Image.open(path) as image:
+      mode = image.mode
+      values = np.asarray(image)
+  except (OSError, SyntaxError) as e:
+    raise ValueError(f'{what} {path!r} cannot be read: {e}') from e
+  if values.ndim != 2:
+    raise ValueError(f'{what} {path!r} has mode {mode}; it must have one '
+                     'channel (8 or 16 bit gray, or palette indices).')
+  return values
+
+
 def id_map_to_rgb(ids):
   """uint8 [H, W, 3] with id = R + 256 G + 256^2 B."""
   ids = np.asarray(ids, np.int64)

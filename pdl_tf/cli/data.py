@@ -1,7 +1,8 @@
 """pdl-data: convert a panoptic dataset, or summarise it.
 
 Reads any dataset of the package (synthetic, COCO panoptic format,
-Cityscapes gtFine, Mapillary Vistas; for the COCO formats and --inspect
+Cityscapes gtFine, Mapillary Vistas, COCO instances JSON with optional
+stuff, semantic + instance PNG pairs; for the COCO formats and --inspect
 also a pdl-data TFRecord folder and TFDS coco/2017_panoptic) with its
 readers and writes ``--output`` in one of three formats (``--format``):
 

@@ -32,11 +32,17 @@ from pdl_tf.panoptic_format import read_id_map
 
 @dataclasses.dataclass
 class PanopticExample:
-  """One image and its label: uint8 [H, W, 3] and int32 [H, W]."""
+  """One image and its label: uint8 [H, W, 3] and int32 [H, W].
+
+  ``stats`` holds a reader's counts about the label, e.g. ``coco_instances``'
+  'overlap_pixels' (pixels claimed by more than one annotation); empty for
+  readers that count nothing.
+  """
   image_id: int
   file_name: str
   image: np.ndarray
   panoptic: np.ndarray
+  stats: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass

@@ -1,8 +1,8 @@
 """Where each dataset keeps its files, without TensorFlow.
 
 The readers (``coco_panoptic``, ``cityscapes``, ``mapillary_vistas``,
-``tfrecords``) and the commands' argument checks (``cli/checks.py``, run
-before TensorFlow starts) take their paths from here, so a root that lacks
+``coco_instances``, ``panoptic_pngs``, ``tfrecords``) and the commands'
+argument checks (``cli/checks.py``, run before TensorFlow starts) take their paths from here, so a root that lacks
 a split's files is refused in a second, naming the file it looked for.
 
 Layouts (``root`` is ``data.<split>.path``, ``split`` its ``split``):
@@ -15,12 +15,19 @@ Layouts (``root`` is ``data.<split>.path``, ``split`` its ``split``):
                     root/gtFine/<split>/<city>/*_gtFine_instanceIds.png
   mapillary_vistas  one of VISTAS_LAYOUTS under root/<split>/, images in
                     root/<split>/images/
+  coco_instances    root/annotations/instances_<split>.json, root/<split>/;
+                    stuff (optional): root/annotations/stuff_<split>.json
+                    or root/annotations/stuff_<split>/<image stem>.png
+  panoptic_pngs     root/classes.yaml (or .json), root/<split>/images/,
+                    root/<split>/semantic/*.png, root/<split>/instance/*.png
   tfrecord          root/metadata.json, root/<split>-*-of-*.tfrecord
 """
 
 import glob
 import json
 import os
+
+from pdl_tf.data import classes_file
 
 # Mapillary Vistas: (label folder under root/<split>, JSON name), in the
 # order tried: the v1.2 download, v2.0's v1.2 labels, v2.0's own labels
@@ -104,6 +111,79 @@ def coco_split_files(root, split):
   _folder(png_folder, f'no COCO panoptic PNG folder for split {split!r}',
           'root/annotations/panoptic_<split>/*.png')
   return json_file, image_folder, png_folder
+
+
+def coco_instances_split_files(root, split):
+  """(instances JSON, image folder, stuff JSON or None, stuff PNG folder
+  or None) of a ``coco_instances`` split.
+
+  Raises:
+    FileNotFoundError: the JSON or the image folder is missing (its path
+      named).
+    ValueError: a JSON is empty or not an object, or both stuff sources
+      exist (one must go).
+  """
+  annotations = os.path.join(root, 'annotations')
+  json_file = os.path.join(annotations, f'instances_{split}.json')
+  if not os.path.isfile(json_file):
+    raise FileNotFoundError(
+        f'no COCO instances JSON for split {split!r}: {json_file!r} does '
+        'not exist (expected root/annotations/instances_<split>.json).')
+  _json_object_file(json_file, 'COCO instances JSON')
+  image_folder = os.path.join(root, split)
+  _folder(image_folder, f'no image folder for split {split!r}',
+          'root/<split>/*.jpg')
+  stuff_file = os.path.join(annotations, f'stuff_{split}.json')
+  stuff_folder = os.path.join(annotations, f'stuff_{split}')
+  has_file, has_folder = (os.path.isfile(stuff_file),
+                          os.path.isdir(stuff_folder))
+  if has_file and has_folder:
+    raise ValueError(f'both {stuff_file!r} and {stuff_folder!r} exist; keep '
+                     'one source of stuff labels per split.')
+  if has_file:
+    _json_object_file(stuff_file, 'COCO stuff JSON')
+  return (json_file, image_folder, stuff_file if has_file else None,
+          stuff_folder if has_folder else None)
+
+
+PANOPTIC_PNGS_CLASSES = ('classes.yaml', 'classes.json')
+PANOPTIC_PNGS_FOLDERS = ('images', 'semantic', 'instance')
+
+
+def panoptic_pngs_classes_file(root):
+  """root/classes.yaml or root/classes.json of a ``panoptic_pngs`` root.
+
+  Raises:
+    FileNotFoundError: neither exists. ValueError: both exist.
+  """
+  found = [os.path.join(root, name) for name in PANOPTIC_PNGS_CLASSES
+           if os.path.isfile(os.path.join(root, name))]
+  if not found:
+    raise FileNotFoundError(
+        f'no classes file: {os.path.join(root, "classes.yaml")!r} does not '
+        'exist (expected root/classes.yaml or root/classes.json, a list of '
+        '{id, name, isthing, color}).')
+  if len(found) == 2:
+    raise ValueError(f'both {found[0]!r} and {found[1]!r} exist; keep one '
+                     'classes file.')
+  return found[0]
+
+
+def panoptic_pngs_split_files(root, split):
+  """(classes file, image folder, semantic folder, instance folder) of a
+  ``panoptic_pngs`` split.
+
+  Raises:
+    FileNotFoundError: the classes file or a folder is missing (named).
+    ValueError: both classes files exist.
+  """
+  classes = panoptic_pngs_classes_file(root)
+  folders = tuple(os.path.join(root, split, name)
+                  for name in PANOPTIC_PNGS_FOLDERS)
+  for name, folder in zip(PANOPTIC_PNGS_FOLDERS, folders):
+    _folder(folder, f'no {name} folder for split {split!r}',
+            f'root/<split>/{name}/')
+  return (classes,) + folders
 
 
 def _folder(path, what, expected):
@@ -198,11 +278,17 @@ def tfrecord_class_names(root):
 def check_split(dataset, root, split):
   """Raises FileNotFoundError (naming the path) when ``root`` lacks the
   files ``dataset`` reads for ``split``, ValueError when its JSON is
-  empty or not an object; other datasets pass."""
+  empty or not an object or its classes file is bad; other datasets pass.
+  (A JSON's annotations are checked when the split is listed, where it is
+  loaded once: ``instances_json.parse_split`` for coco_instances.)"""
   if dataset == 'coco_panoptic':
     coco_split_files(root, split)
   elif dataset == 'mapillary_vistas':
     vistas_split_files(root, split)
+  elif dataset == 'coco_instances':
+    coco_instances_split_files(root, split)
+  elif dataset == 'panoptic_pngs':  # and its classes file (a few lines)
+    classes_file.read_classes(panoptic_pngs_split_files(root, split)[0])
   elif dataset == 'cityscapes':
     cityscapes_image_pattern(root, split)
   elif dataset == 'tfrecord':

@@ -6,7 +6,8 @@ dataset but ``synthetic`` and ``tfds_coco_panoptic`` needs
 ``data.<split>.path``, a folder.
 """
 
-LISTED = ('synthetic', 'coco_panoptic', 'cityscapes', 'mapillary_vistas')
+LISTED = ('synthetic', 'coco_panoptic', 'cityscapes', 'mapillary_vistas',
+          'coco_instances', 'panoptic_pngs')
 DATASETS = LISTED + ('tfrecord', 'tfds_coco_panoptic')
 # path is optional for these: synthetic has none, TFDS has a default folder.
 PATH_OPTIONAL = ('synthetic', 'tfds_coco_panoptic')

@@ -2,9 +2,10 @@
 
 Two kinds of dataset:
   listed   ``synthetic``, ``coco_panoptic``, ``cityscapes``,
-           ``mapillary_vistas``: a list of ExampleSource (file name + lazy
-           loader), so pdl-data can convert them and the pipeline can give
-           each input pipeline its own examples.
+           ``mapillary_vistas``, ``coco_instances``, ``panoptic_pngs``: a
+           list of ExampleSource (file name + lazy loader), so pdl-data can
+           convert them and the pipeline can give each input pipeline its
+           own examples.
   records  ``tfrecord`` (folders written by pdl-data) and
            ``tfds_coco_panoptic`` (TFDS ``coco/2017_panoptic``): read
            directly as tf.data datasets.
@@ -22,16 +23,27 @@ import tensorflow as tf
 
 from pdl_tf.config import ConfigError
 from pdl_tf.data import cityscapes
+from pdl_tf.data import coco_instances
 from pdl_tf.data import coco_panoptic
 from pdl_tf.data import errors
 from pdl_tf.data import layouts
 from pdl_tf.data import mapillary_vistas
+from pdl_tf.data import panoptic_pngs
 from pdl_tf.data import synthetic
 from pdl_tf.data.names import DATASETS
 from pdl_tf.data.names import LISTED
 from pdl_tf.data import tfds_coco
 from pdl_tf.data import tfrecords
 
+
+# Listed datasets read from a root folder: reader(root, split,
+# label_divisor, ignore_label) -> (metadata, sources).
+_READERS = {
+    'cityscapes': cityscapes.list_cityscapes,
+    'mapillary_vistas': mapillary_vistas.list_mapillary_vistas,
+    'coco_instances': coco_instances.list_coco_instances,
+    'panoptic_pngs': panoptic_pngs.list_panoptic_pngs,
+}
 
 
 def list_split(dataset, path, split, *, label_divisor=1000, ignore_label=255,
@@ -66,12 +78,9 @@ def list_split(dataset, path, split, *, label_divisor=1000, ignore_label=255,
       meta, sources = coco_panoptic.list_coco_panoptic(
           *layouts.coco_split_files(path, split), label_divisor,
           ignore_label)
-    elif dataset == 'cityscapes':
-      meta, sources = cityscapes.list_cityscapes(path, split, label_divisor,
-                                                 ignore_label)
     else:
-      meta, sources = mapillary_vistas.list_mapillary_vistas(
-          path, split, label_divisor, ignore_label)
+      meta, sources = _READERS[dataset](path, split, label_divisor,
+                                        ignore_label)
   except (errors.DatasetError, ConfigError):
     raise
   except ValueError as e:  # the readers name the file and the problem
