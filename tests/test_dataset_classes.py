@@ -245,3 +245,48 @@ def test_own_dataset_journey_train_eval_export_predict(tmp_path, capsys):
     index = segment['class_index']
     assert segment['category_id'] == [11, 22, 30, 31][index]
     assert segment['category_name'] == CUSTOM[index]['name']
+
+
+def segments(panoptic, divisor=1000):
+  """{(class, frozenset of pixel indices)} of a label: the same for two
+  labels that differ only in their instance numbering."""
+  flat = panoptic.reshape(-1)
+  return {(int(value) // divisor, frozenset(np.flatnonzero(flat == value)))
+          for value in np.unique(flat)}
+
+
+@pytest.mark.parametrize('output_format', ['coco_instances', 'coco_panoptic'])
+def test_synthetic_written_as_coco_reads_back_with_its_classes(
+    tmp_path, output_format):
+  # pdl-data's COCO writers and the readers of those formats agree: the
+  # same segments (instances renumbered), classes and category ids, read
+  # before TensorFlow from the written JSON.
+  # pylint: disable=g-import-not-at-top
+  from pdl_tf.data import coco_writers
+  from pdl_tf.data import sources
+  # pylint: enable=g-import-not-at-top
+  meta, listed = sources.list_split('synthetic', '', 'validation',
+                                    num_examples=3, size=(64, 80))
+  coco_writers.WRITERS[output_format](meta, listed, str(tmp_path), 'val',
+                                      progress=False)
+  before_tf = dataset_classes.read_metadata(output_format, str(tmp_path),
+                                            'val')
+  read_meta, read = sources.list_split(output_format, str(tmp_path), 'val')
+  for got in (before_tf, read_meta):
+    assert (got.class_names, got.category_ids, got.is_thing) == (
+        meta.class_names, meta.category_ids, meta.is_thing)
+  assert len(read) == 3
+  for source, written in zip(read, listed):
+    example, original = source.load(), written.load()
+    np.testing.assert_array_equal(example.image, original.image)
+    assert segments(example.panoptic) == segments(original.panoptic)
+    assert example.stats.get('overlap_pixels', 0) == 0
+
+
+def test_panoptic_pngs_classes_before_tensorflow(tmp_path):
+  (tmp_path / 'classes.yaml').write_text(
+      '- {id: 7, name: road, isthing: false}\n'
+      '- {id: 26, name: car, isthing: true, color: [0, 0, 142]}\n')
+  meta = dataset_classes.read_metadata('panoptic_pngs', str(tmp_path), 'x')
+  assert (meta.class_names, meta.category_ids, meta.thing_class_ids) == (
+      ['road', 'car'], [7, 26], [1])

@@ -3,19 +3,21 @@
 Every dataset that knows its classes tells them here: the fixed ones
 (synthetic, Cityscapes, TFDS COCO) from ``fixed_classes``, the others from
 the file that lists them (a COCO panoptic or Mapillary Vistas JSON's
-``categories``, a pdl-data folder's ``metadata.json``). The commands call
+``categories``, a COCO instances JSON's and its stuff JSON's, a
+``panoptic_pngs`` classes file, a pdl-data folder's ``metadata.json``). The commands call
 ``read_metadata`` in their check phase and fill ``model.num_classes``,
 ``data.thing_class_ids``, ``data.class_names`` and ``data.category_ids``
 with ``config_io.resolve_classes``; the readers give the same
 ``DatasetMetadata`` when the data opens (the pipeline checks it again).
 
-Imports no TensorFlow or numpy.
+Imports no TensorFlow (numpy and pycocotools for ``coco_instances`` only).
 """
 
 import json
 import os
 
 from pdl_tf.config import ConfigError
+from pdl_tf.data import classes_file
 from pdl_tf.data import fixed_classes
 from pdl_tf.data import layouts
 from pdl_tf.data.metadata import DatasetMetadata
@@ -106,6 +108,17 @@ def read_metadata(dataset, path, split, label_divisor=1000,
     json_file = layouts.vistas_split_files(path, split)[0]
   elif dataset == 'tfrecord':
     return _tfrecord_metadata(path, label_divisor, ignore_label)
+  elif dataset == 'coco_instances':
+    # pylint: disable-next=g-import-not-at-top
+    from pdl_tf.data import instances_json  # pycocotools: no TensorFlow
+    json_file, _, stuff_file, _ = layouts.coco_instances_split_files(
+        path, split)
+    return _from_categories(instances_json.read_split_categories(
+        json_file, stuff_file), json_file, label_divisor, ignore_label)
+  elif dataset == 'panoptic_pngs':
+    json_file = layouts.panoptic_pngs_classes_file(path)
+    return _from_categories(classes_file.read_classes(json_file), json_file,
+                            label_divisor, ignore_label)
   else:
     return None
   return _from_categories(_categories_file(json_file, 'dataset JSON'),

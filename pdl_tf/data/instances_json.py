@@ -9,9 +9,12 @@ Categories (``split_categories``): an instances JSON category without an
 ``isthing`` key, or with isthing 1/true, is a thing; with isthing 0/false it
 is a stuff category. A stuff JSON's categories are all stuff, except
 COCO-Stuff's 'other' (id 183, name 'other'), which stands for all things
-and is left out (its annotations are skipped). Class order: the things in
-the instances JSON's order, then its stuff categories in its order, then
-the stuff JSON's categories in its order.
+and is left out (its annotations are skipped). Class order: by category
+id, things and stuff of both files together (COCO's own order: a COCO
+panoptic JSON lists its categories by id, things 1-90 before stuff
+92-200), so a dataset written by ``pdl-data --format coco_instances`` keeps
+its class indices, and a labelling tool's export (ids 1..N in label order)
+keeps its label order.
 
 Checked here (ValueError naming the JSON file and, for an annotation, its
 id and the problem): missing or mistyped keys, duplicate ids, an unknown
@@ -132,15 +135,14 @@ def _categories(data, path, stuff_file):
 
 
 def split_categories(instances, instances_file, stuff=None, stuff_file=''):
-  """The categories in class order: things, then the instances JSON's
-  stuff, then the stuff JSON's (parsed JSON objects given).
+  """The categories in class order, by category id (module docstring;
+  parsed JSON objects given).
 
   Raises:
     ValueError: a bad or duplicate category (file and id named).
   """
   own = _categories(instances, instances_file, stuff_file=False)
-  categories = ([c for c in own if c['isthing']] +
-                [c for c in own if not c['isthing']])
+  categories = list(own)
   sources = {c['id']: instances_file for c in own}
   if len(sources) < len(own):
     raise ValueError(f'{instances_file}: category ids repeat: '
@@ -156,7 +158,7 @@ def split_categories(instances, instances_file, stuff=None, stuff_file=''):
       categories.append(category)
   if not categories:
     raise ValueError(f'{instances_file}: no categories.')
-  return categories
+  return sorted(categories, key=lambda category: category['id'])
 
 
 def read_split_categories(instances_file, stuff_file=None):

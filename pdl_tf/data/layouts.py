@@ -262,19 +262,6 @@ def tfrecord_metadata(root):
   return path
 
 
-def tfrecord_class_names(root):
-  """The class names in a pdl-data folder's metadata.json, or None if it
-  lists none (tfrecords._finish writes them under 'metadata').
-
-  Raises:
-    FileNotFoundError / ValueError: as tfrecord_metadata.
-  """
-  with open(tfrecord_metadata(root), encoding='utf-8') as f:
-    data = json.load(f)
-  names = (data.get('metadata') or {}).get('class_names')
-  return list(names) if names else None
-
-
 def check_split(dataset, root, split):
   """Raises FileNotFoundError (naming the path) when ``root`` lacks the
   files ``dataset`` reads for ``split``, ValueError when its JSON is
