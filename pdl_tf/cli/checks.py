@@ -209,3 +209,12 @@ def backbone_checkpoint(config):
   path = config.model.backbone.init_checkpoint
   if path:
     checkpoint(path, "'model.backbone.init_checkpoint'")
+
+
+def init_checkpoint(config, model_dir):
+  """Checks train.init_checkpoint when set and used: for a new run, whose
+  --model_dir has no checkpoint yet (a run with one resumes instead)."""
+  path = config.train.init_checkpoint
+  if path and not (is_remote(model_dir) or os.path.isfile(
+      os.path.join(model_dir, 'checkpoint'))):
+    checkpoint(path, '--init_checkpoint / train.init_checkpoint')

@@ -21,6 +21,12 @@ def build_parser():
                            '--model_dir); train_and_eval; continuous_eval '
                            '(each new checkpoint as a training job writes '
                            'it)')
+  parser.add_argument('--init_checkpoint', default=None,
+                      help='fine-tune: start a new run from the weights of '
+                           'this pdl_tf model folder or checkpoint prefix '
+                           '(the semantic classifier anew for another class '
+                           'count; sets train.init_checkpoint; unused when '
+                           '--model_dir has a checkpoint)')
   parser.add_argument('--eval_timeout', type=float, default=3600,
                       help='continuous_eval: stop after this many seconds '
                            'without a new checkpoint')
@@ -48,6 +54,8 @@ def check(args):
   """The config and the paths of this mode (no TensorFlow, nothing
   written); returns (config, model_dir)."""
   config = common.load_config_from_args(args)
+  if args.init_checkpoint:
+    config.train.init_checkpoint = args.init_checkpoint
   if args.mode == 'continuous_eval' and not args.eval_timeout >= 0:
     raise checks.UsageError(f'--eval_timeout must be >= 0 seconds, got '
                             f'{args.eval_timeout}.')
@@ -55,6 +63,7 @@ def check(args):
   checks.output_dir(model_dir, '--model_dir')
   if args.mode in ('train', 'train_and_eval'):
     checks.data_split(config, 'data.train')
+    checks.init_checkpoint(config, model_dir)
   if args.mode != 'train':
     checks.data_split(config, 'data.eval')
   if args.mode == 'eval' and not os.path.isfile(
@@ -103,6 +112,8 @@ def main(args):
   print(f'experiment {args.experiment}: {config.model.backbone.type} '
         f'Panoptic-DeepLab, {strategy.num_replicas_in_sync} replica(s), '
         f'model_dir {model_dir}, starting at step {trainer.step}')
+  for note in trainer.notes:
+    print(f'pdl-train: note: {note}', file=sys.stderr)
   if args.mode in ('train', 'train_and_eval'):
     try:
       trainer.train()

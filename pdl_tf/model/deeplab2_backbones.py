@@ -101,7 +101,7 @@ class SqueezeExcite(tf_keras.layers.Layer):
         name='expand')
 
   def call(self, inputs):
-    x = tf.reduce_mean(inputs, axis=[1, 2], keepdims=True)
+    x = layers.spatial_mean(inputs)  # float32 accumulation, any policy
     x = tf.sigmoid(self._expand(tf.nn.relu(self._reduce(x))))
     return inputs * x
 

@@ -105,18 +105,44 @@ class Trainer:
     path = tf.train.latest_checkpoint(model_dir)  # the chief's
     if checkpoint:
       path = factory.resolve_checkpoint(checkpoint)
+    # One-line notes for the user (pdl-train prints them).
+    self.notes = []
     # The weights and the step are restored now; the rest of the optimizer
     # (Adam's beta_1, beta_2 and decay variables and its moments) when the
-    # first training step creates it.
+    # first training step creates it. A float16 run continuing a float32
+    # one starts a fresh loss scale (the reverse leaves it unread).
     self._restored = None
     if path:
-      self._restored = factory.restore_checked(self.checkpoint, path)
+      self._restored = factory.restore_checked(
+          self.checkpoint, path,
+          optional=(optimizer_lib.LOSS_SCALE_KEY_PREFIX,))
+      if config.train.init_checkpoint and not checkpoint:
+        self.notes.append(
+            f'{model_dir} has a checkpoint ({os.path.basename(path)}): '
+            'resuming that run; train.init_checkpoint '
+            f'{config.train.init_checkpoint!r} is not used.')
+    elif config.train.init_checkpoint:
+      with strategy.scope():
+        self.notes.append(self._init_from(config.train.init_checkpoint))
     self._saved_step = self.step if path else None
     # Set to 1 by a signal (from a thread, while the loop runs); read by the
     # loop between steps. Not in the checkpoint.
     with tf.device('/cpu:0'):
       self._stop_flag = tf.Variable(0, trainable=False, name='stop_flag')
     self._on_data_ready = on_data_ready
+
+  def _init_from(self, init_checkpoint):
+    """Fine-tuning: the model's weights from ``init_checkpoint``
+    (factory.init_from_checkpoint); the optimizer and the step start
+    fresh. Returns the note saying what was re-initialised."""
+    done = factory.init_from_checkpoint(self.model, init_checkpoint)
+    note = f'initialised from {done.path} ({done.restored} variables)'
+    if not done.reinitialised:
+      return note
+    classes = [theirs[-1] for theirs, _ in done.reinitialised.values()]
+    return (f'{note}; re-initialised for {self.config.model.num_classes} '
+            f'classes (checkpoint has {classes[0]}): '
+            f'{", ".join(done.reinitialised)}')
 
   def _data_ready(self):
     if self._on_data_ready:
