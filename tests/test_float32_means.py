@@ -14,6 +14,7 @@ from pdl_tf.model import backbones
 from pdl_tf.model import deeplab2_backbones
 from pdl_tf.model import layers
 from pdl_tf.model.panoptic_deeplab import _policy_scope  # pylint: disable=protected-access
+from pdl_tf.model.panoptic_deeplab import PanopticDeepLab
 
 OS8 = (129, 257)  # the stride-8 features of 1025x2049
 OS16 = (65, 129)  # the ASPP input at output stride 16
@@ -138,3 +139,22 @@ def test_losses_reduce_float16_outputs_in_float32():
       {k: tf.constant(v, tf.float32) for k, v in exact.items()}, targets)
   assert float(got[keys.SEMANTIC_LOSS]) == pytest.approx(
       float(as_float32[keys.SEMANTIC_LOSS]), rel=1e-6)
+
+
+def test_a_traced_mixed_float16_network_takes_every_mean_in_float32():
+  """What an export traces (tf.function of the model): every Mean op of a
+  mixed_float16 MobileNetV3-Large Panoptic-DeepLab reads float32 (8
+  squeeze-excites + 2 ASPP poolings)."""
+  model = PanopticDeepLab(num_classes=3, backbone='mobilenet_v3_large',
+                          output_stride=16, precision='mixed_float16',
+                          aspp_channels=16, semantic_decoder_channels=16,
+                          semantic_low_level_channels=(8, 8),
+                          instance_decoder_channels=8,
+                          instance_low_level_channels=(8, 8),
+                          semantic_head_channels=16, instance_head_channels=8)
+  graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+      tf.TensorSpec([1, 65, 65, 3], tf.float32)).graph
+  means = [op for op in graph.get_operations() if op.type == 'Mean']
+  assert len(means) == 10
+  assert all(op.inputs[0].dtype == tf.float32 for op in means), [
+      (op.name, op.inputs[0].dtype) for op in means]

@@ -165,3 +165,31 @@ def test_only_the_semantic_classifier_may_differ(tmp_path):
   assert '_classifier/kernel (checkpoint [1, 1, 8, 1], the network ' \
          '[1, 1, 16, 1])' in str(error.value)
   assert 'semantic_head/_classifier' not in str(error.value)
+
+
+@pytest.mark.slow
+def test_fine_tune_the_deeplab2_golden_model_into_4_classes(tmp_path):
+  """The MobileNetV3-S golden fixture (19 Cityscapes classes), imported
+  with pdl-import's importer, fine-tuned 20 steps on 4 COCO classes: only
+  the semantic classifier starts anew, everything else is the fixture's."""
+  if not d2.GOLDEN.is_dir():
+    pytest.skip(f'deeplab2 golden fixture not found at {d2.GOLDEN} '
+                '(../shared is optional)')
+  imported = tmp_path / 'imported'
+  importer.import_checkpoint(str(d2.GOLDEN), config_io.load_config(d2.MNV3S),
+                             str(imported), d2.MNV3S)
+  four_class_coco(tmp_path / 'coco')
+  config = four_class_config(
+      tmp_path / 'coco', experiment=d2.MNV3S, overrides='train.steps=20',
+      extra=f'train.init_checkpoint={imported}')
+  run = trainer(config, tmp_path / 'fine')
+  source = str(imported / 'ckpt-0')
+  assert run.step == 0
+  assert run.notes == [
+      f'initialised from {source} ({len(run.model.variables) - 2} '
+      'variables); re-initialised for 4 classes (checkpoint has 19): '
+      + ', '.join(CLASSIFIER)]
+  compared = assert_restored_except(run.model, source, CLASSIFIER)
+  assert len(compared) == 362 - 2 + 2  # deeplab2's 362 weights, 2 counters
+  losses = run.train()
+  assert run.step == 20 and all(np.isfinite(v) for v in losses.values())
