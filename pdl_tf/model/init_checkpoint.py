@@ -30,14 +30,25 @@ from tensorflow.python.checkpoint import util as checkpoint_util  # pylint: disa
 KEY_SUFFIX = '/.ATTRIBUTES/VARIABLE_VALUE'
 _LISTED = 5  # variables named per kind of mismatch
 
-Initialised = collections.namedtuple(
-    'Initialised', ['path', 'restored', 'reinitialised'])
-Initialised.__doc__ = """What init_from_checkpoint did.
+class Initialised(collections.namedtuple(
+    'Initialised', ['path', 'restored', 'reinitialised'])):
+  """What init_from_checkpoint did.
 
-path: the checkpoint prefix read; restored: how many variables it
-restored; reinitialised: {key: (checkpoint shape, network shape)} of the
-class-dependent variables left as initialised (keys without KEY_SUFFIX).
-"""
+  path: the checkpoint prefix read; restored: how many variables it
+  restored; reinitialised: {key: (checkpoint shape, network shape)} of the
+  class-dependent variables left as initialised (keys without KEY_SUFFIX),
+  whose last axis is the class count.
+  """
+
+  def note(self):
+    """One line for the user, e.g. 'initialised from DIR/ckpt-0 (360
+    variables); re-initialised for 4 classes (checkpoint has 19): KEYS'."""
+    text = f'initialised from {self.path} ({self.restored} variables)'
+    if not self.reinitialised:
+      return text
+    theirs, ours = next(iter(self.reinitialised.values()))
+    return (f'{text}; re-initialised for {ours[-1]} classes (checkpoint has '
+            f'{theirs[-1]}): {", ".join(self.reinitialised)}')
 
 
 class CheckpointMismatchError(ValueError):
