@@ -86,7 +86,8 @@ def make_divisible(value, divisor=8, min_value=None):
 
 
 class SqueezeExcite(tf_keras.layers.Layer):
-  """Mean over H, W -> 1x1 conv + ReLU -> 1x1 conv -> sigmoid -> scale.
+  """Mean over H, W (in float32) -> 1x1 conv + ReLU -> 1x1 conv -> sigmoid
+  -> scale.
 
   Input and output: float [B, H, W, channels].
   """
