@@ -159,6 +159,10 @@ class TrainConfig(Config):
   strategy: str = 'default'
   jit_compile: bool = False
   seed: int = 0  # weight initialisation (and Python/numpy/TF global seeds)
+  # A pdl_tf model folder or checkpoint prefix whose weights a new run
+  # starts from (fine-tuning; the semantic classifier anew for another
+  # class count); unused when model_dir has a checkpoint (that run resumes).
+  init_checkpoint: str = ''
 
 
 # The largest image (height x width) an export accepts by default: 40

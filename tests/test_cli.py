@@ -113,7 +113,9 @@ def test_train_then_eval_writes_checkpoint_params_and_metrics(capsys,
   lines = wrong.stderr.strip().splitlines()
   assert wrong.returncode == 2, wrong.stderr
   assert len(lines) == 1, wrong.stderr
-  assert 'does not fit the network of this experiment' in lines[0], lines
+  assert 'does not fit the network: ' in lines[0], lines
+  assert '(checkpoint [1, 1, 128, 16], the network [1, 1, 128, 24])' in (
+      lines[0]), lines
   assert not (tmp_path / 'wrong').exists()
 
 
@@ -210,6 +212,12 @@ BAD_ARGUMENTS = [
     ('train', ['--experiment', 'demo', '--params_override',
                'model.backbone.init_checkpoint=nockpt'],
      "no checkpoint at 'nockpt' ('model.backbone.init_checkpoint')"),
+    ('train', ['--experiment', 'demo', '--init_checkpoint', 'nockpt'],
+     "no checkpoint at 'nockpt' (--init_checkpoint / train.init_checkpoint)"),
+    ('train', ['--experiment', 'demo', '--params_override',
+               'train.init_checkpoint=none'],
+     "no checkpoint at 'none' (--init_checkpoint / train.init_checkpoint): "
+     'neither a folder nor a checkpoint prefix'),
     ('evaluate', ['--experiment', 'demo', '--checkpoint', 'none'],
      "no checkpoint at 'none' (--checkpoint): neither a folder nor"),
     ('evaluate', ['--experiment', 'demo', '--checkpoint', 'nockpt'],

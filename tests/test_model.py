@@ -7,8 +7,11 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+from pdl_tf import config_io
 from pdl_tf import keys
+from pdl_tf.config import ConfigError
 from pdl_tf.model import backbones
+from pdl_tf.model import factory
 from pdl_tf.model import layers
 from pdl_tf.model import panoptic_deeplab
 from pdl_tf.model.panoptic_deeplab import PanopticDeepLab
@@ -231,8 +234,29 @@ def test_restore_backbone_errors(tmp_path):
     backbones.restore_backbone(model.backbone, str(tmp_path / 'missing'))
   other = backbones.build_backbone('mobilenet_v3_small', 32)
   prefix = tf.train.Checkpoint(backbone=other).write(str(tmp_path / 'mnv3'))
-  with pytest.raises(ValueError, match='does not match backbone'):
+  with pytest.raises(ValueError, match='does not fit backbone'):
     backbones.restore_backbone(model.backbone, prefix)
+
+
+def test_backbone_init_checkpoint_that_does_not_fit_is_one_line(tmp_path):
+  """A backbone checkpoint of another width: one ConfigError line naming
+  the checkpoint and the variables with both shapes (was a 244-line
+  traceback with the values)."""
+  narrow = backbones.build_backbone('tiny', 32, width_multiplier=0.5)
+  narrow(tf.zeros([1, 64, 64, 3]))
+  prefix = tf.train.Checkpoint(backbone=narrow).write(str(tmp_path / 'bb'))
+  config = config_io.load_config('demo', params_override=(
+      f'model.backbone.init_checkpoint={prefix}'))
+  with pytest.raises(ConfigError) as error:
+    factory.build_model(config.model)
+  message = str(error.value)
+  assert '\n' not in message and len(message) < 1000, message
+  assert message.startswith(
+      f"'model.backbone.init_checkpoint': checkpoint '{prefix}' does not fit "
+      "backbone 'tiny_backbone': "), message
+  assert ('backbone/layer_with_weights-0/_conv/kernel (checkpoint '
+          "[3, 3, 3, 8], backbone 'tiny_backbone' [3, 3, 3, 16])"
+          in message), message
 
 
 @pytest.mark.slow

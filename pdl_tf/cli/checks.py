@@ -251,3 +251,12 @@ def known_classes(config, require_count=True):
         "the checkpoint's params.yaml nor the dataset's files on this "
         "machine say it; set model.num_classes (and data.thing_class_ids), "
         'or pass the training run folder as --checkpoint.')
+
+
+def init_checkpoint(config, model_dir):
+  """Checks train.init_checkpoint when set and used: for a new run, whose
+  --model_dir has no checkpoint yet (a run with one resumes instead)."""
+  path = config.train.init_checkpoint
+  if path and not (is_remote(model_dir) or os.path.isfile(
+      os.path.join(model_dir, 'checkpoint'))):
+    checkpoint(path, '--init_checkpoint / train.init_checkpoint')

@@ -24,6 +24,12 @@ def build_parser():
                            '--model_dir); train_and_eval; continuous_eval '
                            '(each new checkpoint as a training job writes '
                            'it)')
+  parser.add_argument('--init_checkpoint', default=None,
+                      help='fine-tune: start a new run from the weights of '
+                           'this pdl_tf model folder or checkpoint prefix '
+                           '(the semantic classifier anew for another class '
+                           'count; sets train.init_checkpoint; unused when '
+                           '--model_dir has a checkpoint)')
   parser.add_argument('--eval_timeout', type=float, default=3600,
                       help='continuous_eval: stop after this many seconds '
                            'without a new checkpoint')
@@ -53,6 +59,8 @@ def check(args):
   resume = not (args.experiment or args.config_file)
   config = common.load_config_from_args(
       args, checkpoint=args.model_dir if resume else None)
+  if args.init_checkpoint:
+    config.train.init_checkpoint = args.init_checkpoint
   if args.mode == 'continuous_eval' and not args.eval_timeout >= 0:
     raise checks.UsageError(f'--eval_timeout must be >= 0 seconds, got '
                             f'{args.eval_timeout}.')
@@ -61,6 +69,7 @@ def check(args):
   checks.output_dir(model_dir, '--model_dir')
   if args.mode in ('train', 'train_and_eval'):
     checks.data_split(config, 'data.train')
+    checks.init_checkpoint(config, model_dir)
   if args.mode != 'train':
     checks.data_split(config, 'data.eval')
   if args.mode == 'eval' and not os.path.isfile(
@@ -122,6 +131,8 @@ def main(args):
   print(f'{describe(args, config)}, {strategy.num_replicas_in_sync} '
         f'replica(s), model_dir {model_dir}, starting at step '
         f'{trainer.step}')
+  for note in trainer.notes:
+    print(f'pdl-train: note: {note}', file=sys.stderr)
   if args.mode in ('train', 'train_and_eval'):
     try:
       trainer.train()

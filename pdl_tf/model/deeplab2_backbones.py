@@ -86,7 +86,8 @@ def make_divisible(value, divisor=8, min_value=None):
 
 
 class SqueezeExcite(tf_keras.layers.Layer):
-  """Mean over H, W -> 1x1 conv + ReLU -> 1x1 conv -> sigmoid -> scale.
+  """Mean over H, W (in float32) -> 1x1 conv + ReLU -> 1x1 conv -> sigmoid
+  -> scale.
 
   Input and output: float [B, H, W, channels].
   """
@@ -101,7 +102,7 @@ class SqueezeExcite(tf_keras.layers.Layer):
         name='expand')
 
   def call(self, inputs):
-    x = tf.reduce_mean(inputs, axis=[1, 2], keepdims=True)
+    x = layers.spatial_mean(inputs)  # float32 accumulation, any policy
     x = tf.sigmoid(self._expand(tf.nn.relu(self._reduce(x))))
     return inputs * x
 

@@ -3,9 +3,11 @@
 import os
 
 import tensorflow as tf
+import yaml
 
 from pdl_tf.config import ConfigError
 from pdl_tf.model import backbones
+from pdl_tf.model import init_checkpoint
 from pdl_tf.model import panoptic_deeplab
 
 
@@ -22,6 +24,11 @@ def build_model(model_config, input_size=None, use_sync_bn=False):
   Returns:
     A built ``PanopticDeepLab`` with ImageNet backbone weights restored from
     ``model_config.backbone.init_checkpoint`` when that path is set.
+
+  Raises:
+    FileNotFoundError: no checkpoint at ``backbone.init_checkpoint``.
+    ConfigError: that checkpoint does not fit the backbone (one line naming
+      the checkpoint and the variables, with both shapes).
   """
   if model_config.num_classes < 1:
     raise ConfigError(
@@ -51,7 +58,10 @@ def build_model(model_config, input_size=None, use_sync_bn=False):
   height, width = input_size or (2 * backbone.output_stride,) * 2
   model(tf.zeros([1, height, width, 3]), training=False)
   if backbone.init_checkpoint:
-    backbones.restore_backbone(model.backbone, backbone.init_checkpoint)
+    try:
+      backbones.restore_backbone(model.backbone, backbone.init_checkpoint)
+    except init_checkpoint.CheckpointMismatchError as e:
+      raise ConfigError(f"'model.backbone.init_checkpoint': {e}") from e
   return model
 
 
@@ -88,31 +98,78 @@ def restore_model(config, checkpoint, input_size=None):
   return model
 
 
-def restore_checked(checkpoint, path):
-  """``checkpoint.restore(path)``, every object of ``checkpoint`` found.
+def restore_checked(checkpoint, path, optional=()):
+  """``checkpoint.restore(path)`` once every variable of ``checkpoint`` is
+  found there with its shape.
 
   Args:
     checkpoint: a tf.train.Checkpoint.
     path: a checkpoint prefix.
+    optional: key prefixes of variables that may be missing and start
+      fresh (the loss scale of a float16 run continuing a float32 one).
 
   Returns:
-    The restore status.
+    The restore status (the optimizer's slots are restored when its first
+    step makes them).
 
   Raises:
     ConfigError: a variable is missing from the checkpoint or has another
-      shape there (a checkpoint of another network: another experiment or
-      other model settings); the message names the first mismatch.
+      shape there (init_checkpoint.check_fits); the one-line message names
+      the variables, with both shapes.
   """
   try:
-    status = checkpoint.restore(path)
-    status.assert_existing_objects_matched()
-  except (AssertionError, ValueError) as error:
-    detail = ' '.join(str(error).split())[:400]
-    raise ConfigError(
-        f'checkpoint {path!r} does not fit the network of this experiment '
-        f'(another experiment, or other model settings?): {detail}') from (
-            error)
-  return status
+    init_checkpoint.check_fits(checkpoint, path, optional)
+  except init_checkpoint.CheckpointMismatchError as e:
+    raise ConfigError(str(e)) from e
+  return checkpoint.restore(path)
+
+
+def init_from_checkpoint(model, checkpoint, data_config=None):
+  """Fine-tuning: restores ``model`` from another run's checkpoint, its
+  semantic classifier anew when the class count differs, or when the
+  checkpoint's params.yaml names other classes than ``data_config`` in the
+  same number (names or category ids differ).
+
+  Args:
+    model: a built PanopticDeepLab.
+    checkpoint: a pdl_tf model folder (its latest checkpoint, e.g. written
+      by pdl-train or pdl-import) or a checkpoint prefix.
+
+  Returns:
+    init_checkpoint.Initialised.
+
+  Raises:
+    FileNotFoundError: no checkpoint there.
+    ConfigError: another variable than the semantic classifier is missing
+      or has another shape (one line naming them, with both shapes).
+  """
+  path = resolve_checkpoint(checkpoint)
+  try:
+    return init_checkpoint.init_from_checkpoint(
+        model, path, model.class_dependent_variables,
+        reinitialize=_other_classes(checkpoint, data_config))
+  except init_checkpoint.CheckpointMismatchError as e:
+    raise ConfigError(f"'train.init_checkpoint': {e}") from e
+
+
+def _other_classes(checkpoint, data_config):
+  """True when the run a checkpoint belongs to names its classes (its
+  params.yaml) and they differ from ``data_config``'s in names or category
+  ids; False when either side does not name them."""
+  if data_config is None or not data_config.class_names:
+    return False
+  folder = checkpoint if tf.io.gfile.isdir(checkpoint) else os.path.dirname(
+      checkpoint)
+  params = os.path.join(folder, 'params.yaml')
+  if not tf.io.gfile.exists(params):
+    return False
+  with tf.io.gfile.GFile(params) as f:
+    saved = (yaml.safe_load(f) or {}).get('data') or {}
+  names, ids = saved.get('class_names') or [], saved.get('category_ids') or []
+  return bool(names) and (
+      list(names) != list(data_config.class_names) or
+      (ids and data_config.category_ids and
+       list(ids) != list(data_config.category_ids)))
 
 
 def load_model(model_dir, input_size=None):

@@ -24,6 +24,12 @@ class PredictionHead(tf_keras.layers.Layer):
         output_channels, 1, use_bias=True, name='classifier',
         kernel_initializer=tf_keras.initializers.TruncatedNormal(stddev=0.01))
 
+  @property
+  def classifier_variables(self):
+    """[kernel [1, 1, C, output_channels], bias [output_channels]] of the
+    final 1x1 conv (empty before the head is built)."""
+    return list(self._classifier.weights)
+
   def call(self, inputs, training=None):
     x = self._classifier(self._separable(inputs, training=training))
     return tf.cast(x, tf.float32)

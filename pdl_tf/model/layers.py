@@ -27,6 +27,27 @@ def resize_align_corners(images, size):
   return tf.cast(resized, images.dtype)
 
 
+def spatial_mean(inputs, axis=(1, 2)):
+  """Mean over the pixels, accumulated in float32 under any dtype policy.
+
+  A float16 ``tf.reduce_mean`` accumulates in float16 on CPU: over the
+  129x257 pixels of a MobileNetV3-Large squeeze-excite it returns 0.25
+  where the mean is 0.80 (the running sum stops growing once its spacing
+  exceeds the values added). So the reduction runs in float32 and only
+  the result is cast back.
+
+  Args:
+    inputs: float tensor [B, H, W, C] (float16, bfloat16 or float32).
+    axis: the pixel axes (``[1, 2]`` channels-last).
+
+  Returns:
+    [B, 1, 1, C] (keepdims) in the dtype of ``inputs``.
+  """
+  mean = tf.reduce_mean(tf.cast(inputs, tf.float32), axis=list(axis),
+                        keepdims=True)
+  return tf.cast(mean, inputs.dtype)
+
+
 def batch_norm(use_sync_bn, momentum, epsilon, name=None):
   """Returns a (synchronized, if asked) batch-normalization layer."""
   if use_sync_bn:
@@ -195,7 +216,7 @@ class ASPP(tf_keras.layers.Layer):
   """Atrous spatial pyramid pooling with a size-agnostic image-pooling branch.
 
   Branches: one 1x1 conv, one 3x3 atrous conv per rate, and global average
-  pooling + 1x1 conv broadcast back to the feature size. The pooling branch
+  pooling (``spatial_mean``, float32 accumulation) + 1x1 conv broadcast back to the feature size. The pooling branch
   averages over whatever spatial size arrives (no fixed pooling kernel), so
   the layer works for any crop or image size. Branches are concatenated,
   projected with a 1x1 conv and passed through dropout (ResumableDropout,
@@ -222,7 +243,7 @@ class ASPP(tf_keras.layers.Layer):
 
   def call(self, inputs, training=None):
     outputs = [branch(inputs, training=training) for branch in self._branches]
-    pooled = tf.reduce_mean(inputs, axis=[1, 2], keepdims=True)
+    pooled = spatial_mean(inputs)  # float32 accumulation, any policy
     pooled = self._pool_conv(pooled, training=training)
     # Broadcast [B, 1, 1, C] to [B, h, w, C] (bilinear resize of a 1x1 map).
     outputs.append(pooled * tf.ones_like(outputs[0][..., :1]))

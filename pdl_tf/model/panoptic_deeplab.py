@@ -122,6 +122,13 @@ class PanopticDeepLab(tf_keras.Model):
   def output_stride(self):
     return self._config['output_stride']
 
+  @property
+  def class_dependent_variables(self):
+    """The variables whose shape follows ``num_classes``: the semantic
+    classifier's kernel and bias (fine-tuning to other classes starts them
+    anew)."""
+    return self.semantic_head.classifier_variables
+
   def check_images(self, images):
     """Raises a ValueError/TypeError naming what is wrong with ``images``."""
     shape = images.shape

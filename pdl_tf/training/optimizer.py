@@ -6,6 +6,12 @@ mixed precision, wrapped in a dynamic LossScaleOptimizer
 from official.modeling import optimization
 from official.modeling import performance
 
+# Checkpoint keys of the LossScaleOptimizer's dynamic loss scale
+# (good_steps, current_loss_scale) in a pdl-train checkpoint, which holds
+# the optimizer as 'optimizer'. A float32 run has none: continued in
+# float16, the loss scale starts fresh.
+LOSS_SCALE_KEY_PREFIX = 'optimizer/loss_scale/'
+
 
 def build_optimizer(train_config, use_float16=False):
   """Returns (optimizer, learning_rate_schedule) for ``train_config``.

@@ -67,7 +67,9 @@ class Trainer:
   def __init__(self, config, model_dir, strategy, checkpoint=None,
                on_data_ready=None):
     """Builds everything; restores ``checkpoint`` (a prefix or a folder)
-    if given, else the latest checkpoint in ``model_dir`` if any.
+    if given, else the latest checkpoint in ``model_dir`` if any, else
+    (fine-tuning) the weights of ``train.init_checkpoint`` if set
+    (factory.init_from_checkpoint). ``self.notes`` says what was done.
 
     ``on_data_ready`` (no arguments) is called once, when the data first
     opened and fit the config (pipeline.check_metadata) and before the run
@@ -75,8 +77,10 @@ class Trainer:
     does not fit its data leaves nothing behind.
 
     Raises:
-      ConfigError: batch size not divisible by the replicas.
-      FileNotFoundError: ``checkpoint`` names nothing that exists.
+      ConfigError: batch size not divisible by the replicas; a checkpoint
+        that does not fit the network (named, with both shapes).
+      FileNotFoundError: ``checkpoint`` or ``train.init_checkpoint`` names
+        nothing that exists.
     """
     self.config = config
     self.model_dir = model_dir
@@ -106,18 +110,36 @@ class Trainer:
     path = tf.train.latest_checkpoint(model_dir)  # the chief's
     if checkpoint:
       path = factory.resolve_checkpoint(checkpoint)
+    self.notes = []  # one line each, for the user (pdl-train prints them)
     # The weights and the step are restored now; the rest of the optimizer
     # (Adam's beta_1, beta_2 and decay variables and its moments) when the
-    # first training step creates it.
+    # first training step creates it. A float16 run continuing a float32
+    # one starts a fresh loss scale (the reverse leaves it unread).
     self._restored = None
     if path:
-      self._restored = factory.restore_checked(self.checkpoint, path)
+      self._restored = self._restore(path)
+      if config.train.init_checkpoint and not checkpoint:
+        self.notes.append(
+            f'{model_dir} has a checkpoint ({os.path.basename(path)}): '
+            'resuming that run; train.init_checkpoint '
+            f'{config.train.init_checkpoint!r} is not used.')
+    elif config.train.init_checkpoint:  # fine-tuning: weights only
+      with strategy.scope():
+        self.notes.append(factory.init_from_checkpoint(
+            self.model, config.train.init_checkpoint, config.data).note())
     self._saved_step = self.step if path else None
     # Set to 1 by a signal (from a thread, while the loop runs); read by the
     # loop between steps. Not in the checkpoint.
     with tf.device('/cpu:0'):
       self._stop_flag = tf.Variable(0, trainable=False, name='stop_flag')
     self._on_data_ready = on_data_ready
+
+  def _restore(self, path):
+    """Restores the checkpoint at prefix ``path`` (factory.restore_checked);
+    a float16 run continuing a float32 one starts a fresh loss scale."""
+    return factory.restore_checked(
+        self.checkpoint, path,
+        optional=(optimizer_lib.LOSS_SCALE_KEY_PREFIX,))
 
   def _data_ready(self):
     if self._on_data_ready:
@@ -393,7 +415,7 @@ class Trainer:
                                               timeout=timeout):
       # Evaluation only: the optimizer's state stays unrestored (see
       # _optimizer_state_unused).
-      factory.restore_checked(self.checkpoint, path).expect_partial()
+      self._restore(path).expect_partial()
       results.append(self.evaluate())
       if report:
         report(results[-1])
