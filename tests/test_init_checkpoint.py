@@ -193,3 +193,33 @@ def test_fine_tune_the_deeplab2_golden_model_into_4_classes(tmp_path):
   assert len(compared) == 362 - 2 + 2  # deeplab2's 362 weights, 2 counters
   losses = run.train()
   assert run.step == 20 and all(np.isfinite(v) for v in losses.values())
+
+
+def test_same_class_count_other_classes_reinitialises_the_classifier(
+    float32_run, tmp_path):
+  # The checkpoint's params.yaml names 6 other classes than the synthetic
+  # dataset's: the classifier starts anew although its shape fits.
+  import shutil  # pylint: disable=g-import-not-at-top
+  source = tmp_path / 'other_classes'
+  shutil.copytree(float32_run, source)
+  saved = demo_config()
+  saved.data.class_names = ('a', 'b', 'c', 'd', 'e', 'f')
+  saved.data.category_ids = (10, 11, 12, 13, 14, 15)
+  config_io.save_config(saved, source)
+  run = trainer(demo_config(f'train.init_checkpoint={source}'),
+                tmp_path / 'fine')
+  prefix = tf.train.latest_checkpoint(str(source))
+  assert run.notes == [
+      f'initialised from {prefix} ({len(run.model.variables) - 2} '
+      "variables); re-initialised for 6 classes (the checkpoint's are other "
+      f'classes): {", ".join(CLASSIFIER)}']
+  assert_restored_except(run.model, prefix, CLASSIFIER)
+  # The same classes named: everything restored.
+  same = demo_config()
+  same.data.class_names = tuple(run.config.data.class_names)
+  same.data.category_ids = tuple(run.config.data.category_ids)
+  config_io.save_config(same, source)
+  run = trainer(demo_config(f'train.init_checkpoint={source}'),
+                tmp_path / 'fine_same')
+  assert run.notes == [f'initialised from {prefix} '
+                       f'({len(run.model.variables)} variables)']
