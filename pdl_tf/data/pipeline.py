@@ -43,8 +43,7 @@ def check_metadata(config, meta):
         f'classes {meta.thing_class_ids}.')
 
 
-def build_dataset(config, input_context=None, training=True,
-                  skip_batches=0):
+def build_dataset(config, input_context=None, training=True, skip_steps=0):
   """A batched dataset of images and training targets.
 
   Args:
@@ -53,11 +52,13 @@ def build_dataset(config, input_context=None, training=True,
       sharded per input pipeline and batched per replica.
     training: training split with augmentation, shuffling, repetition and
       drop_remainder; else the eval split, padded to its crop_size.
-    skip_batches: training batches to skip first. The order and the
-      augmentation are fixed by data.seed, so a run resumed at step N with
-      skip_batches=N sees exactly the batches an uninterrupted run would (it
-      reads and batches the skipped ones again, but neither augments them
-      nor makes their targets).
+    skip_steps: training steps already taken, whose batches are skipped. The
+      order and the augmentation are fixed by data.seed, so a run resumed at
+      step N with skip_steps=N sees exactly the batches an uninterrupted run
+      would (it reads and batches the skipped ones again, but neither
+      augments them nor makes their targets). Each step took one
+      per-replica batch from this input pipeline for every replica it feeds
+      (``pipeline_batches_per_step``), so that many per step are skipped.
 
   Returns:
     tf.data.Dataset of dicts: ``image`` float32 [B, h, w, 3] in [0, 255],
@@ -80,8 +81,8 @@ def build_dataset(config, input_context=None, training=True,
   if training:
     check_label_range(data)  # only augmentation resamples labels
     dataset = dataset.repeat().shuffle(data.shuffle_buffer, seed=data.seed)
-    dataset = _augmented_batches(dataset, data, split, batch, skip_batches,
-                                 pad_rgb)
+    skip = skip_steps * pipeline_batches_per_step(input_context)
+    dataset = _augmented_batches(dataset, data, split, batch, skip, pad_rgb)
   else:
     dataset = _eval_batches(dataset, data, split, batch, pad_rgb)
   things = tuple(meta.thing_class_ids)
@@ -100,6 +101,29 @@ def build_dataset(config, input_context=None, training=True,
   options = tf.data.Options()
   options.deterministic = data.deterministic
   return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def pipeline_batches_per_step(input_context):
+  """The batches one input pipeline yields per training step.
+
+  One pipeline feeds all the replicas of its worker (with
+  ``distribute_datasets_from_function``): a step takes one per-replica batch
+  for each of them.
+
+  Args:
+    input_context: tf.distribute.InputContext or None (one device).
+
+  Returns:
+    int, num_replicas_in_sync / num_input_pipelines (1 without a context).
+  """
+  if input_context is None:
+    return 1
+  replicas, pipelines = (input_context.num_replicas_in_sync,
+                         input_context.num_input_pipelines)
+  if replicas % pipelines:
+    raise ConfigError(f'{replicas} replicas cannot be fed evenly by '
+                      f'{pipelines} input pipelines.')
+  return replicas // pipelines
 
 
 def check_label_range(data):
