@@ -298,10 +298,12 @@ def _check_values(config):
            'must be [height, width] > 0')
   _require(config.export.max_image_pixels >= 1, 'export.max_image_pixels',
            'must be >= 1')
-  stride = model.backbone.output_stride
-  _require(all(size % stride in (0, 1) for size in config.export.input_size),
-           'export.input_size', f'must be multiples of the output stride '
-           f'{stride} or a multiple plus one (e.g. {32 * stride + 1})')
+  # The sizes the network sees: training crops, eval padding, the export.
+  for path, size in (('data.train.crop_size', data.train.crop_size),
+                     ('data.eval.crop_size', data.eval.crop_size),
+                     ('export.input_size', config.export.input_size)):
+    error = model_names.input_size_error(size, model.backbone.output_stride)
+    _require(error is None, path, f'{list(size)}: {error}')
 
 
 def validate(config):

@@ -263,6 +263,27 @@ def test_batches_per_step_without_a_context_and_uneven():
     pipeline.pipeline_batches_per_step(tf.distribute.InputContext(2, 0, 3))
 
 
+def test_an_eval_image_larger_than_the_crop_is_named(tmp_path):
+  # COCO images (640 wide) against a 65x65 eval crop: one line naming the
+  # first image and the two settings, found by the commands' message_of.
+  from helpers import coco_layout  # pylint: disable=g-import-not-at-top
+  from pdl_tf.data import errors  # pylint: disable=g-import-not-at-top
+  data = coco_layout(tmp_path / 'coco')
+  config = config_io.load_config('coco_r50_os32', params_override=(
+      f'data.eval.path={tmp_path}/coco,data.eval.crop_size=[65,65]'))
+  with pytest.raises(tf.errors.InvalidArgumentError) as error:
+    next(iter(pipeline.build_dataset(config, training=False)))
+  first = data['images'][0]
+  message = errors.message_of(error.value)
+  assert message == (
+      f"evaluation image {first['file_name']} is "
+      f"{first['height']} x {first['width']} (height x width; "
+      'data.eval.max_size 0), larger than data.eval.crop_size [65, 65]: '
+      'raise data.eval.crop_size to at least its size (a multiple of the '
+      'output stride, or one plus it) or set data.eval.max_size to at most '
+      '65'), message
+
+
 def test_resize_longest_side():
   image = tf.reshape(tf.range(10 * 40 * 3, dtype=tf.float32), [10, 40, 3])
   label = tf.reshape(tf.range(10 * 40), [10, 40])

@@ -21,6 +21,7 @@ from pdl_tf import keys
 from pdl_tf import normalization
 from pdl_tf.config import ConfigError
 from pdl_tf.data import augment
+from pdl_tf.data import errors
 from pdl_tf.data import sources
 from pdl_tf.data.targets import generate_targets
 
@@ -180,6 +181,8 @@ def _eval_batches(dataset, data, split, batch, pad_rgb):
   def prepare(image, panoptic, file_name):
     image, panoptic = augment.resize_longest_side(image, panoptic,
                                                   split.max_size)
+    with tf.control_dependencies([_fits_crop_check(image, file_name, split)]):
+      image = tf.identity(image)
     image, panoptic, original_size = augment.pad_for_eval(
         image, panoptic, size=split.crop_size,
         ignore_value=data.ignore_label * data.label_divisor, pad_rgb=pad_rgb)
@@ -188,3 +191,20 @@ def _eval_batches(dataset, data, split, batch, pad_rgb):
 
   return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE,
                      deterministic=data.deterministic).batch(batch)
+
+
+def _fits_crop_check(image, file_name, split):
+  """Asserts that an evaluation image (after data.eval.max_size) fits in
+  data.eval.crop_size; the message names the image and the settings, behind
+  errors.MARKER (the commands print it as one line)."""
+  size = tf.shape(image)[:2]
+  crop = list(split.crop_size)
+  text = lambda value: tf.strings.as_string(value)
+  message = tf.strings.join([
+      errors.MARKER, 'evaluation image ', file_name, ' is ', text(size[0]),
+      ' x ', text(size[1]),
+      f' (height x width; data.eval.max_size {split.max_size}), larger than '
+      f'data.eval.crop_size {crop}: raise data.eval.crop_size to at least '
+      'its size (a multiple of the output stride, or one plus it) or set '
+      f'data.eval.max_size to at most {min(crop)}'])
+  return tf.debugging.Assert(tf.reduce_all(size <= crop), [message])

@@ -12,11 +12,53 @@
 import json
 import os
 
+import numpy as np
 from PIL import Image
 
 from pdl_tf.evaluation.writers import panoptic_to_segments
 from pdl_tf.panoptic_format import id_map_to_rgb
 from pdl_tf.viz import overlay
+
+
+class LabelDivisorMismatch(ValueError):
+  """The label divisor given is not the one the model's panoptic ids use."""
+
+
+def check_label_divisor(result, label_divisor):
+  """Raises unless ``result``'s panoptic ids are class * label_divisor +
+  instance id: the class of the instance slot for thing pixels, of the
+  semantic map for stuff, void (-1) aside.
+
+  Args:
+    result: a backend's ``predict`` output (numpy): ``panoptic``,
+      ``semantic``, ``instance`` [H, W] and ``instance_classes`` [K].
+    label_divisor: the divisor the ids are to be read with.
+
+  Raises:
+    LabelDivisorMismatch: naming the divisor given and the one the ids were
+      made with (when a pixel of a class above 0 shows it).
+  """
+  panoptic, instance = result['panoptic'], result['instance']
+  slot_classes = np.concatenate([[0], result['instance_classes']])
+  classes = np.where(instance > 0,
+                     slot_classes[np.clip(instance, 0, len(slot_classes) - 1)],
+                     result['semantic']).astype(np.int64)
+  valid = panoptic >= 0
+  if np.array_equal(panoptic[valid], classes[valid] * label_divisor +
+                    instance[valid]):
+    return
+  shown = valid & (classes > 0)
+  if not shown.any():
+    raise LabelDivisorMismatch(
+        f'label divisor {label_divisor} does not fit the model: its '
+        f'panoptic ids are not class x {label_divisor} + instance.')
+  first = np.argmax(shown.reshape(-1))
+  used = int((panoptic.reshape(-1)[first] - instance.reshape(-1)[first]) //
+             classes.reshape(-1)[first])
+  raise LabelDivisorMismatch(
+      f'label divisor {label_divisor} does not fit the model: its panoptic '
+      f'ids are class x {used} + instance; give --label_divisor {used} or '
+      'leave it out.')
 
 
 def write_prediction(image, result, stem, folder, *, label_divisor,
