@@ -15,6 +15,7 @@ import typing
 
 import yaml
 
+from pdl_tf import atomic_write
 from pdl_tf import experiments
 from pdl_tf import normalization
 from pdl_tf.config import Config
@@ -323,11 +324,13 @@ def _plain(value):
 
 
 def save_config(config, directory):
-  """Writes ``directory/params.yaml`` and returns its path."""
+  """Writes ``directory/params.yaml`` (whole or not at all: atomic_write)
+  and returns its path."""
   os.makedirs(directory, exist_ok=True)
   path = os.path.join(directory, PARAMS_FILE)
-  with open(path, 'w', encoding='utf-8') as f:
-    yaml.safe_dump(_plain(config.as_dict()), f, sort_keys=False)
+  with atomic_write.atomic_path(path) as temporary:
+    with open(temporary, 'w', encoding='utf-8') as f:
+      yaml.safe_dump(_plain(config.as_dict()), f, sort_keys=False)
   return path
 
 

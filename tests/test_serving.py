@@ -249,11 +249,12 @@ def test_a_label_divisor_that_does_not_fit_is_refused(served, capsys):
 
 
 def test_check_label_divisor_on_hand_made_outputs():
-  # Stuff class 2 and thing class 3 (slot 1, class 3) with divisor 1000.
+  # Stuff class 2, thing class 3 in slot 2 (its first instance: id 1; the
+  # instance map holds the slot), divisor 1000.
   result = {'panoptic': np.array([[2000, 3001], [-1, 0]]),
             'semantic': np.array([[2, 4], [1, 0]]),  # the thing votes 3
-            'instance': np.array([[0, 1], [0, 0]]),
-            'instance_classes': np.array([3, -1])}
+            'instance': np.array([[0, 2], [0, 0]]),
+            'instance_classes': np.array([1, 3, -1])}
   outputs.check_label_divisor(result, 1000)
   with pytest.raises(outputs.LabelDivisorMismatch,
                      match='label divisor 256 does not fit the model: its '
