@@ -36,7 +36,8 @@ def build_parser():
   parser.add_argument('--label_divisor', type=int, default=None,
                       help='panoptic id = class * label_divisor + instance '
                            "in the outputs (default: data.label_divisor of "
-                           "the export's params.yaml, else 1000)")
+                           "the export's params.yaml, else 1000); one that "
+                           "does not fit the model's ids is refused")
   parser.add_argument('--output', required=True, help='output folder')
   return parser
 

@@ -57,8 +57,7 @@ def check_label_divisor(result, label_divisor):
   used = int(panoptic.reshape(-1)[first] // classes.reshape(-1)[first])
   raise LabelDivisorMismatch(
       f'label divisor {label_divisor} does not fit the model: its panoptic '
-      f'ids are class x {used} + instance; give --label_divisor {used} or '
-      'leave it out.')
+      f'ids are class x {used} + instance; give --label_divisor {used}.')
 
 
 def write_prediction(image, result, stem, folder, *, label_divisor,
