@@ -66,8 +66,10 @@ def _decode_pixels(contents):
   # TensorFlow's WebP decoder refuses to turn a WebP with alpha into 3
   # channels ('Number of channels requested does not match input'): it is
   # decoded as it is and the alpha dropped here, as for PNG.
-  # (frames, H, W, 3 or 4); the first frame of an animation, as for GIF.
-  webp = lambda: tf.io.decode_webp(contents)[0, :, :, :3]
+  # The same DecodeImage op as the other formats (no newer op that an older
+  # TF Serving would lack); the first frame of an animation, as for GIF.
+  webp = lambda: tf.io.decode_image(contents, channels=0,
+                                    expand_animations=False)[..., :3]
   other = lambda: tf.io.decode_image(contents, channels=3,
                                      expand_animations=False)
   return tf.ensure_shape(tf.case([
