@@ -15,6 +15,7 @@ import typing
 
 import yaml
 
+from pdl_tf import atomic_write
 from pdl_tf import experiments
 from pdl_tf import normalization
 from pdl_tf.config import Config
@@ -297,10 +298,12 @@ def _check_values(config):
            'must be [height, width] > 0')
   _require(config.export.max_image_pixels >= 1, 'export.max_image_pixels',
            'must be >= 1')
-  stride = model.backbone.output_stride
-  _require(all(size % stride in (0, 1) for size in config.export.input_size),
-           'export.input_size', f'must be multiples of the output stride '
-           f'{stride} or a multiple plus one (e.g. {32 * stride + 1})')
+  # The sizes the network sees: training crops, eval padding, the export.
+  for path, size in (('data.train.crop_size', data.train.crop_size),
+                     ('data.eval.crop_size', data.eval.crop_size),
+                     ('export.input_size', config.export.input_size)):
+    error = model_names.input_size_error(size, model.backbone.output_stride)
+    _require(error is None, path, f'{list(size)}: {error}')
 
 
 def _check_class_lists(model, data):
@@ -339,11 +342,13 @@ def _plain(value):
 
 
 def save_config(config, directory):
-  """Writes ``directory/params.yaml`` and returns its path."""
+  """Writes ``directory/params.yaml`` (whole or not at all: atomic_write)
+  and returns its path."""
   os.makedirs(directory, exist_ok=True)
   path = os.path.join(directory, PARAMS_FILE)
-  with open(path, 'w', encoding='utf-8') as f:
-    yaml.safe_dump(_plain(config.as_dict()), f, sort_keys=False)
+  with atomic_write.atomic_path(path) as temporary:
+    with open(temporary, 'w', encoding='utf-8') as f:
+      yaml.safe_dump(_plain(config.as_dict()), f, sort_keys=False)
   return path
 
 

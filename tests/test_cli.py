@@ -285,6 +285,29 @@ BAD_ARGUMENTS = [
     ('data', ['--dataset', 'synthetic', '--split', 'test', '--split', 'test',
               '--num_examples', '2', '--format', 'coco_instances', '--output',
               'o'], "--split 'test' is given twice."),
+    ('train', ['--experiment', 'demo', '--params_override',
+               'data.train.crop_size=[100,100]'],
+     "'data.train.crop_size' [100, 100]: height 100 must be a multiple of "
+     'the output stride 16 or a multiple plus one (e.g. 96, 97, 112 or '
+     '113).'),
+    ('evaluate', ['--experiment', 'demo', '--checkpoint', 'withckpt',
+                  '--params_override', 'data.eval.crop_size=[64,70]'],
+     "'data.eval.crop_size' [64, 70]: width 70 must be a multiple of the "
+     'output stride 16 or a multiple plus one (e.g. 64, 65, 80 or 81).'),
+    ('export', ['--experiment', 'coco_r50_os32', '--checkpoint', 'withckpt',
+                '--output', 'y', '--params_override',
+                'export.input_size=[641,600]'],
+     "'export.input_size' [641, 600]: width 600 must be a multiple of the "
+     'output stride 32 or a multiple plus one (e.g. 576, 577, 608 or 609).'),
+    ('predict', ['image.png', '--saved_model', 'exported', '--label_divisor',
+                 '256', '--output', 'o'],
+     '--label_divisor 256 does not fit the export: its panoptic ids are '
+     'class x 1000 + instance (data.label_divisor in exported/1/params.yaml)'
+     '; leave --label_divisor out.'),
+    ('predict', ['image.png', '--tflite', 'exported/model.tflite',
+                 '--label_divisor', '256', '--output', 'o'],
+     '--label_divisor 256 does not fit the export: its panoptic ids are '
+     'class x 1000 + instance (data.label_divisor in exported/params.yaml)'),
     ('import_checkpoint', ['deeplab2', '--checkpoint', 'nockpt/ckpt-1',
                            '--experiment', 'cityscapes_deeplab2_mnv3_small_os16',
                            '--model_dir', 'o'],
@@ -349,6 +372,13 @@ def make_bad_argument_folder(folder):
   (folder / 'cocoout' / 'annotations' / 'panoptic_train.json').write_text(
       '{}')
   (folder / 'cocoout' / 'train').mkdir()
+  # An export as pdl-export writes it (contents not read by the checks).
+  (folder / 'exported' / '1').mkdir(parents=True)
+  (folder / 'exported' / '1' / 'saved_model.pb').write_bytes(b'x')
+  for params in (folder / 'exported' / '1' / 'params.yaml',
+                 folder / 'exported' / 'params.yaml'):
+    params.write_text('data:\n  label_divisor: 1000\n')
+  (folder / 'exported' / 'model.tflite').write_bytes(b'\x1c\x00\x00\x00TFL3')
   (folder / 'withckpt' / 'checkpoint').write_text('')
 
 

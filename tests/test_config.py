@@ -82,6 +82,17 @@ def test_round_trip_through_params_yaml(tmp_path):
      'data.label_divisor \\(1000\\)'),
     ('data.label_divisor=4,postprocess.top_k=8',
      "'postprocess.top_k' \\(8\\) must be < data.label_divisor \\(4\\)"),
+    # Every size the network sees: a multiple of the stride (16) or one more.
+    ('data.train.crop_size=[100,100]', "'data.train.crop_size' \\[100, "
+     '100\\]: height 100 must be a multiple of the output stride 16'),
+    ('data.eval.crop_size=[129,130]', "'data.eval.crop_size' \\[129, 130"
+     '\\]: width 130 must be a multiple of the output stride 16 or a '
+     'multiple plus one \\(e.g. 128, 129, 144 or 145\\)'),
+    ('export.input_size=[64,63]', "'export.input_size' \\[64, 63\\]: width "
+     '63'),
+    ('model.backbone.output_stride=32,data.train.crop_size=[144,145]',
+     "'data.train.crop_size' \\[144, 145\\]: height 144 must be a multiple "
+     'of the output stride 32'),
 ])
 def test_bad_overrides_name_the_key(override, match):
   with pytest.raises(ConfigError, match=match):

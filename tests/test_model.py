@@ -13,6 +13,7 @@ from pdl_tf.config import ConfigError
 from pdl_tf.model import backbones
 from pdl_tf.model import factory
 from pdl_tf.model import layers
+from pdl_tf.model import names as model_names
 from pdl_tf.model import panoptic_deeplab
 from pdl_tf.model.panoptic_deeplab import PanopticDeepLab
 
@@ -51,6 +52,19 @@ def test_output_shapes_per_backbone(backbone, output_stride):
     for batch in (1, 3):
       outputs = model(tf.zeros([batch, height, width, 3]), training=False)
       assert_output_shapes(outputs, batch, height, width, 7)
+
+
+def test_an_input_size_off_the_stride_is_refused_by_name():
+  model = PanopticDeepLab(num_classes=7, backbone='tiny', output_stride=16,
+                          **SMALL_HEADS)
+  with pytest.raises(ValueError, match='Image width 100 must be a multiple '
+                     'of the output stride 16 or a multiple plus one '
+                     '\\(e.g. 96, 97, 112 or 113\\); pad or resize'):
+    model(tf.zeros([1, 64, 100, 3]))
+  assert model_names.input_size_error((65, 129), 16) is None
+  assert model_names.input_size_error((66, 64), 32) == (
+      'height 66 must be a multiple of the output stride 32 or a multiple '
+      'plus one (e.g. 64, 65, 96 or 97)')
 
 
 def test_published_widths_and_multigrid_build():

@@ -231,6 +231,59 @@ def test_under_distribute_datasets_from_function():
   assert 'PER_REPLICA [2, 2]' in result.stdout
 
 
+@pytest.mark.parametrize('pipelines,pipeline_id,replicas', [
+    (1, 0, 2),  # MirroredStrategy: one pipeline feeds both replicas
+    (2, 1, 4),  # two workers of two replicas each, the second worker
+])
+def test_resumed_pipeline_skips_what_each_step_consumed(pipelines,
+                                                        pipeline_id,
+                                                        replicas):
+  # Each step takes one per-replica batch per replica the pipeline feeds
+  # (replicas / pipelines); a run resumed at step 1 must start with the
+  # batch that step 2 of an uninterrupted run gets, not with one of step 1.
+  config = config_io.load_config('demo', params_override=(
+      'data.train.num_examples=16,data.train.batch_size=4,'
+      'data.train.crop_size=[32,32]'))
+  context = tf.distribute.InputContext(pipelines, pipeline_id, replicas)
+  per_step = replicas // pipelines
+  assert pipeline.pipeline_batches_per_step(context) == per_step
+  straight = [b[keys.PANOPTIC].numpy() for b in pipeline.build_dataset(
+      config, context).take(2 * per_step)]
+  resumed = [b[keys.PANOPTIC].numpy() for b in pipeline.build_dataset(
+      config, context, skip_steps=1).take(per_step)]
+  for a, b in zip(straight[per_step:], resumed):
+    np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(straight[0], resumed[0])
+
+
+def test_batches_per_step_without_a_context_and_uneven():
+  assert pipeline.pipeline_batches_per_step(None) == 1
+  with pytest.raises(ConfigError, match='3 replicas cannot be fed evenly '
+                     'by 2 input pipelines'):
+    pipeline.pipeline_batches_per_step(tf.distribute.InputContext(2, 0, 3))
+
+
+def test_an_eval_image_larger_than_the_crop_is_named(tmp_path):
+  # COCO images (640 wide) against a 65x65 eval crop: one line naming the
+  # first image and the two settings, found by the commands' message_of.
+  from helpers import coco_layout  # pylint: disable=g-import-not-at-top
+  from pdl_tf.data import errors  # pylint: disable=g-import-not-at-top
+  data = coco_layout(tmp_path / 'coco')
+  config = config_io.load_config('coco_r50_os32', params_override=(
+      f'data.eval.path={tmp_path}/coco,data.eval.crop_size=[65,65]'))
+  with pytest.raises(tf.errors.InvalidArgumentError) as error:
+    next(iter(pipeline.build_dataset(config, training=False)))
+  first = data['images'][0]
+  message = errors.message_of(error.value)
+  assert message == (
+      f"evaluation image {first['file_name']} is "
+      f"{first['height']} x {first['width']} (height x width; "
+      'data.eval.max_size 0), larger than data.eval.crop_size [65, 65]: '
+      'raise data.eval.crop_size to at least its size (a multiple of the '
+      'output stride, or one plus it) or set data.eval.max_size to at most '
+      '65'), message
+
+
 def test_resize_longest_side():
   image = tf.reshape(tf.range(10 * 40 * 3, dtype=tf.float32), [10, 40, 3])
   label = tf.reshape(tf.range(10 * 40), [10, 40])

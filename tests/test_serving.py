@@ -30,6 +30,7 @@ from pdl_tf.model import factory
 from pdl_tf.panoptic_format import read_id_map
 from pdl_tf.serving import backends
 from pdl_tf.serving import native_stderr
+from pdl_tf.serving import outputs
 from serving_standin import GrpcStandIn
 from serving_standin import RestStandIn
 from test_export import OVERRIDE
@@ -218,6 +219,49 @@ def test_pdl_predict_json_names_the_classes(served):
         segment['category_id']]
 
 
+def test_a_label_divisor_that_does_not_fit_is_refused(served, capsys):
+  image = served['root'] / 'divisor.png'
+  Image.fromarray(block_images(34, 1, 64, 64)[0]).save(image)
+  parser = predict_cli.build_parser()
+  # Local export: refused before TensorFlow, from its params.yaml.
+  output = served['root'] / 'divisor_local'
+  assert common.run(predict_cli.main, [
+      str(image), '--saved_model', served['base'], '--label_divisor', '256',
+      '--output', str(output)], parser) == 2
+  err = capsys.readouterr().err
+  assert err.startswith('pdl-predict: error: --label_divisor 256 does not '
+                        'fit the export: its panoptic ids are class x 1000 '
+                        '+ instance (data.label_divisor in '), err
+  assert err.count('\n') == 1 and not output.exists()
+  # A server: its outputs show the divisor; stopped at the first image.
+  output = served['root'] / 'divisor_server'
+  assert common.run(predict_cli.main, [
+      str(image), '--server', served['rest'].address, '--label_divisor',
+      '256', '--output', str(output)], parser) == 2
+  err = capsys.readouterr().err
+  assert ('label divisor 256 does not fit the model: its panoptic ids are '
+          'class x 1000 + instance; give --label_divisor 1000') in err, err
+  assert 'Traceback' not in err and not output.exists()
+  # The right one passes, given or not.
+  assert common.run(predict_cli.main, [
+      str(image), '--server', served['rest'].address, '--label_divisor',
+      '1000', '--output', str(output)], parser) == 0
+
+
+def test_check_label_divisor_on_hand_made_outputs():
+  # Stuff class 2, thing class 3 in slot 2 (its first instance: id 1; the
+  # instance map holds the slot), divisor 1000.
+  result = {'panoptic': np.array([[2000, 3001], [-1, 0]]),
+            'semantic': np.array([[2, 4], [1, 0]]),  # the thing votes 3
+            'instance': np.array([[0, 2], [0, 0]]),
+            'instance_classes': np.array([1, 3, -1])}
+  outputs.check_label_divisor(result, 1000)
+  with pytest.raises(outputs.LabelDivisorMismatch,
+                     match='label divisor 256 does not fit the model: its '
+                     'panoptic ids are class x 1000 \\+ instance'):
+    outputs.check_label_divisor(result, 256)
+
+
 def _outputs_equal(got, want):
   for key in backends.MAP_KEYS + backends.VECTOR_KEYS + ('image_sizes',):
     np.testing.assert_array_equal(got[key].numpy(), want[key].numpy(),
@@ -252,6 +296,30 @@ def test_signature_turns_exif_oriented_bytes_upright(served):
     from_pixels = signatures['serve_images'](images=tf.constant(upright[None]))
     _outputs_equal(from_bytes, from_pixels)
     assert tuple(from_bytes['image_sizes'][0].numpy()) == upright.shape[:2]
+
+
+def test_signature_decodes_palette_bmp_and_alpha_webp_like_pil(served):
+  """Bytes that TensorFlow's own decoders got wrong (a palette BMP as its
+  indices) or refused (WebP with alpha): the signature sees PIL's pixels;
+  a BMP variant not decoded is refused as 'unsupported'."""
+  # pylint: disable-next=g-import-not-at-top
+  from test_image_variants import bmp, pil_rgb, saved
+  signatures = tf.saved_model.load(served['path']).signatures
+  stored = block_images(29, 1, 40, 56)[0]
+  alpha = np.full(stored.shape[:2] + (1,), 99, np.uint8)
+  rgba = Image.fromarray(np.concatenate([stored, alpha], -1))
+  for contents in (saved(Image.fromarray(stored).quantize(16), 'BMP'),
+                   saved(rgba, 'WEBP', lossless=True),
+                   saved(rgba, 'WEBP')):
+    from_bytes = signatures['serving_default'](
+        image_bytes=tf.constant([contents]))
+    from_pixels = signatures['serve_images'](
+        images=tf.constant(pil_rgb(contents)[None]))
+    _outputs_equal(from_bytes, from_pixels)
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match='unsupported: BMP with 16 bits per pixel'):
+    signatures['serving_default'](image_bytes=tf.constant(
+        [bmp(16, [b'\x1f\x7c' * 6] * 7)]))
 
 
 def test_pdl_predict_folder_survives_bad_files(served, capsys):
@@ -299,6 +367,7 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert import interpreter as litert
 from pdl_tf.serving import native_stderr
+from pdl_tf.serving import outputs
 
 class Conv(tf.Module):
   @tf.function(input_signature=[tf.TensorSpec([1, 8, 8, 3], tf.float32)])
@@ -378,6 +447,7 @@ _CRASH = r'''
 import os, threading
 os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'
 from pdl_tf.serving import native_stderr
+from pdl_tf.serving import outputs
 inside = threading.Event()
 def other():
   with native_stderr.drop_native_lines():  # overlaps the main block

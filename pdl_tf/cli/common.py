@@ -43,6 +43,7 @@ import os
 import sys
 
 from pdl_tf import cpu_runtime
+from pdl_tf.cli import signals
 
 LOG_LEVEL_VARIABLE = 'TF_CPP_MIN_LOG_LEVEL'
 
@@ -154,7 +155,8 @@ def run(main, argv=None, parser=None):
   Known user errors (bad config, missing or existing file, a dataset
   whose files are missing, empty or inconsistent, also when tf.data meets
   them while training) are printed as one line naming the problem and exit
-  with status 2; anything else propagates with its traceback.
+  with status 2; Ctrl-C and SIGTERM as one line with status 130 and 143
+  (``signals``); anything else propagates with its traceback.
   """
   args = parser.parse_args(argv)
   # Before TensorFlow starts: its native log level and CPU settings.
@@ -168,8 +170,11 @@ def run(main, argv=None, parser=None):
   from pdl_tf.config import ConfigError
   from pdl_tf.data import errors
   # pylint: enable=g-import-not-at-top
+  previous = signals.raise_on_sigterm()
   try:
     return main(args)
+  except (KeyboardInterrupt, signals.Terminated) as e:  # Ctrl-C, SIGTERM
+    return signals.report(parser.prog, e)
   except (ConfigError, UsageError, FileNotFoundError, FileExistsError,
           NotADirectoryError, errors.DatasetError) as e:
     if isinstance(e, errors.DatasetError) and getattr(args, 'verbose',
@@ -187,6 +192,8 @@ def run(main, argv=None, parser=None):
       raise
     print(f'{parser.prog}: error: {message}', file=sys.stderr)
     return 2
+  finally:
+    signals.restore_sigterm(previous)
 
 
 def _quiet_python_logs():

@@ -120,6 +120,7 @@ def check(args):
 def main(args):
   config, quantizations = check(args)
   # pylint: disable=g-import-not-at-top
+  from pdl_tf import atomic_write
   from pdl_tf import config_io
   from pdl_tf.export import saved_model
   from pdl_tf.export import serving_module
@@ -146,8 +147,10 @@ def main(args):
       content = _quiet_convert(model, input_size, merge_arguments,
                                quantization, samples)
       os.makedirs(args.output, exist_ok=True)
-      with open(tflite_path(args.output, quantization), 'wb') as f:
-        f.write(content)
+      with atomic_write.atomic_path(tflite_path(args.output,
+                                                quantization)) as temporary:
+        with open(temporary, 'wb') as f:
+          f.write(content)
       print(f'TFLite ({quantization}) written to '
             f'{tflite_path(args.output, quantization)} '
             f'({len(content) / 2**20:.1f} MiB)')

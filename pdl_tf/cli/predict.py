@@ -36,7 +36,8 @@ def build_parser():
   parser.add_argument('--label_divisor', type=int, default=None,
                       help='panoptic id = class * label_divisor + instance '
                            "in the outputs (default: data.label_divisor of "
-                           "the export's params.yaml, else 1000)")
+                           "the export's params.yaml, else 1000); one that "
+                           "does not fit the model's ids is refused")
   parser.add_argument('--output', required=True, help='output folder')
   return parser
 
@@ -70,16 +71,30 @@ def list_images(inputs):
   return unique
 
 
-def _export_params(backend):
-  """The export's params.yaml beside a local model, as a dict ({} if none:
-  a server, or a model copied without it)."""
-  model_path = getattr(backend, 'path', None)
+def _model_path(args):
+  """The SavedModel version folder or .tflite file, None for a server."""
+  if args.saved_model:
+    # pylint: disable-next=g-import-not-at-top
+    from pdl_tf.serving.backends import find_saved_model
+    return find_saved_model(checks.existing_dir(args.saved_model,
+                                                '--saved_model'))
+  return args.tflite
+
+
+def _params_file(model_path):
+  """params.yaml beside a local model; None for a server."""
   if not model_path:
-    return {}
+    return None
   folder = (model_path if os.path.isdir(model_path)
             else os.path.dirname(model_path))
-  params = os.path.join(folder, 'params.yaml')
-  if not os.path.isfile(params):
+  return os.path.join(folder, 'params.yaml')
+
+
+def _export_params(model_path):
+  """The export's params.yaml beside a local model, as a dict ({} if none:
+  a server, or a model copied without it)."""
+  params = _params_file(model_path)
+  if not params or not os.path.isfile(params):
     return {}
   import yaml  # pylint: disable=g-import-not-at-top
   with open(params, encoding='utf-8') as f:
@@ -195,14 +210,18 @@ def check(args):
     raise checks.UsageError(f'--label_divisor must be >= 1, got '
                             f'{args.label_divisor}.')
   files = list_images(args.inputs)
-  if args.saved_model:
-    # pylint: disable-next=g-import-not-at-top
-    from pdl_tf.serving.backends import find_saved_model
-    find_saved_model(checks.existing_dir(args.saved_model, '--saved_model'))
   if args.tflite:
     checks.tflite_file(args.tflite, '--tflite')
   if args.server is not None:
     checks.server_address(args.server, '--server', grpc=args.grpc)
+  model_path = _model_path(args)
+  exported = _export_params(model_path).get('data', {}).get('label_divisor')
+  if args.label_divisor is not None and exported is not None and (
+      args.label_divisor != int(exported)):
+    raise checks.UsageError(
+        f'--label_divisor {args.label_divisor} does not fit the export: its '
+        f'panoptic ids are class x {exported} + instance (data.label_divisor '
+        f'in {_params_file(model_path)}); leave --label_divisor out.')
   checks.output_dir(args.output, '--output')
   return files
 
@@ -217,7 +236,7 @@ def main(args):
   from pdl_tf.serving import outputs
   # pylint: enable=g-import-not-at-top
   backend = _open_backend(args)
-  params = _export_params(backend)
+  params = _export_params(getattr(backend, 'path', None))
   divisor, names, category_ids = _labels(args, params)
   max_pixels = int(params.get('export', {}).get(
       'max_image_pixels', image_decode.MAX_IMAGE_PIXELS))
@@ -229,7 +248,9 @@ def main(args):
                                          disable=len(files) < 2)):
     try:
       image, result = _predict_one(path, backend, max_pixels)
-    except backends.ServerUnreachable as e:  # once, not once per image
+      outputs.check_label_divisor(result, divisor)
+    except (backends.ServerUnreachable,  # once, not once per image
+            outputs.LabelDivisorMismatch) as e:
       tqdm.tqdm.write(f'pdl-predict: error: {e}; stopped at {path} '
                       f'({index - len(failed)} of {len(files)} image(s) '
                       'predicted)', file=sys.stderr)

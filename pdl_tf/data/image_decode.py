@@ -9,8 +9,13 @@ tf.data maps and, through ``decode_bytes``, for the Python readers):
   ``PIL.Image.open(f).convert('RGB')`` (tested on the COCO sample and on
   4:2:0, 4:2:2, 4:4:4, progressive, grayscale and CMYK files). TensorFlow's
   default, the fast inexact one, differs on 76% of the COCO sample's values.
-* PNG, GIF (first frame), BMP and WebP through ``tf.io.decode_image``; 3
-  channels (alpha dropped, gray replicated), uint8.
+* PNG, GIF (first frame) and WebP (first frame) with TensorFlow's
+  decoders; 3 channels (alpha dropped, gray replicated), uint8, as PIL's
+  ``convert('RGB')`` shows them, except that the transparent pixels of a
+  GIF come out black (PIL shows their palette colour).
+* BMP through ``bmp.py``: 1/4/8-bit palette images in their colours,
+  24-bit and 32-bit uncompressed; other variants (RLE, 16-bit, ...) are
+  refused as 'unsupported'.
 * The image is turned upright by its EXIF orientation (``exif.py``), as
   viewers show it.
 * With ``max_pixels``, an image with more pixels is refused from its header
@@ -18,8 +23,8 @@ tf.data maps and, through ``decode_bytes``, for the Python readers):
 
 Failures are InvalidArgument in the graph; ``decode_bytes`` and
 ``read_image_file`` raise ``ImageDecodeError`` whose message starts with the
-reason: 'empty file', 'not an image', 'truncated', 'too large' or
-'corrupt'.
+reason: 'empty file', 'not an image', 'truncated', 'too large',
+'unsupported' or 'corrupt'.
 """
 
 import os
@@ -27,6 +32,7 @@ import os
 import tensorflow as tf
 
 from pdl_tf import config
+from pdl_tf.data import bmp
 from pdl_tf.data import exif
 from pdl_tf.data import image_header
 
@@ -34,7 +40,8 @@ from pdl_tf.data import image_header
 # (config ``export.max_image_pixels``) and that pdl-predict decodes.
 MAX_IMAGE_PIXELS = config.DEFAULT_MAX_IMAGE_PIXELS
 
-REASONS = ('empty file', 'not an image', 'truncated', 'too large', 'corrupt')
+REASONS = ('empty file', 'not an image', 'truncated', 'too large',
+           'unsupported', 'corrupt')
 
 
 class ImageDecodeError(ValueError):
@@ -53,12 +60,22 @@ class ImageDecodeError(ValueError):
 
 def _decode_pixels(contents):
   """uint8 [H, W, 3] in the stored frame."""
-  return tf.cond(
-      tf.io.is_jpeg(contents),
-      lambda: tf.io.decode_jpeg(contents, channels=3,
-                                dct_method='INTEGER_ACCURATE'),
-      lambda: tf.ensure_shape(tf.io.decode_image(
-          contents, channels=3, expand_animations=False), [None, None, 3]))
+  kinds = image_header.formats(contents)
+  jpeg = lambda: tf.io.decode_jpeg(contents, channels=3,
+                                   dct_method='INTEGER_ACCURATE')
+  # TensorFlow's WebP decoder refuses to turn a WebP with alpha into 3
+  # channels ('Number of channels requested does not match input'): it is
+  # decoded as it is and the alpha dropped here, as for PNG.
+  # The same DecodeImage op as the other formats (no newer op that an older
+  # TF Serving would lack); the first frame of an animation, as for GIF.
+  webp = lambda: tf.io.decode_image(contents, channels=0,
+                                    expand_animations=False)[..., :3]
+  other = lambda: tf.io.decode_image(contents, channels=3,
+                                     expand_animations=False)
+  return tf.ensure_shape(tf.case([
+      (kinds[image_header.JPEG], jpeg),
+      (kinds[image_header.BMP], lambda: bmp.decode_bmp(contents)),
+      (kinds[image_header.WEBP], webp)], default=other), [None, None, 3])
 
 
 def too_large_check(size, max_pixels, what):
@@ -97,8 +114,8 @@ def decode_with_orientation(contents, max_pixels=0):
 
   Raises:
     InvalidArgumentError (when run): 'empty file', 'not an image: ...',
-    'too large: ...', or the decoder's own message for corrupt or
-    truncated data.
+    'too large: ...', 'unsupported: ...' (a BMP variant), or the decoder's
+    own message for corrupt or truncated data.
   """
   contents = tf.convert_to_tensor(contents, tf.string)
   checks = [tf.debugging.Assert(tf.strings.length(contents) > 0,
@@ -179,9 +196,10 @@ def decode_bytes(contents, name, max_pixels=0):
                                     tf.constant(max_pixels, tf.int64))
   except tf.errors.InvalidArgumentError as e:
     message = graph_message(e)
-    if message.startswith('too large: '):
-      raise ImageDecodeError('too large', name,
-                             message[len('too large: '):]) from None
+    for reason in ('too large', 'unsupported'):
+      if message.startswith(reason + ': '):
+        raise ImageDecodeError(reason, name,
+                               message[len(reason) + 2:]) from None
     if image_header.is_truncated(contents, kind):
       raise ImageDecodeError(
           'truncated', name, f'the {kind} data ends early ({len(contents)} '

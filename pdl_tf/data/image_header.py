@@ -108,14 +108,14 @@ def _jpeg_size(contents):
   return tf.where(found >= 0, size, tf.zeros([2], tf.int64))
 
 
-def _little(parts):
+def little(parts):
   """int64 value of little-endian bytes (int32 [n])."""
   parts = tf.cast(parts, tf.int64)
   return sum(parts[k] * 256 ** k for k in range(parts.shape[0]))
 
 
 def _big(parts):
-  return _little(parts[::-1])
+  return little(parts[::-1])
 
 
 def formats(contents):
@@ -137,9 +137,9 @@ def known_format(contents):
 
 def _bmp_size(contents):
   head = bytes_at(contents, 14, 12)
-  core = _little(head[0:4]) == 12
-  width = tf.where(core, _little(head[4:6]), _little(head[4:8]))
-  height = tf.where(core, _little(head[6:8]), _little(head[8:12]))
+  core = little(head[0:4]) == 12
+  width = tf.where(core, little(head[4:6]), little(head[4:8]))
+  height = tf.where(core, little(head[6:8]), little(head[8:12]))
   # 32-bit two's complement: rows stored top-down have a negative height.
   height = tf.where(height >= 2 ** 31, 2 ** 32 - height, height)
   return tf.stack([height, width])
@@ -148,11 +148,11 @@ def _bmp_size(contents):
 def _webp_size(contents):
   kind = text_at(contents, 12, 4)
   head = bytes_at(contents, 20, 12)
-  extended = tf.stack([_little(head[7:10]) + 1, _little(head[4:7]) + 1])
-  bits = _little(head[1:5])
+  extended = tf.stack([little(head[7:10]) + 1, little(head[4:7]) + 1])
+  bits = little(head[1:5])
   lossless = tf.stack([bits // 16384 % 16384 + 1, bits % 16384 + 1])
-  lossy = tf.stack([_little(head[8:10]) % 16384,
-                    _little(head[6:8]) % 16384])
+  lossy = tf.stack([little(head[8:10]) % 16384,
+                    little(head[6:8]) % 16384])
   return tf.case([(kind == b'VP8X', lambda: extended),
                   (kind == b'VP8L', lambda: lossless)], default=lambda: lossy)
 
@@ -168,8 +168,8 @@ def stored_size(contents):
   png = lambda: tf.where(has_ihdr, tf.stack([_big(bytes_at(contents, 20, 4)),
                                              _big(bytes_at(contents, 16, 4))]),
                          tf.zeros([2], tf.int64))
-  gif = lambda: tf.stack([_little(bytes_at(contents, 8, 2)),
-                          _little(bytes_at(contents, 6, 2))])
+  gif = lambda: tf.stack([little(bytes_at(contents, 8, 2)),
+                          little(bytes_at(contents, 6, 2))])
   size = tf.case([(kinds[JPEG], lambda: _jpeg_size(contents)),
                   (kinds[PNG], png),
                   (kinds[GIF], gif),

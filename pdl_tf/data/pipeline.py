@@ -22,6 +22,7 @@ from pdl_tf import normalization
 from pdl_tf.config import ConfigError
 from pdl_tf.data import augment
 from pdl_tf.data import dataset_classes
+from pdl_tf.data import errors
 from pdl_tf.data import names as data_names
 from pdl_tf.data import sources
 from pdl_tf.data.targets import generate_targets
@@ -62,8 +63,7 @@ def resolve_classes(config):
   check_metadata(config, meta)
 
 
-def build_dataset(config, input_context=None, training=True,
-                  skip_batches=0):
+def build_dataset(config, input_context=None, training=True, skip_steps=0):
   """A batched dataset of images and training targets.
 
   Args:
@@ -72,11 +72,13 @@ def build_dataset(config, input_context=None, training=True,
       sharded per input pipeline and batched per replica.
     training: training split with augmentation, shuffling, repetition and
       drop_remainder; else the eval split, padded to its crop_size.
-    skip_batches: training batches to skip first. The order and the
-      augmentation are fixed by data.seed, so a run resumed at step N with
-      skip_batches=N sees exactly the batches an uninterrupted run would (it
-      reads and batches the skipped ones again, but neither augments them
-      nor makes their targets).
+    skip_steps: training steps already taken, whose batches are skipped. The
+      order and the augmentation are fixed by data.seed, so a run resumed at
+      step N with skip_steps=N sees exactly the batches an uninterrupted run
+      would (it reads and batches the skipped ones again, but neither
+      augments them nor makes their targets). Each step took one
+      per-replica batch from this input pipeline for every replica it feeds
+      (``pipeline_batches_per_step``), so that many per step are skipped.
 
   Returns:
     tf.data.Dataset of dicts: ``image`` float32 [B, h, w, 3] in [0, 255],
@@ -99,8 +101,8 @@ def build_dataset(config, input_context=None, training=True,
   if training:
     check_label_range(data)  # only augmentation resamples labels
     dataset = dataset.repeat().shuffle(data.shuffle_buffer, seed=data.seed)
-    dataset = _augmented_batches(dataset, data, split, batch, skip_batches,
-                                 pad_rgb)
+    skip = skip_steps * pipeline_batches_per_step(input_context)
+    dataset = _augmented_batches(dataset, data, split, batch, skip, pad_rgb)
   else:
     dataset = _eval_batches(dataset, data, split, batch, pad_rgb)
   things = tuple(meta.thing_class_ids)
@@ -119,6 +121,29 @@ def build_dataset(config, input_context=None, training=True,
   options = tf.data.Options()
   options.deterministic = data.deterministic
   return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def pipeline_batches_per_step(input_context):
+  """The batches one input pipeline yields per training step.
+
+  One pipeline feeds all the replicas of its worker (with
+  ``distribute_datasets_from_function``): a step takes one per-replica batch
+  for each of them.
+
+  Args:
+    input_context: tf.distribute.InputContext or None (one device).
+
+  Returns:
+    int, num_replicas_in_sync / num_input_pipelines (1 without a context).
+  """
+  if input_context is None:
+    return 1
+  replicas, pipelines = (input_context.num_replicas_in_sync,
+                         input_context.num_input_pipelines)
+  if replicas % pipelines:
+    raise ConfigError(f'{replicas} replicas cannot be fed evenly by '
+                      f'{pipelines} input pipelines.')
+  return replicas // pipelines
 
 
 def check_label_range(data):
@@ -175,6 +200,8 @@ def _eval_batches(dataset, data, split, batch, pad_rgb):
   def prepare(image, panoptic, file_name):
     image, panoptic = augment.resize_longest_side(image, panoptic,
                                                   split.max_size)
+    with tf.control_dependencies([_fits_crop_check(image, file_name, split)]):
+      image = tf.identity(image)
     image, panoptic, original_size = augment.pad_for_eval(
         image, panoptic, size=split.crop_size,
         ignore_value=data.ignore_label * data.label_divisor, pad_rgb=pad_rgb)
@@ -183,3 +210,20 @@ def _eval_batches(dataset, data, split, batch, pad_rgb):
 
   return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE,
                      deterministic=data.deterministic).batch(batch)
+
+
+def _fits_crop_check(image, file_name, split):
+  """Asserts that an evaluation image (after data.eval.max_size) fits in
+  data.eval.crop_size; the message names the image and the settings, behind
+  errors.MARKER (the commands print it as one line)."""
+  size = tf.shape(image)[:2]
+  crop = list(split.crop_size)
+  text = lambda value: tf.strings.as_string(value)
+  message = tf.strings.join([
+      errors.MARKER, 'evaluation image ', file_name, ' is ', text(size[0]),
+      ' x ', text(size[1]),
+      f' (height x width; data.eval.max_size {split.max_size}), larger than '
+      f'data.eval.crop_size {crop}: raise data.eval.crop_size to at least '
+      'its size (a multiple of the output stride, or one plus it) or set '
+      f'data.eval.max_size to at most {min(crop)}'])
+  return tf.debugging.Assert(tf.reduce_all(size <= crop), [message])

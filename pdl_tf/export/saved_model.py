@@ -4,6 +4,7 @@ import os
 
 import tensorflow as tf
 
+from pdl_tf import atomic_write
 from pdl_tf import config_io
 from pdl_tf.export import serving_module
 
@@ -37,14 +38,20 @@ def export_saved_model(module, output_dir, version=1, config=None):
       ``params.yaml``.
 
   Returns:
-    The path of the written version folder.
+    The path of the written version folder. It is written beside under a
+    temporary name and renamed when complete (``atomic_write``): an
+    interrupted export leaves no version folder.
   """
   path = version_dir(output_dir, version)
   options = tf.saved_model.SaveOptions(function_aliases={
       'serve_bytes': module.serve_bytes,
       serving_module.SERVE_IMAGES: module.serve_images})
-  tf.saved_model.save(module, path, signatures=module.signatures(),
-                      options=options)
-  if config is not None:
-    config_io.save_config(config, path)
+  tf.io.gfile.makedirs(output_dir)
+  # Written whole or not at all: a version folder TF Serving could load
+  # half-written, or that a rerun would refuse, never appears.
+  with atomic_write.atomic_path(path) as temporary:
+    tf.saved_model.save(module, temporary, signatures=module.signatures(),
+                        options=options)
+    if config is not None:
+      config_io.save_config(config, temporary)
   return path

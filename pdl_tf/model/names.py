@@ -34,3 +34,28 @@ def check_backbone_args(name, output_stride):
     raise ValueError(
         f'output_stride must be one of {OUTPUT_STRIDES}, got '
         f'{output_stride!r}.')
+
+
+def input_size_error(size, output_stride):
+  """Why an input size (height, width) does not fit the network, or None.
+
+  Each side must be a multiple of the output stride or a multiple plus one
+  (e.g. 1025x2049 at stride 32, the published convention: resizing uses
+  align_corners).
+
+  Args:
+    size: ints (height, width).
+    output_stride: 16 or 32.
+
+  Returns:
+    str, e.g. 'height 100 must be a multiple of the output stride 16 or a
+    multiple plus one (e.g. 96, 97, 112 or 113)', or None when it fits.
+  """
+  for name, value in zip(('height', 'width'), size):
+    if value % output_stride not in (0, 1):
+      below = value // output_stride * output_stride
+      above = below + output_stride
+      return (f'{name} {value} must be a multiple of the output stride '
+              f'{output_stride} or a multiple plus one (e.g. {below}, '
+              f'{below + 1}, {above} or {above + 1})')
+  return None

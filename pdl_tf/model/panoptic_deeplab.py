@@ -11,6 +11,7 @@ from pdl_tf.model import backbones
 from pdl_tf.model import decoder
 from pdl_tf.model import heads
 from pdl_tf.model import layers
+from pdl_tf.model import names as model_names
 from pdl_tf.model.names import PRECISIONS
 
 # ASPP rates published for each output stride.
@@ -144,13 +145,10 @@ class PanopticDeepLab(tf_keras.Model):
       raise TypeError(
           f'PanopticDeepLab expects float images in [0, 255]; got dtype '
           f'{images.dtype.name}. Cast first, e.g. tf.cast(images, tf.float32).')
-    stride = self.output_stride
-    for name, size in zip(('height', 'width'), list(shape)[1:3]):
-      if size is not None and size % stride not in (0, 1):
-        raise ValueError(
-            f'Image {name} {size} must be a multiple of the output stride '
-            f'{stride} or a multiple plus one (e.g. {4 * stride} or '
-            f'{4 * stride + 1}); pad or resize the input.')
+    sizes = [1 if size is None else size for size in list(shape)[1:3]]
+    error = model_names.input_size_error(sizes, self.output_stride)
+    if error:
+      raise ValueError(f'Image {error}; pad or resize the input.')
 
   def call(self, images, training=None):
     self.check_images(images)

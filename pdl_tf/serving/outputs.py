@@ -14,11 +14,52 @@
 import json
 import os
 
+import numpy as np
 from PIL import Image
 
+from pdl_tf import atomic_write
 from pdl_tf.evaluation.writers import panoptic_to_segments
 from pdl_tf.panoptic_format import id_map_to_rgb
 from pdl_tf.viz import overlay
+
+
+class LabelDivisorMismatch(ValueError):
+  """The label divisor given is not the one the model's panoptic ids use."""
+
+
+def check_label_divisor(result, label_divisor):
+  """Raises unless ``result``'s panoptic ids read as class * label_divisor
+  + k: the class of the pixel's instance slot for thing pixels (k >= 1),
+  of the semantic map for stuff (k = 0); void (-1) aside.
+
+  Args:
+    result: a backend's ``predict`` output (numpy): ``panoptic``,
+      ``semantic``, ``instance`` [H, W] and ``instance_classes`` [K].
+    label_divisor: the divisor the ids are to be read with.
+
+  Raises:
+    LabelDivisorMismatch: naming the divisor given and, when a stuff pixel
+      of a class above 0 shows it, the one the ids were made with.
+  """
+  panoptic, instance = result['panoptic'], result['instance']
+  slot_classes = np.concatenate([[0], result['instance_classes']])
+  classes = np.where(instance > 0,
+                     slot_classes[np.clip(instance, 0, len(slot_classes) - 1)],
+                     result['semantic']).astype(np.int64)
+  valid = panoptic >= 0
+  if (np.array_equal(panoptic[valid] // label_divisor, classes[valid]) and
+      np.array_equal(panoptic[valid] % label_divisor > 0, instance[valid] > 0)):
+    return
+  stuff = valid & (instance == 0) & (classes > 0)
+  if not stuff.any():
+    raise LabelDivisorMismatch(
+        f'label divisor {label_divisor} does not fit the model: its '
+        f'panoptic ids are not class x {label_divisor} + instance.')
+  first = np.flatnonzero(stuff)[0]
+  used = int(panoptic.reshape(-1)[first] // classes.reshape(-1)[first])
+  raise LabelDivisorMismatch(
+      f'label divisor {label_divisor} does not fit the model: its panoptic '
+      f'ids are class x {used} + instance; give --label_divisor {used}.')
 
 
 def write_prediction(image, result, stem, folder, *, label_divisor,
@@ -54,13 +95,15 @@ def write_prediction(image, result, stem, folder, *, label_divisor,
     if class_names is not None:
       segment['category_name'] = class_names[index]
   os.makedirs(folder, exist_ok=True)
-  Image.fromarray(id_map_to_rgb(ids)).save(
-      os.path.join(folder, f'{stem}_panoptic.png'))
-  Image.fromarray(overlay(image, ids)).save(
-      os.path.join(folder, f'{stem}_overlay.png'))
+  # Each file whole or not at all (Ctrl-C): atomic_write.
+  for name, picture in ((f'{stem}_panoptic.png', id_map_to_rgb(ids)),
+                        (f'{stem}_overlay.png', overlay(image, ids))):
+    with atomic_write.atomic_path(os.path.join(folder, name)) as temporary:
+      Image.fromarray(picture).save(temporary, 'PNG')
   record = {'file_name': f'{stem}_panoptic.png', 'height': ids.shape[0],
             'width': ids.shape[1], 'segments_info': segments}
-  with open(os.path.join(folder, f'{stem}.json'), 'w',
-            encoding='utf-8') as f:
-    json.dump(record, f, indent=1)
+  with atomic_write.atomic_path(os.path.join(folder,
+                                             f'{stem}.json')) as temporary:
+    with open(temporary, 'w', encoding='utf-8') as f:
+      json.dump(record, f, indent=1)
   return record

@@ -8,7 +8,8 @@ end there), when ``train.checkpoint_interval_minutes`` have passed since the
 last one, at the last step, and on Ctrl-C or SIGTERM (interrupt.py): the
 loop stops after the step in flight, the trainer saves that step and raises
 ``interrupt.TrainingInterrupted``. A new Trainer on the same model_dir
-resumes from the latest checkpoint and skips the batches already seen, so
+resumes from the latest checkpoint and skips the batches already seen (by
+every replica: ``pipeline.build_dataset(skip_steps=...)``), so
 it ends with the same weights as an uninterrupted run (the dropout masks
 depend on a call count saved in the checkpoint: model.layers).
 """
@@ -269,7 +270,7 @@ class Trainer:
       return {}
     dataset = self.strategy.distribute_datasets_from_function(
         lambda context: pipeline.build_dataset(self.config, context,
-                                               skip_batches=resumed_at))
+                                               skip_steps=resumed_at))
     iterator = iter(dataset)
     self._data_ready()
     train_loop = self._make_train_loop()
