@@ -37,6 +37,10 @@ def load_config(experiment=None, config_files=(), params_override=None):
     params_override: a string ``a.b=1,c=[1,2]`` or YAML/JSON, or a dict, or a
       list of those, applied last.
 
+  An experiment's class settings (``CLASS_KEYS``) belong to its dataset: a
+  config file or override that changes ``data.dataset`` without setting
+  them too leaves them unset, to be taken from the new data.
+
   Returns:
     A validated ExperimentConfig.
 
@@ -47,19 +51,31 @@ def load_config(experiment=None, config_files=(), params_override=None):
   config = ExperimentConfig()
   if experiment:
     apply_yaml_file(config, experiments.experiment_path(experiment))
+  dataset, later = config.data.dataset, []
   for path in config_files or ():
-    apply_yaml_file(config, path)
+    later.append(apply_yaml_file(config, path))
   overrides = params_override
   if overrides is not None and not isinstance(overrides, (list, tuple)):
     overrides = [overrides]
   for override in overrides or ():
-    apply_override(config, override, source='--params_override')
+    later.append(apply_override(config, override, source='--params_override'))
+  if experiment and config.data.dataset != dataset:
+    for section, key in CLASS_KEYS:
+      if not any(key in (values.get(section) or {}) for values in later):
+        setattr(getattr(config, section), key,
+                0 if key == 'num_classes' else ())
   validate(config)
   return config
 
 
+# The settings that name a dataset's classes; unset (0 / ()) = the data's.
+CLASS_KEYS = (('model', 'num_classes'), ('data', 'thing_class_ids'),
+              ('data', 'class_names'), ('data', 'category_ids'))
+
+
 def apply_yaml_file(config, path):
-  """Overrides ``config`` with the mapping in YAML file ``path``."""
+  """Overrides ``config`` with the mapping in YAML file ``path``; returns
+  the mapping."""
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise ConfigError(f'Config file {path!r} does not exist.')
@@ -68,11 +84,12 @@ def apply_yaml_file(config, path):
       values = yaml.safe_load(f)
     except yaml.YAMLError as e:
       raise ConfigError(f'Config file {path!r} is not valid YAML: {e}') from e
-  apply_override(config, values or {}, source=path)
+  return apply_override(config, values or {}, source=path)
 
 
 def apply_override(config, override, source):
-  """Overrides ``config`` with a dict or an ``a.b=1`` / YAML / JSON string."""
+  """Overrides ``config`` with a dict or an ``a.b=1`` / YAML / JSON string;
+  returns the override as a nested dict."""
   if isinstance(override, str):
     override = _parse_override_string(override, source)
   if not isinstance(override, dict):
@@ -80,6 +97,7 @@ def apply_override(config, override, source):
                       f'{type(override).__name__}.')
   _check_keys(config, override, source, prefix='', root=config)
   config.override(override)
+  return override
 
 
 def _parse_override_string(text, source):

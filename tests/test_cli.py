@@ -188,8 +188,12 @@ BAD_ARGUMENTS = [
      "'model.num_classes' is 20 but dataset 'cityscapes' has 19 classes: 0 road"),
     ('train', ['--experiment', 'demo', '--params_override',
                'data.dataset=tfrecord,data.train.path=records,'
-               'data.eval.path=records'],
+               'data.eval.path=records,model.num_classes=6'],
      "'model.num_classes' is 6 but dataset 'tfrecord' at "),
+    ('train', ['--experiment', 'demo', '--params_override',
+               'data.dataset=tfrecord,data.train.path=records,'
+               'data.eval.path=records,data.eval.split=val'],
+     "records: split 'val' is not converted; converted: ['train']"),
     ('data', ['--dataset', 'coco_panoptic', '--input', 'badcoco', '--split',
               'val2017', '--output', 'o'],
      "COCO panoptic JSON 'badcoco/annotations/panoptic_val2017.json' is not "
@@ -351,7 +355,7 @@ def make_bad_argument_folder(folder):
   (folder / 'badrecords' / 'metadata.json').write_text('{}')
   (folder / 'records').mkdir()
   (folder / 'records' / 'metadata.json').write_text(  # as pdl-data's
-      '{"format": "pdl_tf panoptic tfrecords", "splits": {}, '
+      '{"format": "pdl_tf panoptic tfrecords", "splits": {"train": {}}, '
       '"metadata": {"class_names": ["a", "b"]}}')
   (folder / 'cityempty' / 'leftImg8bit' / 'train' / 'aachen').mkdir(
       parents=True)
@@ -486,7 +490,7 @@ def test_a_dataset_that_does_not_fit_the_config_writes_nothing(tmp_path,
       '--experiment', 'demo', '--mode', 'train', '--model_dir',
       str(model_dir), '--params_override',
       SMALL + f',data.dataset=coco_panoptic,data.train.path={tmp_path}/coco,'
-      'data.train.split=val2017'])
+      'data.train.split=val2017,model.num_classes=6'])
   assert code == 2
   error = capsys.readouterr().err
   assert ("'model.num_classes' is 6 but dataset 'coco_panoptic' at "
@@ -557,7 +561,7 @@ def test_int8_calibration_takes_any_dataset_s_images(tmp_path):
   make_bad_argument_folder(tmp_path)
   config = config_io.load_config('demo', params_override=(
       f'data.dataset=cityscapes,data.train.path={tmp_path}/cityroot,'
-      'data.train.split=val'))
+      'data.train.split=val,model.num_classes=6'))
   checks.data_split(config, 'data.train', classes=False)
   with pytest.raises(Exception, match="'model.num_classes' is 6 but"):
     checks.data_split(config, 'data.train')

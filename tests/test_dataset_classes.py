@@ -290,3 +290,21 @@ def test_panoptic_pngs_classes_before_tensorflow(tmp_path):
   meta = dataset_classes.read_metadata('panoptic_pngs', str(tmp_path), 'x')
   assert (meta.class_names, meta.category_ids, meta.thing_class_ids) == (
       ['road', 'car'], [7, 26], [1])
+
+
+def test_another_dataset_than_the_experiments_takes_its_own_classes(
+    tmp_path):
+  # The demo's 6 synthetic classes belong to the synthetic dataset: a
+  # config that moves the experiment to other data takes that data's.
+  custom_coco(tmp_path / 'coco')
+  config = config_io.load_config('demo', params_override={'data': {
+      'dataset': 'coco_panoptic',
+      'train': {'path': str(tmp_path / 'coco'), 'split': 'val2017'}}})
+  assert (config.model.num_classes, config.data.thing_class_ids) == (0, ())
+  checks.data_split(config, 'data.train')
+  assert config.data.class_names == ('human', 'object', 'ground',
+                                     'background')
+  # Set in the same config, they stay (and are checked against the data).
+  config = config_io.load_config('demo', params_override={
+      'data': {'dataset': 'coco_panoptic'}, 'model': {'num_classes': 4}})
+  assert (config.model.num_classes, config.data.thing_class_ids) == (4, ())

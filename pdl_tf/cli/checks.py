@@ -222,11 +222,15 @@ def backbone_checkpoint(config):
     checkpoint(path, "'model.backbone.init_checkpoint'")
 
 
-def known_classes(config, require_count=True):
-  """Fills the config's unset classes from its dataset where the files that
-  list them are on this machine (fixed classes, or data.eval's / then
-  data.train's annotation files), for commands that need no data (export,
-  import); a missing data folder is not an error here.
+def known_classes(config, require_count=True, strict=False):
+  """Fills the config's unset classes from its dataset, for commands that
+  need no data (export, import): with ``model.num_classes`` 0, from the
+  files that list them where they are on this machine (data.eval's, then
+  data.train's); with a class count set, only the names and ids of a
+  fixed-class dataset (no files read): of that count, or, ``strict``, the
+  count must be the dataset's (pdl-export leaves a count it got from the
+  checkpoint as it is: its int8 calibration may read any dataset's
+  images). A missing data folder is not an error here.
 
   Raises:
     ConfigError: a class setting that differs from the dataset's; with
@@ -234,12 +238,17 @@ def known_classes(config, require_count=True):
     UsageError: the file that lists the classes is not valid.
   """
   data = config.data
+  if config.model.num_classes:
+    if data.dataset in dataset_classes.FIXED_DATASETS and (
+        strict or not data.class_names and config.model.num_classes == len(
+            dataset_classes.read_metadata(data.dataset, '', '').class_names)):
+      class_count(config, 'data.eval')
+    return
   if data.dataset in dataset_classes.FIXED_DATASETS:
     class_count(config, 'data.eval')
   for key in ('data.eval', 'data.train'):
     split = getattr(data, key.split('.')[1])
-    if config.data.class_names or not split.path or not os.path.isdir(
-        split.path):
+    if data.class_names or not split.path or not os.path.isdir(split.path):
       continue
     try:
       class_count(config, key)

@@ -40,7 +40,7 @@ def check(args):
   """The light phase (no TensorFlow, nothing written): config, experiment,
   checkpoint path and output folder."""
   config = common.load_config_from_args(args)
-  checks.known_classes(config)  # names and category ids into params.yaml
+  checks.known_classes(config, strict=True)  # names, ids into params.yaml
   if not config.data.class_names and config.data.dataset == 'coco_panoptic':
     # deeplab2's COCO checkpoints were trained on COCO panoptic's 133
     # categories (the importer drops their void class).

@@ -279,4 +279,9 @@ def check_split(dataset, root, split):
   elif dataset == 'cityscapes':
     cityscapes_image_pattern(root, split)
   elif dataset == 'tfrecord':
-    tfrecord_metadata(root)
+    with open(tfrecord_metadata(root), encoding='utf-8') as f:
+      converted = json.load(f)['splits']
+    if split not in converted:
+      raise FileNotFoundError(
+          f'{root}: split {split!r} is not converted; converted: '
+          f'{sorted(converted)} (pdl-data --split {split} writes it).')
