@@ -4,10 +4,11 @@ Every dataset that knows its classes tells them here: the fixed ones
 (synthetic, Cityscapes, TFDS COCO) from ``fixed_classes``, the others from
 the file that lists them (a COCO panoptic or Mapillary Vistas JSON's
 ``categories``, a COCO instances JSON's and its stuff JSON's, a
-``panoptic_pngs`` classes file, a pdl-data folder's ``metadata.json``). The commands call
-``read_metadata`` in their check phase and fill ``model.num_classes``,
-``data.thing_class_ids``, ``data.class_names`` and ``data.category_ids``
-(and ``data.class_colors`` where unset) with ``config_io.resolve_classes``; the readers give the same
+``panoptic_pngs`` classes file, a pdl-data folder's ``metadata.json``).
+The commands call ``read_metadata`` in their check phase and fill
+``model.num_classes``, ``data.thing_class_ids``, ``data.class_names`` and
+``data.category_ids`` (and ``data.class_colors`` where unset) with
+``config_io.resolve_classes``; the readers give the same
 ``DatasetMetadata`` when the data opens (the pipeline checks it again).
 
 Imports no TensorFlow (numpy and pycocotools for ``coco_instances`` only).
