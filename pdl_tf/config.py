@@ -115,6 +115,9 @@ class DataConfig(Config):
   thing_class_ids: Tuple[int, ...] = ()
   class_names: Tuple[str, ...] = ()
   category_ids: Tuple[int, ...] = ()  # class index -> dataset category id
+  # '#rrggbb' by class index for the overlays; () = the dataset's palette
+  # where it has one (set, kept: colours are for pictures only).
+  class_colors: Tuple[str, ...] = ()
   max_segments: int = 256
   center_sigma: float = 8.0
   small_instance_area: int = 4096

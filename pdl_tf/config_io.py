@@ -11,6 +11,7 @@ Example:
 import dataclasses
 import difflib
 import os
+import re
 import typing
 
 import yaml
@@ -335,12 +336,15 @@ def _check_class_lists(model, data):
              '(model.num_classes)')
   _require(len(set(data.thing_class_ids)) == len(data.thing_class_ids),
            'data.thing_class_ids', 'must not repeat a class')
-  for key in ('class_names', 'category_ids'):
+  for key in ('class_names', 'category_ids', 'class_colors'):
     values = getattr(data, key)
     _require(not values or not count or len(values) == count, f'data.{key}',
              f'must have one entry per class ({count}), got {len(values)}')
   _require(len(set(data.category_ids)) == len(data.category_ids),
            'data.category_ids', 'must not repeat a category id')
+  for color in data.class_colors:
+    _require(re.fullmatch('#[0-9a-fA-F]{6}', color), 'data.class_colors',
+             f"must be '#rrggbb' colours, got {color!r}")
 
 
 def validate(config):

@@ -160,6 +160,34 @@ def test_pdl_predict_writes_png_overlay_and_json(served, capsys):
   assert 'wrote 2 prediction(s)' in capsys.readouterr().out
 
 
+def test_pdl_predict_labels_and_side_by_side(served):
+  folder = served['root'] / 'labelled'
+  folder.mkdir()
+  Image.fromarray(block_images(31, 1, 100, 80)[0]).save(folder / 'a.png')
+  parser = predict_cli.build_parser()
+  outputs_of = {}
+  for name, flags in (('plain', []), ('labels', ['--labels',
+                                                 '--side_by_side'])):
+    output = served['root'] / f'out_{name}'
+    assert common.run(predict_cli.main, [
+        str(folder / 'a.png'), '--saved_model', served['base'], '--output',
+        str(output)] + flags, parser) == 0
+    outputs_of[name] = output
+  plain, labelled = outputs_of['plain'], outputs_of['labels']
+  assert sorted(p.name for p in plain.iterdir()) == [
+      'a.json', 'a_overlay.png', 'a_panoptic.png']
+  assert (plain / 'a.json').read_text() == (labelled / 'a.json').read_text()
+  assert (plain / 'a_panoptic.png').read_bytes() == (
+      labelled / 'a_panoptic.png').read_bytes()
+  overlay = np.asarray(Image.open(plain / 'a_overlay.png'))
+  drawn = np.asarray(Image.open(labelled / 'a_overlay.png'))
+  assert overlay.shape == (100, 80, 3) and drawn.shape[0] == 100
+  assert drawn.shape[1] > 80  # the legend
+  assert (drawn[:, :80] != overlay).any()  # the labels
+  both = np.asarray(Image.open(labelled / 'a_side_by_side.png'))
+  np.testing.assert_array_equal(both[:, 84:], drawn)
+
+
 def test_pdl_predict_names_a_missing_input(served, capsys):
   parser = predict_cli.build_parser()
   assert common.run(predict_cli.main, [

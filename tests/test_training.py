@@ -75,10 +75,14 @@ def test_continuous_eval_follows_the_checkpoints(tmp_path):
   assert [m['step'] for m in last] == [4] and seen == last
   assert {'mask_ap', 'All/pq', 'miou'} <= set(last[0])
   events = list((tmp_path / 'eval').glob('events.out.tfevents*'))
-  tags = set()
+  tags, pictures = set(), []
   for event in tf.compat.v1.train.summary_iterator(str(events[0])):
     tags |= {value.tag for value in event.summary.value}
+    pictures += [tf.io.decode_png(value.tensor.string_val[2]).numpy()
+                 for value in event.summary.value if value.tag == 'panoptic/0']
   assert {'eval/All/pq', 'eval/miou', 'panoptic/0', 'panoptic/1'} <= tags
+  # The overlay (pdl_tf.viz): segments outlined in white.
+  assert pictures[0].shape[-1] == 3 and (pictures[0] == 255).all(-1).any()
 
 
 def test_mixed_float16_trains_with_loss_scaling_and_resumes(tmp_path):

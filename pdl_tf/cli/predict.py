@@ -1,7 +1,9 @@
 """pdl-predict: panoptic predictions for image files.
 
 Writes, per image, ``STEM_panoptic.png`` (COCO panoptic id encoding),
-``STEM_overlay.png`` and ``STEM.json`` (segments with classes and scores);
+``STEM_overlay.png`` (with ``--labels``: names, scores and a legend),
+``STEM.json`` (segments with classes and scores) and, with
+``--side_by_side``, ``STEM_side_by_side.png``;
 see ``pdl_tf.serving.outputs``. Every image is decoded here first, with the
 model's own decode (``pdl_tf.data.image_decode``: upright by EXIF, at most
 ``export.max_image_pixels``), so that a bad file is named with its reason
@@ -39,6 +41,13 @@ def build_parser():
                            "the export's params.yaml, else 1000); one that "
                            "does not fit the model's ids is refused")
   parser.add_argument('--output', required=True, help='output folder')
+  parser.add_argument('--labels', action='store_true',
+                      help='draw class names (and scores for things) on the '
+                           'overlay\'s segments and a legend of the classes '
+                           'present beside it')
+  parser.add_argument('--side_by_side', action='store_true',
+                      help='also write STEM_side_by_side.png: the image '
+                           'beside its overlay')
   return parser
 
 
@@ -125,6 +134,19 @@ def _labels(args, params):
   divisor = (int(data['label_divisor']) if args.label_divisor is None
              else args.label_divisor)
   return divisor, names, ids
+
+
+def _colors(params):
+  """Class colours for the overlays: the export's ``data.class_colors``,
+  else those of its fixed dataset, else None (a fixed palette)."""
+  from pdl_tf.data import class_names  # pylint: disable=g-import-not-at-top
+  if not params:
+    return None
+  data = params['data']
+  colors = data.get('class_colors') or class_names.class_colors(
+      data['dataset'])
+  return colors if colors and len(colors) == params['model'][
+      'num_classes'] else None
 
 
 def _open_backend(args):
@@ -263,7 +285,10 @@ def main(args):
     record = outputs.write_prediction(image, result, stems[path], args.output,
                                       label_divisor=divisor,
                                       class_names=names,
-                                      category_ids=category_ids)
+                                      category_ids=category_ids,
+                                      class_colors=_colors(params),
+                                      labels=args.labels,
+                                      side_by_side=args.side_by_side)
     if len(files) == 1:
       print(f'{path}: {len(record["segments_info"])} segments')
   done = len(files) - len(failed)

@@ -4,10 +4,11 @@ Every dataset that knows its classes tells them here: the fixed ones
 (synthetic, Cityscapes, TFDS COCO) from ``fixed_classes``, the others from
 the file that lists them (a COCO panoptic or Mapillary Vistas JSON's
 ``categories``, a COCO instances JSON's and its stuff JSON's, a
-``panoptic_pngs`` classes file, a pdl-data folder's ``metadata.json``). The commands call
-``read_metadata`` in their check phase and fill ``model.num_classes``,
-``data.thing_class_ids``, ``data.class_names`` and ``data.category_ids``
-with ``config_io.resolve_classes``; the readers give the same
+``panoptic_pngs`` classes file, a pdl-data folder's ``metadata.json``).
+The commands call ``read_metadata`` in their check phase and fill
+``model.num_classes``, ``data.thing_class_ids``, ``data.class_names`` and
+``data.category_ids`` (and ``data.class_colors`` where unset) with
+``config_io.resolve_classes``; the readers give the same
 ``DatasetMetadata`` when the data opens (the pipeline checks it again).
 
 Imports no TensorFlow (numpy and pycocotools for ``coco_instances`` only).
@@ -130,7 +131,8 @@ def resolve_classes(config, meta, source):
 
   Each of ``model.num_classes`` (0), ``data.thing_class_ids``,
   ``data.class_names`` and ``data.category_ids`` (()) that is unset gets
-  the dataset's value; one that is set must equal it.
+  the dataset's value; one that is set must equal it. ``data.class_colors``
+  gets the dataset's colours when unset, and is kept when set.
 
   Args:
     config: ExperimentConfig, changed in place.
@@ -169,6 +171,17 @@ def resolve_classes(config, meta, source):
   data.thing_class_ids = tuple(meta.thing_class_ids)
   data.class_names = tuple(meta.class_names)
   data.category_ids = tuple(int(i) for i in meta.category_ids)
+  if not data.class_colors:
+    data.class_colors = dataset_colors(meta)
+
+
+def dataset_colors(meta):
+  """The dataset's class colours as '#rrggbb' by class index, () when it
+  has none (no colours, or all black: categories without 'color')."""
+  colors = [tuple(int(c) for c in color) for color in meta.colors]
+  if len(colors) != meta.num_classes or not any(any(c) for c in colors):
+    return ()
+  return tuple('#{:02x}{:02x}{:02x}'.format(*color) for color in colors)
 
 
 def classes_resolved(config):
@@ -208,7 +221,8 @@ def resolve_from_params(config, params_file, what):
   pairs = ((config.model, 'num_classes', model.get('num_classes'), 0),
            (config.data, 'thing_class_ids', data.get('thing_class_ids'), ()),
            (config.data, 'class_names', data.get('class_names'), ()),
-           (config.data, 'category_ids', data.get('category_ids'), ()))
+           (config.data, 'category_ids', data.get('category_ids'), ()),
+           (config.data, 'class_colors', data.get('class_colors'), ()))
   for section, key, theirs, unset in pairs:
     if theirs in (None, 0, [], ()):
       continue

@@ -2,7 +2,12 @@
 
 * ``STEM_panoptic.png``: COCO panoptic encoding (segment id = R + 256 G +
   256^2 B, 0 = void), segments numbered from 1;
-* ``STEM_overlay.png``: the image with each segment's colour blended in;
+* ``STEM_overlay.png``: the image with each segment's colour blended in
+  (its class's colour, a shade of it per instance; outlined), with
+  ``labels``: class names (and scores) on the segments and a legend of the
+  classes present on the right (``pdl_tf.viz``);
+* ``STEM_side_by_side.png`` (with ``side_by_side``): the image | the
+  overlay;
 * ``STEM.json``: ``{file_name, height, width, segments_info}`` where each
   segment has ``id``, ``category_id`` (the dataset's own category id when
   the export names it, else the class index), ``class_index`` (the model's
@@ -20,7 +25,7 @@ from PIL import Image
 from pdl_tf import atomic_write
 from pdl_tf.evaluation.writers import panoptic_to_segments
 from pdl_tf.panoptic_format import id_map_to_rgb
-from pdl_tf.viz import overlay
+from pdl_tf import viz
 
 
 class LabelDivisorMismatch(ValueError):
@@ -62,8 +67,41 @@ def check_label_divisor(result, label_divisor):
       f'ids are class x {used} + instance; give --label_divisor {used}.')
 
 
+def overlay_picture(image, panoptic, ids, segments, *, label_divisor,
+                    class_colors=None, class_names=None, labels=False):
+  """uint8 [H, W (+ legend), 3]: the overlay of one prediction.
+
+  Args:
+    image: uint8 [H, W, 3].
+    panoptic: int [H, W], class * label_divisor + instance, void < 0.
+    ids: int [H, W] segment ids of ``segments`` (0 = void).
+    segments: the JSON's segments (``class_index``, ``isthing``,
+      ``score``).
+    class_colors: '#rrggbb' or [r, g, b] by class index, or None (the
+      fixed palette).
+    class_names: names by class index, or None ('class N').
+    labels: draw each segment's class name (and score for things) and a
+      legend of the classes present.
+  """
+  num_classes = max([s['class_index'] + 1 for s in segments] +
+                    [len(class_colors or ()), len(class_names or ())])
+  palette = viz.class_palette(num_classes, class_colors or ())
+  picture = viz.panoptic_overlay(image, panoptic, label_divisor, [
+      viz.hex_color(c) for c in palette])
+  if not labels:
+    return picture
+  entries = viz.legend_entries([s['class_index'] for s in segments],
+                               class_names, palette)
+  names = {index: name for index, name, _ in entries}
+  texts = {s['id']: names[s['class_index']] + (
+      f' {s["score"]:.2f}' if s['score'] is not None else '')
+           for s in segments}
+  return viz.draw_legend(viz.draw_labels(picture, ids, texts), entries)
+
+
 def write_prediction(image, result, stem, folder, *, label_divisor,
-                     class_names=None, category_ids=None):
+                     class_names=None, category_ids=None, class_colors=None,
+                     labels=False, side_by_side=False):
   """Writes the three files of one image; returns the JSON dict.
 
   Args:
@@ -75,6 +113,10 @@ def write_prediction(image, result, stem, folder, *, label_divisor,
     class_names: optional sequence of class names by class index.
     category_ids: optional sequence of the dataset's category ids by class
       index (written as ``category_id``; the class index otherwise).
+    class_colors: optional '#rrggbb' by class index for the overlay (the
+      fixed palette otherwise).
+    labels: names, scores and a legend on the overlay.
+    side_by_side: also write ``STEM_side_by_side.png``: image | overlay.
   """
   panoptic, instance = result['panoptic'], result['instance']
   num_classes = int(panoptic.max()) // label_divisor + 1 if (
@@ -95,9 +137,17 @@ def write_prediction(image, result, stem, folder, *, label_divisor,
     if class_names is not None:
       segment['category_name'] = class_names[index]
   os.makedirs(folder, exist_ok=True)
+  overlay = overlay_picture(image, panoptic, ids, segments,
+                            label_divisor=label_divisor,
+                            class_colors=class_colors,
+                            class_names=class_names, labels=labels)
+  pictures = [(f'{stem}_panoptic.png', id_map_to_rgb(ids)),
+              (f'{stem}_overlay.png', overlay)]
+  if side_by_side:
+    pictures.append((f'{stem}_side_by_side.png',
+                     viz.side_by_side(image, overlay)))
   # Each file whole or not at all (Ctrl-C): atomic_write.
-  for name, picture in ((f'{stem}_panoptic.png', id_map_to_rgb(ids)),
-                        (f'{stem}_overlay.png', overlay(image, ids))):
+  for name, picture in pictures:
     with atomic_write.atomic_path(os.path.join(folder, name)) as temporary:
       Image.fromarray(picture).save(temporary, 'PNG')
   record = {'file_name': f'{stem}_panoptic.png', 'height': ids.shape[0],

@@ -361,8 +361,9 @@ class Trainer:
       for image in eval_outputs.eval_images(batch, result):
         eval_outputs.update_metrics(image, pq, miou, mask_ap)
         if len(pictures) < num_images:
-          pictures.append(viz.panoptic_overlay(image[pipeline.IMAGE],
-                                               image[keys.PANOPTIC]))
+          pictures.append(viz.panoptic_overlay(
+              image[pipeline.IMAGE], image[keys.PANOPTIC],
+              config.data.label_divisor, config.data.class_colors))
         if saver:
           saver.add(image)
     instance_ap = saver.close() if saver else None
