@@ -56,7 +56,7 @@ def _index_map(id_map, ids, areas, where):
       table = _TABLES.table = np.zeros(1 << 24, np.uint16)
     table[ids[1:]] = np.arange(1, len(ids), dtype=np.uint16)
     try:
-      index = table[id_map]
+      index = np.take(table, id_map)
     finally:
       table[ids[1:]] = 0
     unlisted = np.count_nonzero(index) != np.count_nonzero(id_map)

@@ -63,9 +63,8 @@ def pair_histogram(gt_index, num_gt, pred_index, num_pred):
   if gt_index.shape != pred_index.shape:
     raise ValueError(f'ground truth {gt_index.shape} and prediction '
                      f'{pred_index.shape} differ in size.')
-  dtype = np.int32 if num_gt * num_pred < 2 ** 31 else np.int64
-  key = gt_index.astype(dtype, copy=False) * dtype(num_pred)
-  key += pred_index.astype(dtype, copy=False)
+  key = gt_index.astype(np.intp, copy=False) * num_pred  # int64 keys
+  key += pred_index
   return np.bincount(key.ravel(), minlength=num_gt * num_pred).reshape(
       num_gt, num_pred)
 

@@ -25,7 +25,7 @@ _SAMPLE_STRIDE = 61  # values are first looked for in every 61st pixel
 
 
 def _compact(flat, is_void):
-  """(index int32 [N] with void 0, values int64 [n + 1]) of a 1-D map:
+  """(index intp [N] with void 0, values int64 [n + 1]) of a 1-D map:
   index k > 0 is values[k], the present non-void values in sorted order.
 
   The present values are found on a sample of the pixels and then checked
@@ -36,17 +36,17 @@ def _compact(flat, is_void):
   if lo < -1 or hi - lo > max(4 * flat.size, 1 << 20):
     values, inverse = np.unique(flat, return_inverse=True)
     void = is_void(values)
-    table = np.where(void, 0, np.cumsum(~void)).astype(np.int32)
+    table = np.where(void, 0, np.cumsum(~void))
     return table[inverse.ravel()], np.concatenate([[0], values[~void]])
   seen = np.unique(flat[::_SAMPLE_STRIDE])
   while True:
     void = is_void(seen)
     values = seen[~void]
     # Value v at position v; -1 (lo >= -1) at the last position (= -1).
-    table = np.full(hi + 2, -1, np.int32)
+    table = np.full(hi + 2, -1, np.intp)
     table[seen[void]] = 0
-    table[values] = np.arange(1, len(values) + 1, dtype=np.int32)
-    index = table[flat]
+    table[values] = np.arange(1, len(values) + 1)
+    index = np.take(table, flat)
     missing = index < 0
     if not missing.any():
       return index, np.concatenate([[0], values]).astype(np.int64)
@@ -65,7 +65,7 @@ def label_segments(panoptic, label_divisor, void_class=None,
     thing_class_ids: ground truth: classes whose instance 0 is crowd.
 
   Returns:
-    (index int32 [H, W] (0 = void), classes int64 [n + 1], crowd bool
+    (index intp [H, W] (0 = void), classes int64 [n + 1], crowd bool
     [n + 1]), entry 0 of the lists standing for void.
   """
   panoptic = np.asarray(panoptic)
