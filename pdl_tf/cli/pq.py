@@ -110,6 +110,8 @@ def main(args):
               'per_class': [{'category_id': c, 'name': names[c],
                              'isthing': isthing[c], **row}
                             for c, row in result['per_class'].items()]}
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)),
+                exist_ok=True)
     with open(args.output, 'w', encoding='utf-8') as f:
       json.dump(report, f, indent=2)
     print(f'results written to {args.output}')
