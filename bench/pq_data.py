@@ -87,8 +87,11 @@ def make_image(rng):
   # Prediction: shifted, some categories swapped, some dropped.
   pred_category = segment_category.copy()
   for k in np.flatnonzero(rng.random(len(keys)) < 0.1):
-    pool = THINGS if segment_category[k] in THINGS else STUFF
-    pred_category[k] = rng.choice(pool)
+    if segment_category[k] in THINGS:
+      pred_category[k] = rng.choice(THINGS)
+    else:  # still one segment per stuff category
+      pred_category[k] = rng.choice(sorted(set(STUFF) -
+                                           set(pred_category.tolist())))
   pred_ids = _ids(rng, len(keys))
   dropped = rng.random(len(keys)) < 0.05
   shifted = np.roll(cell_segment[cells], tuple(rng.integers(-6, 7, 2)),

@@ -44,7 +44,7 @@ def check_crowd_rule(crowd_rule):
                      f'{", ".join(CROWD_RULES)}.')
 
 
-def pair_histogram(gt_index, num_gt, pred_index, num_pred):
+def pair_histogram(gt_index, num_gt, pred_index, num_pred, out=None):
   """Pixel counts of every (ground-truth, predicted) segment pair.
 
   Args:
@@ -52,6 +52,8 @@ def pair_histogram(gt_index, num_gt, pred_index, num_pred):
     num_gt: number of ground-truth indices (void included).
     pred_index: int array [H, W], indices 0..num_pred - 1 (0 = void).
     num_pred: number of predicted indices (void included).
+    out: optional int64 [H * W] buffer for the keys (saves an allocation
+      per image).
 
   Returns:
     int64 [num_gt, num_pred]; row 0 / column 0 are void. Row sums are the
@@ -63,8 +65,10 @@ def pair_histogram(gt_index, num_gt, pred_index, num_pred):
   if gt_index.shape != pred_index.shape:
     raise ValueError(f'ground truth {gt_index.shape} and prediction '
                      f'{pred_index.shape} differ in size.')
-  key = gt_index.astype(np.intp, copy=False) * num_pred  # int64 keys
-  key += pred_index
+  # int64 keys gt * num_pred + pred, computed in one array.
+  key = np.multiply(gt_index.reshape(-1), np.intp(num_pred), out=out,
+                    dtype=np.intp)
+  key += pred_index.reshape(-1)
   return np.bincount(key.ravel(), minlength=num_gt * num_pred).reshape(
       num_gt, num_pred)
 

@@ -24,37 +24,48 @@ from pdl_tf.evaluation import panoptic_quality
 _SAMPLE_STRIDE = 61  # values are first looked for in every 61st pixel
 
 
-def _compact(flat, is_void):
-  """(index intp [N] with void 0, values int64 [n + 1]) of a 1-D map:
-  index k > 0 is values[k], the present non-void values in sorted order.
+class _ValueTable:
+  """Label value -> segment index by one table look-up (``np.take``), the
+  table kept between images (its size: the largest value met + 2, int32)
+  and its used entries cleared after each map."""
 
-  The present values are found on a sample of the pixels and then checked
-  on all of them (one table look-up), so the cost is one pass over the map,
-  not a sort.
-  """
-  lo, hi = int(flat.min()), int(flat.max())
-  if lo < -1 or hi - lo > max(4 * flat.size, 1 << 20):
-    values, inverse = np.unique(flat, return_inverse=True)
-    void = is_void(values)
-    table = np.where(void, 0, np.cumsum(~void))
-    return table[inverse.ravel()], np.concatenate([[0], values[~void]])
-  seen = np.unique(flat[::_SAMPLE_STRIDE])
-  while True:
-    void = is_void(seen)
-    values = seen[~void]
-    # Value v at position v; -1 (lo >= -1) at the last position (= -1).
-    table = np.full(hi + 2, -1, np.intp)
-    table[seen[void]] = 0
-    table[values] = np.arange(1, len(values) + 1)
-    index = np.take(table, flat)
-    missing = index < 0
-    if not missing.any():
-      return index, np.concatenate([[0], values]).astype(np.int64)
-    seen = np.union1d(seen, np.unique(flat[missing]))
+  def __init__(self):
+    self._table = np.full(2, -1, np.int32)
+
+  def compact(self, flat, is_void, out=None):
+    """(index int32 [N] with void 0, values int64 [n + 1]) of a 1-D map:
+    index k > 0 is values[k], the present non-void values in sorted order.
+
+    The present values are first looked for in a sample of the pixels and
+    then checked on all of them, so the cost is one pass over the map, not
+    a sort. ``out``: optional int32 [N] buffer for the index.
+    """
+    lo, hi = int(flat.min()), int(flat.max())
+    if lo < -1 or hi > max(4 * flat.size, 1 << 20):  # sparse: sort
+      values, inverse = np.unique(flat, return_inverse=True)
+      void = is_void(values)
+      table = np.where(void, 0, np.cumsum(~void)).astype(np.int32)
+      return table[inverse.ravel()], np.concatenate([[0], values[~void]])
+    if len(self._table) < hi + 2:
+      self._table = np.full(hi + 2, -1, np.int32)
+    table = self._table  # value v at position v; -1 at the last one (-1)
+    seen = np.unique(flat[::_SAMPLE_STRIDE])
+    while True:
+      void = is_void(seen)
+      values = seen[~void]
+      table[seen[void]] = 0
+      table[values] = np.arange(1, len(values) + 1, dtype=np.int32)
+      try:
+        index = np.take(table, flat, out=out)
+      finally:
+        table[seen] = -1
+      if index.min() >= 0:
+        return index, np.concatenate([[0], values]).astype(np.int64)
+      seen = np.union1d(seen, np.unique(flat[index < 0]))
 
 
 def label_segments(panoptic, label_divisor, void_class=None,
-                   thing_class_ids=()):
+                   thing_class_ids=(), table=None, out=None):
   """Segments of a map in the label encoding: one per value.
 
   Args:
@@ -63,9 +74,11 @@ def label_segments(panoptic, label_divisor, void_class=None,
     void_class: ground truth: the class of void (ignore_label); None for a
       prediction, where values < 0 are void.
     thing_class_ids: ground truth: classes whose instance 0 is crowd.
+    table: a _ValueTable to reuse (a new one by default).
+    out: optional int32 [H * W] buffer for the index map.
 
   Returns:
-    (index intp [H, W] (0 = void), classes int64 [n + 1], crowd bool
+    (index int32 [H, W] (0 = void), classes int64 [n + 1], crowd bool
     [n + 1]), entry 0 of the lists standing for void.
   """
   panoptic = np.asarray(panoptic)
@@ -73,7 +86,8 @@ def label_segments(panoptic, label_divisor, void_class=None,
     is_void = lambda v: v < 0
   else:
     is_void = lambda v: v // label_divisor == void_class
-  index, values = _compact(panoptic.ravel(), is_void)
+  index, values = (table or _ValueTable()).compact(panoptic.ravel(), is_void,
+                                                   out)
   classes, instances = np.divmod(values, label_divisor)
   crowd = np.isin(classes, list(thing_class_ids)) & (instances == 0)
   crowd[0] = False
@@ -104,6 +118,8 @@ class StreamingPanopticQuality:
     self._label_divisor = label_divisor
     self._ignore_label = ignore_label
     self.crowd_rule = crowd_rule
+    self._table = _ValueTable()
+    self._buffer = None
     self.reset()
 
   def reset(self):
@@ -123,11 +139,16 @@ class StreamingPanopticQuality:
                        f'{pred_panoptic.shape} differ in shape.')
     if gt_panoptic.ndim == 2:
       gt_panoptic, pred_panoptic = gt_panoptic[None], pred_panoptic[None]
+    if not len(gt_panoptic):
+      return
+    buffers = self._buffers(gt_panoptic[0].size)
     for gt, pred in zip(gt_panoptic, pred_panoptic):
       gt_index, gt_classes, gt_crowd = label_segments(
-          gt, self._label_divisor, self._ignore_label, self._things)
+          gt, self._label_divisor, self._ignore_label, self._things,
+          self._table, buffers[0])
       # Crowd exists only in ground truth.
-      pred_index, pred_classes, _ = label_segments(pred, self._label_divisor)
+      pred_index, pred_classes, _ = label_segments(
+          pred, self._label_divisor, table=self._table, out=buffers[1])
       self._add(gt_index, gt_classes, gt_crowd, pred_index, pred_classes)
 
   def update_segments(self, gt_index, gt_classes, gt_crowd, pred_index,
@@ -165,9 +186,19 @@ class StreamingPanopticQuality:
                          'its class list.')
     self._add(gt_index, gt_classes, gt_crowd, pred_index, pred_classes)
 
+  def _buffers(self, size):
+    """Index maps (int32) and keys (int64) of an image of ``size`` pixels,
+    kept between images: fresh arrays of this size cost more than the
+    work (page faults) when several are alive at once."""
+    if self._buffer is None or len(self._buffer[2]) != size:
+      self._buffer = (np.empty(size, np.int32), np.empty(size, np.int32),
+                      np.empty(size, np.intp))
+    return self._buffer
+
   def _add(self, gt_index, gt_classes, gt_crowd, pred_index, pred_classes):
     histogram = panoptic_quality.pair_histogram(
-        gt_index, len(gt_classes), pred_index, len(pred_classes))
+        gt_index, len(gt_classes), pred_index, len(pred_classes),
+        out=self._buffers(gt_index.size)[2])
     for name, classes, areas in (('ground truth', gt_classes,
                                   histogram.sum(1)),
                                  ('prediction', pred_classes,
