@@ -21,7 +21,7 @@ from pdl_tf.panoptic_format import read_id_map
 
 def _segment_table(segments_info, categories, where, prediction):
   """One annotation's segments, checked (panoptic_format.parse_segments):
-  (ids uint32 [n + 1] sorted with void 0 first, category [n + 1], crowd
+  (ids int64 [n + 1] sorted with void 0 first, category [n + 1], crowd
   bool [n + 1], rank [n + 1]: position in segments_info, {id: JSON area or
   None})."""
   segments = parse_segments(segments_info, categories, where, prediction)
