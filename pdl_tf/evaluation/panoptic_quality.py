@@ -69,7 +69,13 @@ def pair_histogram(gt_index, num_gt, pred_index, num_pred, out=None):
   key = np.multiply(gt_index.reshape(-1), np.intp(num_pred), out=out,
                     dtype=np.intp)
   key += pred_index.reshape(-1)
-  return np.bincount(key.ravel(), minlength=num_gt * num_pred).reshape(
+  return histogram_of_keys(key, num_gt, num_pred)
+
+
+def histogram_of_keys(key, num_gt, num_pred):
+  """int64 [num_gt, num_pred] counts of the int64 [N] keys gt_index *
+  num_pred + pred_index (``pair_histogram``'s last step)."""
+  return np.bincount(key, minlength=num_gt * num_pred).reshape(
       num_gt, num_pred)
 
 

@@ -29,34 +29,37 @@ class _ValueTable:
   table kept between images (its size: the largest value met + 2, int32)
   and its used entries cleared after each map."""
 
-  def __init__(self):
-    self._table = np.full(2, -1, np.int32)
+  def __init__(self, dtype=np.int32):
+    self._table = np.full(2, -1, dtype)
 
-  def compact(self, flat, is_void, out=None):
+  def compact(self, flat, is_void, out=None, scale=1):
     """(index int32 [N] with void 0, values int64 [n + 1]) of a 1-D map:
     index k > 0 is values[k], the present non-void values in sorted order.
 
     The present values are first looked for in a sample of the pixels and
     then checked on all of them, so the cost is one pass over the map, not
-    a sort. ``out``: optional int32 [N] buffer for the index.
+    a sort. ``out``: optional [N] buffer (the table's dtype) for the
+    index; ``scale``: the index comes multiplied by it (void 0).
     """
     lo, hi = int(flat.min()), int(flat.max())
     if lo < -1 or hi > max(4 * flat.size, 1 << 20):  # sparse: sort
       values, inverse = np.unique(flat, return_inverse=True)
       void = is_void(values)
-      table = np.where(void, 0, np.cumsum(~void)).astype(np.int32)
-      return table[inverse.ravel()], np.concatenate([[0], values[~void]])
+      table = np.where(void, 0, np.cumsum(~void) * scale).astype(
+          self._table.dtype)
+      return (np.take(table, inverse.ravel(), out=out, mode='wrap'),
+              np.concatenate([[0], values[~void]]))
     if len(self._table) < hi + 2:
-      self._table = np.full(hi + 2, -1, np.int32)
+      self._table = np.full(hi + 2, -1, self._table.dtype)
     table = self._table  # value v at position v; -1 at the last one (-1)
     seen = np.unique(flat[::_SAMPLE_STRIDE])
     while True:
       void = is_void(seen)
       values = seen[~void]
       table[seen[void]] = 0
-      table[values] = np.arange(1, len(values) + 1, dtype=np.int32)
-      try:
-        index = np.take(table, flat, out=out)
+      table[values] = np.arange(1, len(values) + 1) * scale
+      try:  # 'wrap': -1 is the last entry, and no buffering of ``out``
+        index = np.take(table, flat, out=out, mode='wrap')
       finally:
         table[seen] = -1
       if index.min() >= 0:
@@ -65,7 +68,7 @@ class _ValueTable:
 
 
 def label_segments(panoptic, label_divisor, void_class=None,
-                   thing_class_ids=(), table=None, out=None):
+                   thing_class_ids=(), table=None, out=None, scale=1):
   """Segments of a map in the label encoding: one per value.
 
   Args:
@@ -75,7 +78,8 @@ def label_segments(panoptic, label_divisor, void_class=None,
       prediction, where values < 0 are void.
     thing_class_ids: ground truth: classes whose instance 0 is crowd.
     table: a _ValueTable to reuse (a new one by default).
-    out: optional int32 [H * W] buffer for the index map.
+    out: optional [H * W] buffer (the table's dtype) for the index map.
+    scale: the index map comes multiplied by it (pair_histogram's keys).
 
   Returns:
     (index int32 [H, W] (0 = void), classes int64 [n + 1], crowd bool
@@ -87,7 +91,7 @@ def label_segments(panoptic, label_divisor, void_class=None,
   else:
     is_void = lambda v: v // label_divisor == void_class
   index, values = (table or _ValueTable()).compact(panoptic.ravel(), is_void,
-                                                   out)
+                                                   out, scale)
   classes, instances = np.divmod(values, label_divisor)
   crowd = np.isin(classes, list(thing_class_ids)) & (instances == 0)
   crowd[0] = False
@@ -119,6 +123,7 @@ class StreamingPanopticQuality:
     self._ignore_label = ignore_label
     self.crowd_rule = crowd_rule
     self._table = _ValueTable()
+    self._key_table = _ValueTable(np.intp)
     self._buffer = None
     self.reset()
 
@@ -141,15 +146,22 @@ class StreamingPanopticQuality:
       gt_panoptic, pred_panoptic = gt_panoptic[None], pred_panoptic[None]
     if not len(gt_panoptic):
       return
-    buffers = self._buffers(gt_panoptic[0].size)
+    _, pred_buffer, key = self._buffers(gt_panoptic[0].size)
+    divisor = self._label_divisor
     for gt, pred in zip(gt_panoptic, pred_panoptic):
-      gt_index, gt_classes, gt_crowd = label_segments(
-          gt, self._label_divisor, self._ignore_label, self._things,
-          self._table, buffers[0])
       # Crowd exists only in ground truth.
       pred_index, pred_classes, _ = label_segments(
-          pred, self._label_divisor, table=self._table, out=buffers[1])
-      self._add(gt_index, gt_classes, gt_crowd, pred_index, pred_classes)
+          pred, divisor, table=self._table, out=pred_buffer)
+      # The ground-truth index comes as int64 keys index * num_pred, to
+      # which the predicted index is added: pair_histogram's keys, one
+      # pass fewer over the image.
+      _, gt_classes, gt_crowd = label_segments(
+          gt, divisor, self._ignore_label, self._things, self._key_table,
+          key, scale=len(pred_classes))
+      key += pred_index.ravel()
+      self._match(panoptic_quality.histogram_of_keys(
+          key, len(gt_classes), len(pred_classes)), gt_classes, gt_crowd,
+                  pred_classes)
 
   def update_segments(self, gt_index, gt_classes, gt_crowd, pred_index,
                       pred_classes):
@@ -196,9 +208,13 @@ class StreamingPanopticQuality:
     return self._buffer
 
   def _add(self, gt_index, gt_classes, gt_crowd, pred_index, pred_classes):
-    histogram = panoptic_quality.pair_histogram(
+    self._match(panoptic_quality.pair_histogram(
         gt_index, len(gt_classes), pred_index, len(pred_classes),
-        out=self._buffers(gt_index.size)[2])
+        out=self._buffers(gt_index.size)[2]), gt_classes, gt_crowd,
+                pred_classes)
+
+  def _match(self, histogram, gt_classes, gt_crowd, pred_classes):
+    """Checks the classes of the segments present and adds the image."""
     for name, classes, areas in (('ground truth', gt_classes,
                                   histogram.sum(1)),
                                  ('prediction', pred_classes,
