@@ -23,10 +23,16 @@ def read_id_map(path):
     raise FileNotFoundError(f'Panoptic PNG {path!r} does not exist.')
   try:
     with Image.open(path) as image:
-      rgb = np.asarray(image.convert('RGB'), dtype=np.uint32)
+      rgb = np.asarray(image if image.mode == 'RGB' else
+                       image.convert('RGB'))
   except (OSError, SyntaxError) as e:
     raise ValueError(f'Panoptic PNG {path!r} cannot be read: {e}') from e
-  return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
+  ids = rgb[..., 2].astype(np.uint32)  # in place below: one array
+  ids <<= 8
+  ids |= rgb[..., 1]
+  ids <<= 8
+  ids |= rgb[..., 0]
+  return ids
 
 
 def read_index_png(path, what):

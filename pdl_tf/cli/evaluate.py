@@ -20,6 +20,13 @@ def build_parser():
                       help='also write ground truth and predictions in COCO '
                            'panoptic format to DIR (and, for Cityscapes, '
                            "cityscapesScripts' result files)")
+  parser.add_argument('--crowd_rule', choices=('union', 'panopticapi'),
+                      default='union',
+                      help="PQ's crowd region with several crowd segments "
+                           'of a class in an image: their union, or the one '
+                           "listed last (panopticapi's rule); the input "
+                           "pipeline's label maps hold one crowd region per "
+                           'class, where both agree')
   return parser
 
 
@@ -63,9 +70,11 @@ def main(args):
   trainer = trainer_lib.Trainer(
       config, model_dir, strategy_lib.get_strategy(config.train.strategy),
       checkpoint=checkpoint)
-  metrics = trainer.evaluate(predictions_dir=args.save_predictions)
+  metrics = trainer.evaluate(predictions_dir=args.save_predictions,
+                             crowd_rule=args.crowd_rule)
   print_per_class(metrics['per_class'])
   print_metrics(metrics)
+  print(f'PQ crowd rule: {args.crowd_rule}')
   print(f'metrics written to {os.path.join(model_dir, "metrics.json")}')
   if args.save_predictions:
     print(f'predictions written to {args.save_predictions}')

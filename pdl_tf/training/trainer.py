@@ -323,13 +323,15 @@ class Trainer:
     progress.set_postfix({n.replace('_loss', ''): f'{v:.4f}'
                           for n, v in mean.items()})
 
-  def evaluate(self, num_images=3, predictions_dir=None):
+  def evaluate(self, num_images=3, predictions_dir=None, crowd_rule='union'):
     """PQ / SQ / RQ (All, Things, Stuff), mIoU and mask AP on the eval split.
 
     Writes them to ``metrics.json`` and, with overlays of the first
     ``num_images`` predictions, to TensorBoard under ``model_dir/eval``;
     with ``predictions_dir``, also the prediction files
-    (eval_outputs.PredictionSaver).
+    (eval_outputs.PredictionSaver). ``crowd_rule``: PQ's rule for several
+    crowd segments of a class (panoptic_quality; on the label maps of the
+    input pipeline a class has one crowd region, where both rules agree).
     """
     config = self.config
     self._optimizer_state_unused()
@@ -345,7 +347,7 @@ class Trainer:
 
     pq = StreamingPanopticQuality(config.model.num_classes, things,
                                   config.data.label_divisor,
-                                  config.data.ignore_label)
+                                  config.data.ignore_label, crowd_rule)
     miou = StreamingMeanIoU(config.model.num_classes, config.data.ignore_label)
     mask_ap = StreamingMaskAP(things, config.data.label_divisor)
     dataset = pipeline.build_dataset(config, training=False)
@@ -369,7 +371,8 @@ class Trainer:
     instance_ap = saver.close() if saver else None
     summary = pq.result()
     iou = miou.result()
-    metrics = {'step': self.step, 'miou': iou['miou']}
+    metrics = {'step': self.step, 'miou': iou['miou'],
+               'crowd_rule': crowd_rule}
     if instance_ap:  # Cityscapes: its own AP convention, on the saved files
       metrics['cityscapes_ap'] = instance_ap['ap']
       metrics['cityscapes_ap50'] = instance_ap['ap50']
@@ -392,7 +395,8 @@ class Trainer:
                                                         'eval'))
     with writer.as_default(step=self.step):
       for name, value in metrics.items():
-        if name not in ('step', 'per_class') and value is not None:
+        if name not in ('step', 'per_class', 'crowd_rule') and (
+            value is not None):
           tf.summary.scalar(f'eval/{name}', value)
       for index, picture in enumerate(pictures):
         tf.summary.image(f'panoptic/{index}', picture[None])
