@@ -34,7 +34,7 @@ cpu_runtime.apply()  # before TensorFlow starts: as the pdl-* commands run
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from bench_postprocess import CASES, make_inputs, merge_kwargs  # pylint: disable=g-import-not-at-top
-from pdl_tf import grouping  # pylint: disable=g-import-not-at-top
+from pdl_tf.postprocess import grouping  # pylint: disable=g-import-not-at-top
 from pdl_tf import keys  # pylint: disable=g-import-not-at-top
 from pdl_tf import postprocess  # pylint: disable=g-import-not-at-top
 

@@ -22,7 +22,7 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-posi
 from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from bench_latency import _median_ms  # pylint: disable=g-import-not-at-top,wrong-import-position
-from pdl_tf import grouping  # pylint: disable=g-import-not-at-top,wrong-import-position
+from pdl_tf.postprocess import grouping  # pylint: disable=g-import-not-at-top,wrong-import-position
 from pdl_tf.serving.backends import available_cores  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 HEIGHT, WIDTH, SLOTS = 513, 1025, 200

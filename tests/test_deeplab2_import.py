@@ -14,6 +14,7 @@ import pytest
 
 import deeplab2_checkpoints as d2
 from helpers import require_coco_sample
+from pdl_tf import run_folder
 from pdl_tf.cli import common
 from pdl_tf.cli import export as export_cli
 from pdl_tf.cli import import_checkpoint
@@ -72,7 +73,7 @@ def test_import_reproduces_the_source_network(source, tmp_path, capsys):
       'deeplab2_import.json', 'params.yaml']
   record = json.loads((out / 'deeplab2_import.json').read_text())
   assert record['variables'] == len(source['values'])
-  model = factory.load_model(str(out))
+  model = run_folder.load_model(str(out))
   got = model(source['image'], training=False)
   for key, want in source['outputs'].items():
     np.testing.assert_allclose(got[key].numpy(), want, rtol=1e-5, atol=1e-5)
@@ -211,7 +212,7 @@ def test_coco_void_class_is_dropped(tmp_path):
   assert run_import(['deeplab2', '--experiment', d2.MNV3S,
                      '--params_override', override, '--checkpoint',
                      str(folder), '--model_dir', str(out)]) == 0
-  imported = deeplab2_layout.variable_map(factory.load_model(str(out)))
+  imported = deeplab2_layout.variable_map(run_folder.load_model(str(out)))
   for key in ('semantic_last_layer/kernel', 'semantic_last_layer/bias'):
     np.testing.assert_array_equal(imported[key].numpy(),
                                   values[key][..., 1:])

@@ -10,6 +10,7 @@ import deeplab2_checkpoints as d2
 from pdl_tf import config_io
 from pdl_tf import keys
 from pdl_tf import postprocess
+from pdl_tf import run_folder
 from pdl_tf.importers import deeplab2 as importer
 from pdl_tf.model import deeplab2_backbones
 from pdl_tf.model import deeplab2_layout
@@ -108,7 +109,7 @@ def golden_model(tmp_path_factory):
   config = config_io.load_config(d2.MNV3S)
   out = tmp_path_factory.mktemp('golden') / 'model'
   importer.import_checkpoint(str(golden), config, str(out), d2.MNV3S)
-  return config, factory.load_model(str(out))
+  return config, run_folder.load_model(str(out))
 
 
 # The fixture's random-weight heatmap has more NMS peaks than deeplab2's

@@ -172,33 +172,6 @@ def _other_classes(checkpoint, data_config):
        list(ids) != list(data_config.category_ids)))
 
 
-def load_model(model_dir, input_size=None):
-  """The restored network of a pdl_tf model folder (``pdl-train``'s
-  ``--model_dir``, or one written by ``pdl-import``).
-
-  Args:
-    model_dir: a folder with ``params.yaml`` and checkpoints.
-    input_size: optional (height, width) of the build pass.
-
-  Returns:
-    The PanopticDeepLab of ``model_dir/params.yaml`` with the weights of
-    the folder's latest checkpoint.
-
-  Raises:
-    FileNotFoundError: no params.yaml or no checkpoint there.
-    ConfigError: params.yaml is not a valid experiment config, or the
-      checkpoint does not match its network.
-  """
-  # Imported here: config_io reads experiments (not needed by the rest).
-  from pdl_tf import config_io  # pylint: disable=g-import-not-at-top
-  params = os.path.join(model_dir, config_io.PARAMS_FILE)
-  if not os.path.isfile(params):
-    raise FileNotFoundError(f'{params!r} does not exist: {model_dir!r} is '
-                            'not a pdl_tf model folder.')
-  config = config_io.load_config(config_files=[params])
-  return restore_model(config, model_dir, input_size)
-
-
 def merge_arguments(config):
   """Keyword arguments of postprocess.panoptic_merge from an experiment."""
   post = config.postprocess

@@ -31,8 +31,8 @@ import inspect
 import tensorflow as tf
 
 from pdl_tf import keys
-from pdl_tf.grouping import find_centers
-from pdl_tf.grouping import group_pixels
+from pdl_tf.postprocess.grouping import find_centers
+from pdl_tf.postprocess.grouping import group_pixels
 
 VOID = -1
 INSTANCE_CLASSES = 'instance_classes'

@@ -1,6 +1,6 @@
 """Center finding and pixel grouping of the Panoptic-DeepLab merge.
 
-Static shapes, any batch size, XLA-compilable (see postprocess.py for the
+Static shapes, any batch size, XLA-compilable (see merge.py for the
 whole algorithm). Centers: max-pool NMS and top-k on the heatmap. Grouping:
 each pixel's vote (its position plus its offset) joins the nearest kept
 center, computed ``pixel_block`` pixels at a time and, within a block,
