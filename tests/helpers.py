@@ -24,6 +24,19 @@ def run_python(code, timeout=300):
                         env=env, check=False)
 
 
+# The start of a run_python script that splits the CPU into two logical
+# devices (for MirroredStrategy over 2 replicas) and imports the config and
+# the trainer.
+TWO_CPUS = textwrap.dedent('''
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices('CPU')[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from pdl_tf import config_io
+    from pdl_tf.training import trainer as trainer_lib
+    ''')
+
+
 # Two COCO val2017 images with their panoptic ground truth, kept in the
 # repository (0.6 MB; source and licence in its README.md).
 COCO_SAMPLE = pathlib.Path(__file__).resolve().parent / 'data' / (

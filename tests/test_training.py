@@ -1,6 +1,7 @@
 """Training loop: learning, resume, non-finite loss, bad input."""
 
 import json
+import textwrap
 import types
 
 import numpy as np
@@ -9,6 +10,7 @@ import tensorflow as tf
 import tf_keras
 
 from helpers import SMALL_DEMO
+from helpers import TWO_CPUS
 from pdl_tf import config_io
 from pdl_tf.config import ConfigError
 from pdl_tf.evaluation import pq_compute
@@ -143,14 +145,8 @@ def test_mirrored_two_replicas_match_one_device(tmp_path):
   # Same seed, same global batch (2), dropout off: two replicas with
   # synchronized batch norm must give the losses of one device.
   from helpers import run_python  # pylint: disable=g-import-not-at-top
-  result = run_python(f'''
+  result = run_python(TWO_CPUS + textwrap.dedent(f'''
     import json
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices('CPU')[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from pdl_tf import config_io
-    from pdl_tf.training import trainer as trainer_lib
     config = config_io.load_config('demo', params_override=(
         {SMALL_DEMO!r} + ',train.steps=2,model.dropout_rate=0.0'))
     losses = {{}}
@@ -161,7 +157,7 @@ def test_mirrored_two_replicas_match_one_device(tmp_path):
                                     strategy)
       losses[name] = trainer.train()
     print('LOSSES', json.dumps(losses))
-  ''', timeout=600)
+  '''), timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   line = next(l for l in result.stdout.splitlines() if l.startswith('LOSSES'))
   losses = json.loads(line[len('LOSSES '):])
@@ -177,14 +173,8 @@ def test_resume_on_two_replicas_matches_an_uninterrupted_run(tmp_path):
   # per-replica batches per step taken (earlier versions skipped one, and
   # step 3 trained on the batches of step 2 again).
   from helpers import run_python  # pylint: disable=g-import-not-at-top
-  result = run_python(f'''
+  result = run_python(TWO_CPUS + textwrap.dedent(f'''
     import numpy as np
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices('CPU')[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from pdl_tf import config_io
-    from pdl_tf.training import trainer as trainer_lib
     config = config_io.load_config('demo', params_override=(
         {SMALL_DEMO!r} + ',train.steps=4,model.dropout_rate=0.0'))
     strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
@@ -198,7 +188,7 @@ def test_resume_on_two_replicas_matches_an_uninterrupted_run(tmp_path):
     worst = max(float(np.max(np.abs(a.numpy() - b.numpy())))
                 for a, b in zip(straight.model.weights, resumed.model.weights))
     print('WORST', worst)
-  ''', timeout=900)
+  '''), timeout=900)
   assert result.returncode == 0, result.stderr[-3000:]
   line = next(l for l in result.stdout.splitlines() if l.startswith('WORST'))
   assert float(line.split()[1]) < 1e-5
