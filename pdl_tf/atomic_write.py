@@ -26,7 +26,8 @@ def temporary_name(path):
   return os.path.join(folder, f'.{name}.tmp-{os.getpid()}')
 
 
-def _remove(path):
+def remove(path):
+  """Removes a file or a folder tree if it exists (a temporary one)."""
   if os.path.isdir(path) and not os.path.islink(path):
     shutil.rmtree(path, ignore_errors=True)
   elif os.path.lexists(path):
@@ -53,10 +54,10 @@ def atomic_path(path):
     yield path
     return
   temporary = temporary_name(path)
-  _remove(temporary)  # a leftover of this process id
+  remove(temporary)  # a leftover of this process id
   try:
     yield temporary
     os.replace(temporary, path)
   except BaseException:
-    _remove(temporary)
+    remove(temporary)
     raise

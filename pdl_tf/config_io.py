@@ -38,9 +38,11 @@ def load_config(experiment=None, config_files=(), params_override=None):
     params_override: a string ``a.b=1,c=[1,2]`` or YAML/JSON, or a dict, or a
       list of those, applied last.
 
-  An experiment's class settings (``CLASS_KEYS``) belong to its dataset: a
-  config file or override that changes ``data.dataset`` without setting
-  them too leaves them unset, to be taken from the new data.
+  An experiment's class settings (``CLASS_KEYS``) belong to its data: a
+  config file or override that names data (``data.dataset``,
+  ``data.train.path`` or ``data.eval.path``) without setting them too
+  leaves them unset, to be taken from that data (the same values when it
+  is the experiment's dataset).
 
   Returns:
     A validated ExperimentConfig.
@@ -52,7 +54,7 @@ def load_config(experiment=None, config_files=(), params_override=None):
   config = ExperimentConfig()
   if experiment:
     apply_yaml_file(config, experiments.experiment_path(experiment))
-  dataset, later = config.data.dataset, []
+  later = []
   for path in config_files or ():
     later.append(apply_yaml_file(config, path))
   overrides = params_override
@@ -60,13 +62,20 @@ def load_config(experiment=None, config_files=(), params_override=None):
     overrides = [overrides]
   for override in overrides or ():
     later.append(apply_override(config, override, source='--params_override'))
-  if experiment and config.data.dataset != dataset:
+  if experiment and any(_names_data(values) for values in later):
     for section, key in CLASS_KEYS:
       if not any(key in (values.get(section) or {}) for values in later):
         setattr(getattr(config, section), key,
                 0 if key == 'num_classes' else ())
   validate(config)
   return config
+
+
+def _names_data(values):
+  """True if an override mapping sets the dataset or a split's path."""
+  data = values.get('data') or {}
+  return 'dataset' in data or any(
+      'path' in (data.get(split) or {}) for split in ('train', 'eval'))
 
 
 # The settings that name a dataset's classes; unset (0 / ()) = the data's.

@@ -164,10 +164,10 @@ def oracle(json_paths, meta, image_id):
 def test_masks_crowd_stuff_and_overlaps_match_the_oracle(tmp_path):
   paths = write(tmp_path, data=instances(), stuff_data=stuff())
   meta, examples = load(tmp_path)
-  assert meta.class_names == ['person', 'car', 'sky', 'road']  # by id
-  assert meta.category_ids == [1, 3, 106, 149]
+  assert meta.class_names == ['car', 'person', 'road', 'sky']
+  assert meta.category_ids == [3, 1, 149, 106]
   assert meta.is_thing == [True, True, False, False]
-  assert meta.colors == [(0, 0, 0), (0, 0, 142), (70, 130, 180), (0, 0, 0)]
+  assert meta.colors == [(0, 0, 142), (0, 0, 0), (0, 0, 0), (70, 130, 180)]
   assert [e.file_name for e in examples] == ['a.png', 'b.png', 'c.png']
   for example in examples:
     expected, overlaps = oracle(paths, meta, example.image_id)
@@ -176,20 +176,20 @@ def test_masks_crowd_stuff_and_overlaps_match_the_oracle(tmp_path):
     assert example.image.shape == (H, W, 3)
   a, b, c = (e.panoptic for e in examples)
   # Hand-worked pixels of image 1 (y, x):
-  assert a[5, 5] == 1001         # car 1 (ann 10) over sky
-  assert a[9, 16] == 1           # person 1 (ann 11, 88 px) over car 1 (216)
-  assert a[0, 40] == 2000        # sky alone
-  assert a[22, 32] == 1002       # car 2 (ann 12) inside the crowd (ann 13)
-  assert a[19, 40] == 1000       # the car crowd region: instance 0
-  assert a[27, 6] == 2           # ann 15 and ann 14 tie (48 px): id 15 wins
-  assert a[31, 9] == 3           # ann 14 alone
+  assert a[5, 5] == 1            # car 1 (ann 10) over sky
+  assert a[9, 16] == 1001        # person 1 (ann 11, 88 px) over car 1 (216)
+  assert a[0, 40] == 3000        # sky alone
+  assert a[22, 32] == 2          # car 2 (ann 12) inside the crowd (ann 13)
+  assert a[19, 40] == 0          # the car crowd region: instance 0
+  assert a[27, 6] == 1002        # ann 15 and ann 14 tie (48 px): id 15 wins
+  assert a[31, 9] == 1003        # ann 14 alone
   assert a[15, 30] == VOID       # no annotation ('other' is skipped)
   # Pixels claimed twice or more: car 1 and sky (rows 2-9, columns 2-19)
   # 144, person 1 and sky outside car 1 (rows 8-9, columns 20-25) 12,
   # car 1 and person 1 below the sky (rows 10-13, columns 15-19) 20,
   # car 2 in the crowd 88, the two persons (rows 24-29, columns 5-7) 18.
   assert examples[0].stats['overlap_pixels'] == 144 + 12 + 20 + 88 + 18
-  assert (b[20:] != VOID).all() and set(np.unique(b // 1000)) <= {0, 3, 255}
+  assert (b[20:] != VOID).all() and set(np.unique(b // 1000)) <= {1, 2, 255}
   assert (c == VOID).all() and examples[2].stats == {'overlap_pixels': 0}
 
 
@@ -201,9 +201,9 @@ def test_without_stuff_annotations_of_isthing_0_categories_are_stuff(
                               'segmentation': compressed(box(0, 0, 4, 4))})
   paths = write(tmp_path, data=data)
   meta, examples = load(tmp_path)
-  assert meta.class_names == ['person', 'car', 'grass']  # by category id
-  assert meta.category_ids == [1, 3, 7]
-  assert (examples[2].panoptic[:4, :4] == 2000).all()
+  assert meta.class_names == ['grass', 'car', 'person']  # as listed
+  assert meta.category_ids == [7, 3, 1]
+  assert (examples[2].panoptic[:4, :4] == 0).all()
   for example in examples:
     np.testing.assert_array_equal(example.panoptic, oracle(
         paths, meta, example.image_id)[0])
@@ -233,12 +233,12 @@ def test_stuff_pngs_lie_under_the_annotations(tmp_path, bits):
   values[:, 24:28] = 3             # a thing id: unlabeled in a stuff PNG
   write_stuff_pngs(tmp_path, values, bits)
   meta, examples = load(tmp_path)
-  assert meta.class_names == ['person', 'car', 'wall', 'floor']
+  assert meta.class_names == ['car', 'person', 'wall', 'floor']
   c = examples[2].panoptic         # no annotations: the PNG alone
   assert (c[:, :10] == 2000).all() and (c[:, 10:20] == 3000).all()
   assert (c[:, 20:] == VOID).all()
   a = examples[0].panoptic
-  assert a[5, 5] == 1001 and a[0, 5] == 2000  # car over wall; wall
+  assert a[5, 5] == 1 and a[0, 5] == 2000  # car over wall; wall
   # Car 1 and person 1, car 2 and the crowd, the two persons; the PNG
   # claims no pixel.
   assert examples[0].stats['overlap_pixels'] == 30 + 88 + 18
@@ -484,4 +484,4 @@ def test_the_json_checks_run_without_tensorflow(tmp_path):
             'tensorflow' in sys.modules)''')
   assert result.returncode == 0, result.stderr
   assert result.stdout.split('\n')[0] == (
-      "['person', 'car', 'sky', 'road'] [7, 2, 0] False")
+      "['car', 'person', 'road', 'sky'] [7, 2, 0] False")

@@ -122,8 +122,11 @@ def test_coco_instances_masks_crowds_and_categories(tmp_path):
       str(out), 'validation')
   meta, originals = synthetic_examples()
   things, stuff = COCO(instances_file), COCO(stuff_file)
-  assert [c['name'] for c in things.loadCats(things.getCatIds())] == [
-      'disk', 'square', 'triangle']
+  # The instances JSON lists every class in class order (stuff as isthing
+  # 0), so the coco_instances reader keeps the class indices.
+  assert [(c['name'], c['isthing']) for c in things.loadCats(
+      things.getCatIds())] == [('sky', 0), ('grass', 0), ('road', 0),
+                               ('disk', 1), ('square', 1), ('triangle', 1)]
   assert [c['id'] for c in stuff.loadCats(stuff.getCatIds())] == [0, 1, 2]
   crowds = 0
   for original in originals:

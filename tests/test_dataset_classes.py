@@ -78,7 +78,7 @@ def test_fixed_class_datasets_need_no_files():
 @pytest.mark.parametrize('override,message', [
     ({'model.num_classes': 5}, "'model.num_classes' is 5 but dataset "
      "'coco_panoptic' at {root} has 4 classes: 0 human (thing), 1 object "
-     "(thing), 2 ground, 3 background; to take the dataset's, leave"),
+     "(thing), 2 ground, 3 background. Where model.num_classes came from"),
     ({'data.thing_class_ids': [0]}, "'data.thing_class_ids' is [0] but "
      "dataset 'coco_panoptic' at {root} has [0, 1]: 0 human (thing)"),
     ({'data.class_names': ['a', 'b', 'c', 'd']}, "'data.class_names' is "

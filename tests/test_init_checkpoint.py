@@ -89,8 +89,13 @@ def test_fine_tune_float32_into_mixed_float16_with_other_classes(
   back = trainer(four_class_config(
       tmp_path / 'coco', extra=f'train.init_checkpoint={tmp_path / "fine"}'),
                  tmp_path / 'back')
+  # A run folder without params.yaml names no classes: kept, and said.
   assert back.notes == [f'initialised from {tmp_path / "fine"}/ckpt-2 '
-                        f'({len(back.model.variables)} variables)']
+                        f'({len(back.model.variables)} variables); its '
+                        'params.yaml names no classes, so the semantic '
+                        'classifier was kept as trained (same class count); '
+                        "if its classes are not this run's, start from a "
+                        'run that names them']
   assert_restored_except(back.model, str(tmp_path / 'fine' / 'ckpt-2'), ())
 
 

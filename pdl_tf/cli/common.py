@@ -98,6 +98,10 @@ def load_config_from_args(args, checkpoint=None):
   # pylint: enable=g-import-not-at-top
   files, params = list(args.config_file), checkpoint_params(checkpoint)
   if not args.experiment and not files:
+    if checkpoint and '://' not in checkpoint and not (
+        os.path.exists(checkpoint) or os.path.exists(checkpoint + '.index')):
+      raise FileNotFoundError(f'{checkpoint!r} does not exist: name a run '
+                              'folder (or a checkpoint prefix).')
     if params is None:
       raise checks.UsageError(
           'no experiment: pass --experiment NAME (shipped: '

@@ -121,41 +121,69 @@ def main(args):
   config, quantizations = check(args)
   # pylint: disable=g-import-not-at-top
   from pdl_tf import atomic_write
+  from pdl_tf.model import factory
+  # pylint: enable=g-import-not-at-top
+  input_size = tuple(config.export.input_size)
+  model = factory.restore_model(config, args.checkpoint, input_size)
+  if checks.is_remote(args.output):  # no atomic rename on object stores
+    for line in _export(args, config, quantizations, model, args.output):
+      print(line)
+    return 0
+  # Everything is written into a hidden folder inside --output and moved
+  # into place once all of it exists: an export stopped by Ctrl-C,
+  # SIGTERM or an error leaves nothing, and a rerun just works.
+  os.makedirs(args.output, exist_ok=True)
+  staging = atomic_write.temporary_name(os.path.join(args.output, 'export'))
+  try:
+    lines = _export(args, config, quantizations, model, staging)
+    for name in sorted(os.listdir(staging)):
+      os.replace(os.path.join(staging, name), os.path.join(args.output, name))
+  finally:
+    atomic_write.remove(staging)
+  for line in lines:
+    print(line.replace(staging, args.output))
+  return 0
+
+
+def _export(args, config, quantizations, model, folder):
+  """Writes the SavedModel and / or TFLite files of ``args`` to ``folder``;
+  returns the lines that say what was written."""
+  # pylint: disable=g-import-not-at-top
+  from pdl_tf import atomic_write
   from pdl_tf import config_io
   from pdl_tf.export import saved_model
   from pdl_tf.export import serving_module
   from pdl_tf.model import factory
   # pylint: enable=g-import-not-at-top
   input_size = tuple(config.export.input_size)
-  model = factory.restore_model(config, args.checkpoint, input_size)
   merge_arguments = factory.merge_arguments(config)
+  lines = []
   if args.format in ('saved_model', 'both'):
-    saved_model.version_dir(args.output, args.version)  # fail before work
     module = serving_module.PanopticServingModule(
         model, input_size=input_size, merge_arguments=merge_arguments,
         jit_compile_merge=config.export.jit_compile_merge,
         include_logits=args.include_logits,
         max_image_pixels=config.export.max_image_pixels)
-    path = saved_model.export_saved_model(module, args.output, args.version,
+    path = saved_model.export_saved_model(module, folder, args.version,
                                           config)
-    print(f'SavedModel written to {path} (merge XLA: '
-          f'{config.export.jit_compile_merge})')
+    lines.append(f'SavedModel written to {path} (merge XLA: '
+                 f'{config.export.jit_compile_merge})')
   if args.format in ('tflite', 'both'):
     for quantization in quantizations:
       samples = (calibration_images(config, args.calibration_images)
                  if quantization == 'int8' else None)
       content = _quiet_convert(model, input_size, merge_arguments,
                                quantization, samples)
-      os.makedirs(args.output, exist_ok=True)
-      with atomic_write.atomic_path(tflite_path(args.output,
+      os.makedirs(folder, exist_ok=True)
+      with atomic_write.atomic_path(tflite_path(folder,
                                                 quantization)) as temporary:
         with open(temporary, 'wb') as f:
           f.write(content)
-      print(f'TFLite ({quantization}) written to '
-            f'{tflite_path(args.output, quantization)} '
-            f'({len(content) / 2**20:.1f} MiB)')
-    config_io.save_config(config, args.output)
-  return 0
+      lines.append(f'TFLite ({quantization}) written to '
+                   f'{tflite_path(folder, quantization)} '
+                   f'({len(content) / 2**20:.1f} MiB)')
+    config_io.save_config(config, folder)
+  return lines
 
 
 entry_point = common.entry_point_for(main, build_parser)

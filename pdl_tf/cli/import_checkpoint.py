@@ -70,9 +70,10 @@ def main(args):
     return 2
   print(f'imported {args.checkpoint} into {args.model_dir} (checkpoint and '
         f'params.yaml); e.g. pdl-export --checkpoint {args.model_dir} '
-        '--output EXPORT_DIR, or fine-tune on your own classes with '
-        f'pdl-train --config_file YOURS.yaml --init_checkpoint '
-        f'{args.model_dir}')
+        '--output EXPORT_DIR, or fine-tune it on your own data (a config '
+        'file with its data section only, docs/own_data.md) with pdl-train '
+        f'--experiment {args.experiment} --config_file YOUR_DATA.yaml '
+        f'--init_checkpoint {args.model_dir}')
   return 0
 
 

@@ -12,13 +12,14 @@ Layout (``layouts.coco_instances_split_files``)::
 Classes (``instances_json``): instances JSON categories without ``isthing``
 or with isthing 1 are things; with ``"isthing": 0`` they are stuff (their
 annotations are stuff regions). A stuff JSON's categories are stuff, except
-COCO-Stuff's 'other' (id 183), which is ignored. Class indices: the things
-in the instances JSON's category order, then its stuff categories, then the
-stuff JSON's categories, each in file order. ``DatasetMetadata.category_ids``
+COCO-Stuff's 'other' (id 183), which is ignored. Class indices: the
+instances JSON's categories as listed, then the stuff JSON's it does not
+list already (``instances_json`` module docstring). ``DatasetMetadata.category_ids``
 keeps the original ids, ``class_names`` the names, ``colors`` the ``color``
 of each category ((0, 0, 0) where none is given).
 
-Stuff PNGs: one per image, ``<image stem>.png``, 8 or 16 bit, one channel,
+Stuff PNGs: one per image, ``<file_name without its extension>.png``
+(subfolders mirrored), 8 or 16 bit, one channel,
 in the JSON's width x height; a pixel holds a stuff category id, which the
 instances JSON must declare as a category with ``"isthing": 0``; 0 and 255
 are unlabeled, and a thing category's id is taken as unlabeled too (things

@@ -254,10 +254,14 @@ class _InstancesFormat:
         for annotation in record[kind]:
           annotations.append({'id': len(annotations) + 1,
                               'image_id': image['id'], **annotation})
-      keep = lambda cls, kind=kind: self.meta.is_thing[cls] != bool(kind)
+      # The instances JSON lists every class (stuff as isthing 0), in class
+      # order, so the reader keeps the class indices; the stuff JSON its
+      # stuff classes.
+      keep = ((lambda cls: True) if kind == 0 else
+              (lambda cls: not self.meta.is_thing[cls]))
       jsons[path] = {'info': _info(self.split), 'licenses': [],
                      'images': images, 'annotations': annotations,
-                     'categories': _categories(self.meta, keep, False)}
+                     'categories': _categories(self.meta, keep, kind == 0)}
     return {'images': self.image_folder}, jsons
 
 

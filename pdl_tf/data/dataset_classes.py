@@ -164,9 +164,10 @@ def resolve_classes(config, meta, source):
       unit = ' classes' if key == 'model.num_classes' else ''
       raise ConfigError(
           f'{key!r} is {_short(value)} but {source} has {_short(theirs)}'
-          f"{unit}: {shown}; to take the dataset's, leave {key} out of "
-          f'your config or set it to {_short(unset)} (a base experiment '
-          'may set it).')
+          f"{unit}: {shown}. Where {key} came from: your config, its base "
+          "experiment, the other split's data (data.train and data.eval "
+          "must hold the same classes) or the checkpoint's params.yaml; to "
+          f"take this dataset's, leave it out or set it to {_short(unset)}.")
   model.num_classes = meta.num_classes
   data.thing_class_ids = tuple(meta.thing_class_ids)
   data.class_names = tuple(meta.class_names)

@@ -9,12 +9,13 @@ Categories (``split_categories``): an instances JSON category without an
 ``isthing`` key, or with isthing 1/true, is a thing; with isthing 0/false it
 is a stuff category. A stuff JSON's categories are all stuff, except
 COCO-Stuff's 'other' (id 183, name 'other'), which stands for all things
-and is left out (its annotations are skipped). Class order: by category
-id, things and stuff of both files together (COCO's own order: a COCO
-panoptic JSON lists its categories by id, things 1-90 before stuff
-92-200), so a dataset written by ``pdl-data --format coco_instances`` keeps
-its class indices, and a labelling tool's export (ids 1..N in label order)
-keeps its label order.
+and is left out (its annotations are skipped). Class order: the
+instances JSON's categories as listed (things and isthing-0 stuff), then
+the stuff JSON's categories it does not list already (a stuff category may
+be declared in both, with one name). ``pdl-data --format coco_instances``
+lists every class in the instances JSON in class order, so what it writes
+reads back with the same class indices; COCO's own files (things 1-90,
+then COCO-Stuff's 92-182) give COCO's order.
 
 Checked here (ValueError naming the JSON file and, for an annotation, its
 id and the problem): missing or mistyped keys, duplicate ids, an unknown
@@ -135,30 +136,44 @@ def _categories(data, path, stuff_file):
 
 
 def split_categories(instances, instances_file, stuff=None, stuff_file=''):
-  """The categories in class order, by category id (module docstring;
-  parsed JSON objects given).
+  """The categories in class order (module docstring; parsed JSON objects
+  given).
 
   Raises:
-    ValueError: a bad or duplicate category (file and id named).
+    ValueError: a bad, repeated or conflicting category (file and id
+      named), or a name given to two categories.
   """
-  own = _categories(instances, instances_file, stuff_file=False)
-  categories = list(own)
-  sources = {c['id']: instances_file for c in own}
-  if len(sources) < len(own):
-    raise ValueError(f'{instances_file}: category ids repeat: '
-                     f'{_repeated([c["id"] for c in own])}.')
+  categories = _categories(instances, instances_file, stuff_file=False)
+  by_id = {}
+  for category in categories:
+    if category['id'] in by_id:
+      raise ValueError(f'{instances_file}: category ids repeat: '
+                       f'{_repeated([c["id"] for c in categories])}.')
+    by_id[category['id']] = category
   if stuff is not None:
+    listed = set()
     for category in _categories(stuff, stuff_file, stuff_file=True):
-      if category['id'] in sources:
-        where = ('repeats in this file' if sources[category['id']] ==
-                 stuff_file else f'is also a category of {instances_file}')
+      known = by_id.get(category['id'])
+      if category['id'] in listed:
         raise ValueError(f'{stuff_file}: category {category["id"]} '
-                         f'({category["name"]!r}) {where}.')
-      sources[category['id']] = stuff_file
-      categories.append(category)
+                         f'({category["name"]!r}) repeats in this file.')
+      listed.add(category['id'])
+      if known is None:
+        by_id[category['id']] = category
+        categories.append(category)
+      elif known['isthing'] or known['name'] != category['name']:
+        raise ValueError(
+            f'{stuff_file}: category {category["id"]} ({category["name"]!r}) '
+            f'is also a category of {instances_file} '
+            f'({known["name"]!r}, isthing {known["isthing"]}); a stuff '
+            'category may be in both files only as the same stuff class.')
   if not categories:
     raise ValueError(f'{instances_file}: no categories.')
-  return sorted(categories, key=lambda category: category['id'])
+  names = [c['name'] for c in categories]
+  if len(set(names)) < len(names):
+    raise ValueError(f'{instances_file}: category names repeat: '
+                     f'{_repeated(names)} (each class needs its own name).')
+  return categories
 
 
 def read_split_categories(instances_file, stuff_file=None):
@@ -187,7 +202,7 @@ def _repeated(values):
 
 def _images(data, path):
   """{image id: ImageEntry} of the instances JSON, in its order."""
-  images = {}
+  images, names = {}, {}
   for entry in _entries(data, 'images', path):
     image_id = _entry_id(entry, path, 'image')
     what = f'image {image_id}'
@@ -199,12 +214,18 @@ def _images(data, path):
     if height < 1 or width < 1:
       raise ValueError(f'{path}: {what} ({file_name}) has size {width}x'
                        f'{height}; width and height must be >= 1.')
+    if file_name in names:
+      raise ValueError(f'{path}: images {names[file_name]} and {image_id} '
+                       f'are both {file_name!r}; each image once.')
+    names[file_name] = image_id
     images[image_id] = ImageEntry(image_id, file_name, height, width, [])
   return images
 
 
-def _polygons(segmentation, where):
-  """Checks a list of polygons [[x0, y0, x1, y1, ...], ...]."""
+def _polygons(segmentation, image, where):
+  """Checks a list of polygons [[x0, y0, x1, y1, ...], ...]: finite
+  coordinates within one image size of the image (pycocotools crashes the
+  process on NaN or far-away points)."""
   if not segmentation:
     raise ValueError(f'{where}: segmentation is an empty polygon list.')
   for k, polygon in enumerate(segmentation):
@@ -219,6 +240,14 @@ def _polygons(segmentation, where):
     if len(polygon) % 2:
       raise ValueError(f'{where}: polygon {k} has an odd count of numbers '
                        f'({len(polygon)}); expected x, y pairs.')
+    xs, ys = polygon[0::2], polygon[1::2]
+    if not (all(-image.width <= x <= 2 * image.width for x in xs) and
+            all(-image.height <= y <= 2 * image.height for y in ys)):
+      raise ValueError(
+          f'{where}: polygon {k} has a point that is not a number or lies '
+          f'far outside image {image.image_id} ({image.file_name}, '
+          f'{image.width}x{image.height}): x must be in [-{image.width}, '
+          f'{2 * image.width}], y in [-{image.height}, {2 * image.height}].')
 
 
 def _rle(segmentation, image, where):
@@ -269,7 +298,7 @@ def _segment(entry, path, images, categories, skipped):
   segmentation = entry.get('segmentation')
   image = images[image_id]
   if isinstance(segmentation, list):
-    _polygons(segmentation, where)
+    _polygons(segmentation, image, where)
   elif isinstance(segmentation, dict):
     _rle(segmentation, image, where)
   else:
@@ -354,9 +383,10 @@ def _check_png_stuff(categories, images, instances_file, stuff_folder):
 
 
 def stuff_png_path(stuff_folder, file_name):
-  """The stuff PNG of an image: <stuff folder>/<image stem>.png."""
-  stem = os.path.splitext(os.path.basename(file_name))[0]
-  return os.path.join(stuff_folder, stem + '.png')
+  """The stuff PNG of an image: <stuff folder>/<file_name without its
+  extension>.png (an image in a subfolder has its PNG in the same
+  subfolder, so two images of one name in two folders keep theirs)."""
+  return os.path.join(stuff_folder, os.path.splitext(file_name)[0] + '.png')
 
 
 def first_missing(folder, names) -> Optional[int]:

@@ -57,9 +57,11 @@ class PanopticPairWriter:
     """
     ground_truth = np.asarray(ground_truth, np.int64)
     image_id = self._image_ids.get(file_name, len(self._images) + 1)
-    png = f'{os.path.splitext(os.path.basename(file_name))[0]}.png'
-    if png in self._pngs:  # two images of one name in different folders
-      png = f'{os.path.splitext(png)[0]}_{len(self._images) + 1}.png'
+    stem = os.path.splitext(os.path.basename(file_name))[0]
+    png, count = f'{stem}.png', 1
+    while png in self._pngs:  # images of one name in different folders
+      count += 1
+      png = f'{stem}_{count}.png'
     self._pngs.add(png)
     height, width = ground_truth.shape
     self._images.append({'id': image_id, 'file_name': file_name,

@@ -144,29 +144,39 @@ def init_from_checkpoint(model, checkpoint, data_config=None):
       or has another shape (one line naming them, with both shapes).
   """
   path = resolve_checkpoint(checkpoint)
+  other = _other_classes(checkpoint, data_config)
   try:
-    return init_checkpoint.init_from_checkpoint(
+    done = init_checkpoint.init_from_checkpoint(
         model, path, model.class_dependent_variables,
-        reinitialize=_other_classes(checkpoint, data_config))
+        reinitialize=bool(other))
   except init_checkpoint.CheckpointMismatchError as e:
     raise ConfigError(f"'train.init_checkpoint': {e}") from e
+  if other is None and not done.reinitialised:
+    done = done._replace(warning=(
+        "its params.yaml names no classes, so the semantic classifier was "
+        'kept as trained (same class count); if its classes are not this '
+        "run's, start from a run that names them"))
+  return done
 
 
 def _other_classes(checkpoint, data_config):
   """True when the run a checkpoint belongs to names its classes (its
   params.yaml) and they differ from ``data_config``'s in names or category
-  ids; False when either side does not name them."""
+  ids; False when they are the same; None when the checkpoint does not
+  name them (or ``data_config`` does not)."""
   if data_config is None or not data_config.class_names:
-    return False
+    return None
   folder = checkpoint if tf.io.gfile.isdir(checkpoint) else os.path.dirname(
       checkpoint)
   params = os.path.join(folder, 'params.yaml')
   if not tf.io.gfile.exists(params):
-    return False
+    return None
   with tf.io.gfile.GFile(params) as f:
     saved = (yaml.safe_load(f) or {}).get('data') or {}
   names, ids = saved.get('class_names') or [], saved.get('category_ids') or []
-  return bool(names) and (
+  if not names:
+    return None
+  return (
       list(names) != list(data_config.class_names) or
       (ids and data_config.category_ids and
        list(ids) != list(data_config.category_ids)))

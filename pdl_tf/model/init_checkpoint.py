@@ -31,19 +31,23 @@ KEY_SUFFIX = '/.ATTRIBUTES/VARIABLE_VALUE'
 _LISTED = 5  # variables named per kind of mismatch
 
 class Initialised(collections.namedtuple(
-    'Initialised', ['path', 'restored', 'reinitialised'])):
+    'Initialised', ['path', 'restored', 'reinitialised', 'warning'],
+    defaults=('',))):
   """What init_from_checkpoint did.
 
   path: the checkpoint prefix read; restored: how many variables it
   restored; reinitialised: {key: (checkpoint shape, network shape)} of the
   class-dependent variables left as initialised (keys without KEY_SUFFIX),
-  whose last axis is the class count.
+  whose last axis is the class count; warning: what the user should know
+  besides ('' = nothing).
   """
 
   def note(self):
     """One line for the user, e.g. 'initialised from DIR/ckpt-0 (360
     variables); re-initialised for 4 classes (checkpoint has 19): KEYS'."""
     text = f'initialised from {self.path} ({self.restored} variables)'
+    if self.warning:
+      text += f'; {self.warning}'
     if not self.reinitialised:
       return text
     theirs, ours = next(iter(self.reinitialised.values()))
