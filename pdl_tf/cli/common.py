@@ -238,10 +238,11 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     return super()._get_help_string(action)
 
 
-def new_parser(prog, description):
-  """An ArgumentParser with the flags every command has (--verbose)."""
-  parser = argparse.ArgumentParser(prog=prog, description=description,
-                                   formatter_class=_HelpFormatter)
+def new_parser(prog, description, parser_class=argparse.ArgumentParser):
+  """An ArgumentParser (or ``parser_class``) with the flags every command
+  has (--verbose)."""
+  parser = parser_class(prog=prog, description=description,
+                        formatter_class=_HelpFormatter)
   parser.add_argument(
       '--verbose', action='store_true',
       help="show TensorFlow's native log lines and library warnings "
