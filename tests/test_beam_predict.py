@@ -74,3 +74,25 @@ def test_without_beam_the_message_says_how_to_install(monkeypatch):
   monkeypatch.setitem(sys.modules, 'apache_beam', None)
   with pytest.raises(ImportError, match=r'pip install "pdl_tf\[beam\]"'):
     beam_predict.import_beam()
+
+
+def test_pdl_data_runner_writes_the_same_shards(tmp_path, capsys):
+  # pylint: disable-next=g-import-not-at-top
+  from pdl_tf.cli import data as data_cli
+  base = ['--dataset', 'synthetic', '--split', 'train', '--num_examples',
+          '6', '--num_shards', '3', '--output']
+  plain, piped = tmp_path / 'plain', tmp_path / 'beam'
+  assert common.run(data_cli.main, base + [str(plain)],
+                    data_cli.build_parser()) == 0
+  assert common.run(data_cli.main, base + [str(piped), '--runner',
+                                           'DirectRunner',
+                                           '--direct_num_workers', '1'],
+                    data_cli.build_parser()) == 0
+  assert 'train: 6 examples in 3 shards' in capsys.readouterr().out
+  names = sorted(os.listdir(plain))
+  assert names == sorted(os.listdir(piped)) and len(names) == 7
+  for name in names:
+    assert (piped / name).read_bytes() == (plain / name).read_bytes(), name
+  with pytest.raises(SystemExit):  # Beam options need --runner
+    data_cli.build_parser().parse_args(base + [str(piped),
+                                               '--direct_num_workers', '1'])

@@ -11,7 +11,6 @@ the reason). A rerun predicts only the images whose outputs are not all
 there yet. Needs the ``beam`` extra (``pip install "pdl_tf[beam]"``).
 """
 
-import argparse
 import sys
 
 from pdl_tf.cli import checks
@@ -22,20 +21,11 @@ from pdl_tf.cli import predict
 DEFAULT_MAX_BATCH_SIZE = predict.DEFAULT_BATCH_SIZE
 
 
-class _PassThroughParser(argparse.ArgumentParser):
-  """Keeps the flags it does not know in ``args.beam_args``."""
-
-  def parse_args(self, args=None, namespace=None):
-    known, rest = self.parse_known_args(args, namespace)
-    known.beam_args = rest
-    return known
-
-
 def build_parser():
   parser = common.new_parser(
       'pdl-beam-predict', 'Predict panoptic maps for a collection of images '
       'with an Apache Beam pipeline; other flags are Beam pipeline options '
-      '(--runner, --direct_num_workers, ...).', _PassThroughParser)
+      '(--runner, --direct_num_workers, ...).', common.BeamOptionsParser)
   parser.add_argument('--input', action='append', required=True,
                       help='image files, folders or globs (local or '
                       'gs://...); repeat for several')

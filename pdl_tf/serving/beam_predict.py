@@ -22,25 +22,11 @@ without the ``beam`` extra (``pip install "pdl_tf[beam]"``).
 
 import json
 
+from pdl_tf.beam_import import import_beam
+
 INDEX = 'index.jsonl'
 DEAD_LETTER = 'dead_letter.jsonl'
 BAD = 'bad'
-INSTALL = ('Apache Beam is not installed: pip install "pdl_tf[beam]" '
-           '(with -c requirements-beam-lock.txt; see '
-           'docs/inference_at_scale.md).')
-
-
-def import_beam():
-  """The apache_beam module.
-
-  Raises:
-    ImportError: it is not installed; the message says how to install it.
-  """
-  try:
-    import apache_beam  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise ImportError(INSTALL) from e
-  return apache_beam
 
 
 class LoadedModel:
