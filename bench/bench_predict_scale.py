@@ -77,7 +77,9 @@ def measure(command):
       pass
     time.sleep(0.1)
   if process.returncode not in (0, 1):
-    raise RuntimeError(f'{command} failed: {process.returncode}')
+    print(f'FAILED ({process.returncode}): {" ".join(command)}',
+          file=sys.stderr)
+    return None
   return time.perf_counter() - start, peak
 
 
@@ -128,8 +130,14 @@ def main():
                               f'{abs(hash(name))}')
         command = commands(images, model, output, batch_sizes, beam)[name]
         results[name].append(measure(command))
+        print(f'  {size} repeat {repeat} {name}: {results[name][-1]}',
+              flush=True)
     print(f'\n{size}: images/s (median, min-max) and peak RSS (median)')
     for name, values in results.items():
+      values = [value for value in values if value is not None]
+      if not values:
+        print(f'  {name:32s} failed')
+        continue
       rates = [args.images / wall for wall, _ in values]
       peak = statistics.median(p for _, p in values) / 2**30
       print(f'  {name:32s} {statistics.median(rates):6.2f} '

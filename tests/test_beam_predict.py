@@ -51,7 +51,7 @@ def test_direct_runner_dead_letters_the_bad_file_and_reruns_idle(served,
   assert len(want) == 9  # three good images, three files each
   for name in want:
     assert (output / name).read_bytes() == (reference / name).read_bytes()
-  assert Image.open(output / 'c_phone_overlay.png').size == (56, 40)
+  assert Image.open(output / 'c_phone_overlay.png').size == (40, 56)  # W, H
   dead = _lines(output / 'dead_letter.jsonl')
   assert dead == [{'image': str(folder / 'b_corrupt.jpg'), 'reason': dead[0][
       'reason']}] and dead[0]['reason'].startswith(
