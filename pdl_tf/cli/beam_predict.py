@@ -75,9 +75,11 @@ def main(args):
   from pdl_tf.serving import outputs
   # pylint: enable=g-import-not-at-top
   saved_model = _saved_model(args.saved_model)
-  params = predict._export_params(saved_model)  # pylint: disable=protected-access
-  args.label_divisor = None
-  labels = predict._labels(args, params)  # pylint: disable=protected-access
+  # pylint: disable=protected-access
+  params = predict._export_params(saved_model)
+  args.label_divisor = None  # the export's own
+  labels = predict._labels(args, params)
+  # pylint: enable=protected-access
   max_pixels = int(params.get('export', {}).get(
       'max_image_pixels', image_decode.MAX_IMAGE_PIXELS))
   stems = predict.output_stems(files)

@@ -134,9 +134,12 @@ def _model_path(args):
 
 
 def _params_file(model_path):
-  """params.yaml beside a local model; None for a server."""
+  """params.yaml beside a local model (or in a remote SavedModel version
+  folder); None for a server."""
   if not model_path:
     return None
+  if '://' in model_path:
+    return model_path.rstrip('/') + '/params.yaml'
   folder = (model_path if os.path.isdir(model_path)
             else os.path.dirname(model_path))
   return os.path.join(folder, 'params.yaml')
@@ -145,10 +148,17 @@ def _params_file(model_path):
 def _export_params(model_path):
   """The export's params.yaml beside a local model, as a dict ({} if none:
   a server, or a model copied without it)."""
+  import yaml  # pylint: disable=g-import-not-at-top
   params = _params_file(model_path)
+  if params and '://' in params:
+    # pylint: disable-next=g-import-not-at-top
+    from pdl_tf.serving import batch_predict
+    try:
+      return yaml.safe_load(batch_predict.read_file(params)) or {}
+    except OSError:
+      return {}
   if not params or not os.path.isfile(params):
     return {}
-  import yaml  # pylint: disable=g-import-not-at-top
   with open(params, encoding='utf-8') as f:
     return yaml.safe_load(f) or {}
 

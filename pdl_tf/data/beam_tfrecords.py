@@ -43,7 +43,8 @@ def write_split(meta, sources, folder, split, num_shards, *, beam_args,
         f'image_format must be one of {tfrecords.IMAGE_FORMATS}.')
   num_shards = min(num_shards, len(sources))
   os.makedirs(folder, exist_ok=True)
-  tfrecords._check_existing(folder, split, num_shards, meta)  # pylint: disable=protected-access
+  # pylint: disable-next=protected-access
+  tfrecords._check_existing(folder, split, num_shards, meta)
   bounds = [k * len(sources) // num_shards for k in range(num_shards + 1)]
   paths = [tfrecords.shard_path(folder, split, k, num_shards)
            for k in range(num_shards)]
@@ -67,4 +68,5 @@ def write_split(meta, sources, folder, split, num_shards, *, beam_args,
       _ = (pipeline | 'Shards' >> beam.Create(todo)
            | 'Spread' >> beam.Reshuffle()
            | 'Write' >> beam.Map(write_shard))
-  return tfrecords._finish(folder, split, meta, paths, sidecars)  # pylint: disable=protected-access
+  # pylint: disable-next=protected-access
+  return tfrecords._finish(folder, split, meta, paths, sidecars)

@@ -5,7 +5,8 @@ taking one encoded image (JPEG/PNG bytes), and ``predict_batch(list of
 image bytes)`` taking several (any sizes) in one call of the model where the
 model allows it (SavedModel, TF Serving REST and gRPC; TFLite, whose input
 size and batch are fixed at export, runs them one after the other), each
-result returning numpy arrays at the image's original size: ``panoptic``, ``semantic``, ``instance`` int32
+result returning numpy arrays at the image's original size: ``panoptic``,
+``semantic``, ``instance`` int32
 [H, W], ``center_heatmap`` float32 [H, W], ``instance_scores`` float32 [K]
 and ``instance_classes`` int32 [K].
 
