@@ -99,6 +99,32 @@ def commands(images, model, output, batch_sizes, beam):
   return runs
 
 
+def model_cost(model, folder, batch_sizes, repeats):
+  """Per image wall and CPU seconds of the SavedModel's serving_default
+  alone (one loaded model, the same encoded images) at each batch size,
+  alternating; CPU time is the process's, less sensitive than wall time to
+  other work on a shared machine. Returns {batch size: [(wall, cpu)]}."""
+  # pylint: disable-next=g-import-not-at-top
+  from pdl_tf.serving import backends
+  backend = backends.SavedModelBackend(model)
+  names = sorted(os.listdir(folder))
+  contents = []
+  for name in names:
+    with open(os.path.join(folder, name), 'rb') as f:
+      contents.append(f.read())
+  backend.predict_batch(contents[:max(batch_sizes)])  # warm up
+  costs = {b: [] for b in batch_sizes}
+  for _ in range(repeats):
+    for b in batch_sizes:
+      wall, cpu = time.perf_counter(), time.process_time()
+      for start in range(0, len(contents), b):
+        backend.predict_batch(contents[start:start + b])
+      costs[b].append(((time.perf_counter() - wall) / len(contents),
+                       (time.process_time() - cpu) / len(contents)))
+      print(f'  model alone, batch {b}: {costs[b][-1]}', flush=True)
+  return costs
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--saved_model')
@@ -107,6 +133,9 @@ def main():
   parser.add_argument('--batch_sizes', default='1,2,4,8')
   parser.add_argument('--sizes', default=','.join(SIZES))
   parser.add_argument('--no_beam', action='store_true')
+  parser.add_argument('--model_only', action='store_true',
+                      help='only the model call per batch size, in this '
+                      'process (how the default --batch_size was chosen)')
   args = parser.parse_args()
   try:
     import apache_beam  # pylint: disable=g-import-not-at-top,unused-import
@@ -122,6 +151,17 @@ def main():
   for size in args.sizes.split(','):
     images = os.path.join(work, size)
     make_images(images, args.images, *SIZES[size])
+    if args.model_only:
+      costs = model_cost(model, images, batch_sizes, args.repeats)
+      print(f'\n{size}: serving_default alone, seconds per image, median '
+            '(min-max) wall / CPU')
+      for b, values in costs.items():
+        walls, cpus = [w for w, _ in values], [c for _, c in values]
+        print(f'  batch {b}: wall {statistics.median(walls):.3f} '
+              f'({min(walls):.3f}-{max(walls):.3f}), CPU '
+              f'{statistics.median(cpus):.3f} ({min(cpus):.3f}-'
+              f'{max(cpus):.3f})')
+      continue
     runs = commands(images, model, None, batch_sizes, beam)
     results = {name: [] for name in runs}
     for repeat in range(args.repeats):
