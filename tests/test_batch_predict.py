@@ -132,3 +132,15 @@ def test_a_failed_batch_is_retried_image_by_image():
   assert backend.calls == [[b'a', b'bad', b'c'], [b'a'], [b'bad'], [b'c']]
   assert [item.error is None for item in items] == [True, False, True]
   assert str(items[1].error) == 'bad input' and items[0].result is not None
+
+
+def test_beam_predict_without_beam_is_one_line(monkeypatch, capsys,
+                                               tmp_path):
+  # pylint: disable-next=g-import-not-at-top
+  from pdl_tf.cli import beam_predict as beam_cli
+  monkeypatch.setattr(beam_cli.importlib.util, 'find_spec',
+                      lambda name: None)
+  assert common.run(beam_cli.main, [
+      '--input', str(tmp_path), '--saved_model', str(tmp_path),
+      '--output', str(tmp_path / 'o')], beam_cli.build_parser()) == 2
+  assert 'pip install "pdl_tf[beam]"' in capsys.readouterr().err

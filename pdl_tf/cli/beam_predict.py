@@ -11,8 +11,10 @@ the reason). A rerun predicts only the images whose outputs are not all
 there yet. Needs the ``beam`` extra (``pip install "pdl_tf[beam]"``).
 """
 
+import importlib.util
 import sys
 
+from pdl_tf import beam_import
 from pdl_tf.cli import checks
 from pdl_tf.cli import common
 from pdl_tf.cli import predict
@@ -60,6 +62,8 @@ def check(args):
     raise checks.UsageError(
         f'batch sizes must be 1 <= --min_batch_size <= --max_batch_size, '
         f'got {args.min_batch_size} and {args.max_batch_size}.')
+  if importlib.util.find_spec('apache_beam') is None:
+    raise checks.UsageError(beam_import.INSTALL)
   files = predict.list_images(args.input)
   checks.output_dir(args.output, '--output')
   return files
