@@ -20,7 +20,7 @@ from pdl_tf.cli import predict
 from pdl_tf.cli import train
 
 COMMANDS = ['pdl-train', 'pdl-eval', 'pdl-export', 'pdl-predict', 'pdl-data',
-            'pdl-import', 'pdl-pq']
+            'pdl-import', 'pdl-pq', 'pdl-beam-predict']
 
 
 @pytest.mark.parametrize('command', COMMANDS)

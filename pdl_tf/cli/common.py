@@ -242,10 +242,27 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     return super()._get_help_string(action)
 
 
-def new_parser(prog, description):
-  """An ArgumentParser with the flags every command has (--verbose)."""
-  parser = argparse.ArgumentParser(prog=prog, description=description,
-                                   formatter_class=_HelpFormatter)
+class BeamOptionsParser(argparse.ArgumentParser):
+  """Keeps the flags it does not know in ``args.beam_args`` (Apache Beam's
+  pipeline options pass through); where ``beam_flag`` names an argument,
+  unknown flags are refused unless that argument is given."""
+
+  beam_flag = None
+
+  def parse_args(self, args=None, namespace=None):
+    known, rest = self.parse_known_args(args, namespace)
+    if rest and self.beam_flag and not getattr(known, self.beam_flag):
+      self.error(f'unrecognized arguments: {" ".join(rest)} (Beam pipeline '
+                 f'options need --{self.beam_flag})')
+    known.beam_args = rest
+    return known
+
+
+def new_parser(prog, description, parser_class=argparse.ArgumentParser):
+  """An ArgumentParser (or ``parser_class``) with the flags every command
+  has (--verbose)."""
+  parser = parser_class(prog=prog, description=description,
+                        formatter_class=_HelpFormatter)
   parser.add_argument(
       '--verbose', action='store_true',
       help="show TensorFlow's native log lines and library warnings "

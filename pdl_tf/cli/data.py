@@ -30,6 +30,7 @@ Example:
 """
 
 import argparse
+import importlib.util
 import sys
 
 from pdl_tf.cli import checks
@@ -53,10 +54,15 @@ def _size(text):
   return height, width
 
 
+class _DataParser(common.BeamOptionsParser):
+  beam_flag = 'runner'
+
+
 def build_parser():
   parser = common.new_parser(
       'pdl-data', 'Convert a panoptic dataset to sharded TFRecords or the '
-      'COCO panoptic / instances layout, or summarise it (--inspect).')
+      'COCO panoptic / instances layout, or summarise it (--inspect).',
+      _DataParser)
   parser.add_argument('--dataset', choices=DATASETS, required=True,
                       help='reader of --input')
   parser.add_argument('--input', default='',
@@ -78,6 +84,12 @@ def build_parser():
                       'classes, instances per class, instance sizes, crowd, '
                       'void and overlap pixels and every bad example (exit '
                       'status 1 if any is bad)')
+  parser.add_argument('--runner', default=None,
+                      help='write the TFRecord shards with an Apache Beam '
+                      'pipeline on this runner (DirectRunner, '
+                      'DataflowRunner, ...; one shard per element); other '
+                      'unknown flags are its pipeline options. Needs '
+                      'pip install "pdl_tf[beam]"')
   parser.add_argument('--num_shards', type=int, default=16,
                       help='TFRecord files per split (--format tfrecord)')
   parser.add_argument('--skip_bad', action='store_true',
@@ -127,8 +139,9 @@ def check(args):
         f'(data.dataset: {args.dataset}), or write --format coco_panoptic '
         'or coco_instances.')
   if args.inspect:
-    if args.output or args.format:
-      flag = '--output' if args.output else '--format'
+    if args.output or args.format or args.runner:
+      flag = ('--output' if args.output else
+              '--format' if args.format else '--runner')
       raise checks.UsageError(f'--inspect writes nothing; drop {flag}, or '
                               'drop --inspect to convert.')
     return
@@ -140,6 +153,14 @@ def check(args):
                             f'{args.num_shards}.')
   checks.output_dir(args.output, '--output')
   args.format = args.format or 'tfrecord'
+  if args.runner:
+    if args.format != 'tfrecord':
+      raise checks.UsageError(f'--runner writes TFRecords only, not --format '
+                              f'{args.format}.')
+    # pylint: disable-next=g-import-not-at-top
+    from pdl_tf import beam_import
+    if importlib.util.find_spec('apache_beam') is None:
+      raise checks.UsageError(beam_import.INSTALL)
   if args.format != 'tfrecord':
     _check_coco_output(args)
 
@@ -197,11 +218,20 @@ def _print_skipped(split, skipped, where):
 
 
 def _write_tfrecords(args, meta, split_sources, split):
-  from pdl_tf.data import tfrecords  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from pdl_tf.data import beam_tfrecords
+  from pdl_tf.data import tfrecords
+  # pylint: enable=g-import-not-at-top
   try:
-    summary = tfrecords.write_split(
-        meta, split_sources, args.output, split, args.num_shards,
-        skip_bad=args.skip_bad, image_format=args.image_format)
+    if args.runner:
+      summary = beam_tfrecords.write_split(
+          meta, split_sources, args.output, split, args.num_shards,
+          beam_args=['--runner', args.runner] + args.beam_args,
+          skip_bad=args.skip_bad, image_format=args.image_format)
+    else:
+      summary = tfrecords.write_split(
+          meta, split_sources, args.output, split, args.num_shards,
+          skip_bad=args.skip_bad, image_format=args.image_format)
   except ValueError as e:
     print(f'pdl-data: error: split {split!r}: {e} (finished shards are '
           'kept; rerun the same command to resume)', file=sys.stderr)

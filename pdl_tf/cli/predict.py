@@ -9,8 +9,19 @@ model's own decode (``pdl_tf.data.image_decode``: upright by EXIF, at most
 ``export.max_image_pixels``), so that a bad file is named with its reason
 and skipped; the others are still predicted, and the exit status is 1 if
 any failed.
+
+Images go to the model ``--batch_size`` at a time (any sizes in one batch:
+the SavedModel and TF Serving take a batch of encoded images and return
+each result at its own size; TFLite runs them one by one), decoded ahead in
+threads while the model runs (``pdl_tf.serving.batch_predict``); a batch
+that fails is sent again one image at a time, so only the bad file fails.
+Inputs and ``--output`` may be local or any tf.io.gfile path (gs://...),
+inputs also globs. A rerun skips the images whose three outputs are all in
+``--output`` already (each is written whole or not at all), unless
+``--overwrite``.
 """
 
+import glob
 import os
 import sys
 
@@ -18,6 +29,8 @@ from pdl_tf.cli import checks
 from pdl_tf.cli import common
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp')
+# Measured on this 2-core CPU (bench/README.md, bench_predict_scale.py).
+DEFAULT_BATCH_SIZE = 4
 
 
 def build_parser():
@@ -40,7 +53,15 @@ def build_parser():
                            "in the outputs (default: data.label_divisor of "
                            "the export's params.yaml, else 1000); one that "
                            "does not fit the model's ids is refused")
-  parser.add_argument('--output', required=True, help='output folder')
+  parser.add_argument('--output', required=True, help='output folder '
+                      '(local or a tf.io.gfile path such as gs://...)')
+  parser.add_argument('--batch_size', type=int, default=DEFAULT_BATCH_SIZE,
+                      help='images per call of the model (any sizes); '
+                      f'default {DEFAULT_BATCH_SIZE}, measured on a 2-core '
+                      'CPU (bench/README.md)')
+  parser.add_argument('--overwrite', action='store_true',
+                      help='predict again the images whose outputs are '
+                      'already in --output (default: skip them)')
   parser.add_argument('--labels', action='store_true',
                       help='draw class names (and scores for things) on the '
                            'overlay\'s segments and a legend of the classes '
@@ -51,31 +72,62 @@ def build_parser():
   return parser
 
 
+def _gfile():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.io.gfile
+
+
+def _is_glob(path):
+  return any(character in path for character in '*?[')
+
+
+def _images_in(names):
+  return sorted(name for name in names
+                if name.lower().endswith(IMAGE_EXTENSIONS))
+
+
+def _expand(path):
+  """The image files one input names: a file, a folder (one level) or a
+  glob; local or any tf.io.gfile path (TensorFlow is imported only for a
+  remote one)."""
+  remote = '://' in path
+  if _is_glob(path):
+    found = _images_in(_gfile().glob(path) if remote else glob.glob(path))
+    if not found:
+      raise FileNotFoundError(f'glob {path!r} matches no image files '
+                              f'({", ".join(IMAGE_EXTENSIONS)}).')
+    return found
+  is_dir = _gfile().isdir(path) if remote else os.path.isdir(path)
+  if is_dir:
+    names = ([name.rstrip('/') for name in _gfile().listdir(path)]
+             if remote else os.listdir(path))
+    join = ((lambda name: path.rstrip('/') + '/' + name) if remote
+            else (lambda name: os.path.join(path, name)))
+    found = [join(name) for name in _images_in(names)]
+    if not found:
+      raise FileNotFoundError(f'folder {path!r} holds no image files '
+                              f'({", ".join(IMAGE_EXTENSIONS)}).')
+    return found
+  if (_gfile().exists(path) if remote else os.path.isfile(path)):
+    return [path]
+  raise FileNotFoundError(f'input {path!r} does not exist.')
+
+
 def list_images(inputs):
-  """Image files named by ``inputs`` (files, or folders searched one level),
-  sorted per folder, each once (a file named twice, e.g. alone and in its
-  folder, is predicted once).
+  """Image files named by ``inputs`` (files, globs, or folders searched one
+  level; local or tf.io.gfile paths), sorted per folder or glob, each once
+  (a file named twice, e.g. alone and in its folder, is predicted once).
 
   Raises:
-    FileNotFoundError: an input does not exist or a folder has no images.
+    FileNotFoundError: an input does not exist or a folder or glob has no
+      images.
   """
-  files = []
-  for path in inputs:
-    if os.path.isdir(path):
-      found = sorted(os.path.join(path, name) for name in os.listdir(path)
-                     if name.lower().endswith(IMAGE_EXTENSIONS))
-      if not found:
-        raise FileNotFoundError(f'folder {path!r} holds no image files '
-                                f'({", ".join(IMAGE_EXTENSIONS)}).')
-      files.extend(found)
-    elif os.path.isfile(path):
-      files.append(path)
-    else:
-      raise FileNotFoundError(f'input {path!r} does not exist.')
+  files = [found for path in inputs for found in _expand(path)]
   seen, unique = set(), []
   for path in files:
-    if os.path.realpath(path) not in seen:
-      seen.add(os.path.realpath(path))
+    key = path if '://' in path else os.path.realpath(path)
+    if key not in seen:
+      seen.add(key)
       unique.append(path)
   return unique
 
@@ -91,9 +143,12 @@ def _model_path(args):
 
 
 def _params_file(model_path):
-  """params.yaml beside a local model; None for a server."""
+  """params.yaml beside a local model (or in a remote SavedModel version
+  folder); None for a server."""
   if not model_path:
     return None
+  if '://' in model_path:
+    return model_path.rstrip('/') + '/params.yaml'
   folder = (model_path if os.path.isdir(model_path)
             else os.path.dirname(model_path))
   return os.path.join(folder, 'params.yaml')
@@ -102,10 +157,17 @@ def _params_file(model_path):
 def _export_params(model_path):
   """The export's params.yaml beside a local model, as a dict ({} if none:
   a server, or a model copied without it)."""
+  import yaml  # pylint: disable=g-import-not-at-top
   params = _params_file(model_path)
+  if params and '://' in params:
+    # pylint: disable-next=g-import-not-at-top
+    from pdl_tf.serving import batch_predict
+    try:
+      return yaml.safe_load(batch_predict.read_file(params)) or {}
+    except OSError:
+      return {}
   if not params or not os.path.isfile(params):
     return {}
-  import yaml  # pylint: disable=g-import-not-at-top
   with open(params, encoding='utf-8') as f:
     return yaml.safe_load(f) or {}
 
@@ -163,47 +225,6 @@ def _open_backend(args):
   return backends.RestBackend(f'{server}/v1/models/{args.model_name}')
 
 
-def _predict_one(path, backend, max_pixels):
-  """(upright image, backend result) of one file.
-
-  Raises:
-    OSError (unreadable file), image_decode.ImageDecodeError (bad image,
-    reason first), ValueError (outputs not in the image's frame), the
-    backend's errors (ServingError, tf.errors.OpError).
-  """
-  # pylint: disable=g-import-not-at-top
-  from pdl_tf.data import image_decode
-  # pylint: enable=g-import-not-at-top
-  with open(path, 'rb') as f:
-    contents = f.read()
-  image, _ = image_decode.decode_bytes(contents, path, max_pixels)
-  result = backend.predict(contents)
-  if result['panoptic'].shape != image.shape[:2]:
-    raise ValueError(
-        f'model output: {path}: the maps are {result["panoptic"].shape} '
-        f'but the upright image is {image.shape[:2]}; was the model '
-        'exported before EXIF orientation support? Export it again.')
-  return image, result
-
-
-def _failure_line(path, error):
-  """One line, the reason first, for a file that could not be predicted."""
-  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf
-  from pdl_tf.data import image_decode
-  # pylint: enable=g-import-not-at-top
-  if isinstance(error, image_decode.ImageDecodeError):
-    return str(error)
-  if isinstance(error, tf.errors.OpError):
-    return f'model error: {path}: {image_decode.graph_message(error)}'
-  if isinstance(error, OSError):
-    return f'unreadable: {path}: {error.strerror or error}'
-  first_line = str(error).strip().splitlines()[0]
-  if isinstance(error, ValueError):  # already 'model output: PATH: ...'
-    return first_line
-  return f'server error: {path}: {first_line}'
-
-
 def output_stems(files):
   """{path: the name its outputs start with}: the file name without its
   extension, or with it ('good.jpg' -> 'good_jpg') where two inputs share a
@@ -228,6 +249,9 @@ def output_stems(files):
 def check(args):
   """Inputs, model and output folder (no TensorFlow, nothing written);
   returns the image files."""
+  if args.batch_size < 1:
+    raise checks.UsageError(f'--batch_size must be >= 1, got '
+                            f'{args.batch_size}.')
   if args.label_divisor is not None and args.label_divisor < 1:
     raise checks.UsageError(f'--label_divisor must be >= 1, got '
                             f'{args.label_divisor}.')
@@ -248,52 +272,76 @@ def check(args):
   return files
 
 
+def _to_predict(files, stems, args):
+  """The files whose outputs are not all in --output yet (all of them with
+  --overwrite); says how many were skipped."""
+  # pylint: disable-next=g-import-not-at-top
+  from pdl_tf.serving import outputs
+  if args.overwrite:
+    return files
+  existing = outputs.existing_names(args.output)
+  todo = [path for path in files
+          if not outputs.is_complete(stems[path], args.output, existing)]
+  if len(todo) < len(files):
+    print(f'skipped {len(files) - len(todo)} image(s) already predicted in '
+          f'{args.output} (--overwrite predicts them again)')
+  return todo
+
+
 def main(args):
   files = check(args)
   # pylint: disable=g-import-not-at-top
-  import tensorflow as tf
   import tqdm
   from pdl_tf.data import image_decode
   from pdl_tf.serving import backends
+  from pdl_tf.serving import batch_predict
   from pdl_tf.serving import outputs
   # pylint: enable=g-import-not-at-top
   backend = _open_backend(args)
   params = _export_params(getattr(backend, 'path', None))
   divisor, names, category_ids = _labels(args, params)
+  colors = _colors(params)
   max_pixels = int(params.get('export', {}).get(
       'max_image_pixels', image_decode.MAX_IMAGE_PIXELS))
   if hasattr(backend, 'max_image_pixels'):  # TFLite: decoded here
     backend.max_image_pixels = max_pixels
-  failed = []
   stems = output_stems(files)
-  for index, path in enumerate(tqdm.tqdm(files, unit='image',
-                                         disable=len(files) < 2)):
+  todo = _to_predict(files, stems, args)
+  failed, done = [], 0
+  progress = tqdm.tqdm(total=len(todo), unit='image', disable=len(todo) < 2)
+  items = batch_predict.decoded(todo, max_pixels,
+                                ahead=2 * args.batch_size + 2)
+  for batch in batch_predict.batched(items, args.batch_size):
     try:
-      image, result = _predict_one(path, backend, max_pixels)
-      outputs.check_label_divisor(result, divisor)
+      if batch[0].error is None:
+        batch_predict.predict_items(backend, batch)
+      for item in batch:
+        if item.error is None:
+          outputs.check_label_divisor(item.result, divisor)
     except (backends.ServerUnreachable,  # once, not once per image
             outputs.LabelDivisorMismatch) as e:
-      tqdm.tqdm.write(f'pdl-predict: error: {e}; stopped at {path} '
-                      f'({index - len(failed)} of {len(files)} image(s) '
-                      'predicted)', file=sys.stderr)
+      progress.close()
+      print(f'pdl-predict: error: {e}; stopped at {batch[0].path} '
+            f'({done} of {len(todo)} image(s) predicted)', file=sys.stderr)
       return 2
-    except (OSError, ValueError, backends.ServingError,
-            tf.errors.OpError) as e:
-      failed.append(path)
-      tqdm.tqdm.write(_failure_line(path, e), file=sys.stderr)
-      continue
-    record = outputs.write_prediction(image, result, stems[path], args.output,
-                                      label_divisor=divisor,
-                                      class_names=names,
-                                      category_ids=category_ids,
-                                      class_colors=_colors(params),
-                                      labels=args.labels,
-                                      side_by_side=args.side_by_side)
-    if len(files) == 1:
-      print(f'{path}: {len(record["segments_info"])} segments')
-  done = len(files) - len(failed)
+    for item in batch:
+      progress.update(1)
+      if item.error is not None:
+        failed.append(item.path)
+        tqdm.tqdm.write(batch_predict.failure_line(item.path, item.error),
+                        file=sys.stderr)
+        continue
+      record = outputs.write_prediction(
+          item.image, item.result, stems[item.path], args.output,
+          label_divisor=divisor, class_names=names,
+          category_ids=category_ids, class_colors=colors,
+          labels=args.labels, side_by_side=args.side_by_side)
+      done += 1
+      if len(todo) == 1:
+        print(f'{item.path}: {len(record["segments_info"])} segments')
+  progress.close()
   print(f'wrote {done} prediction(s) to {args.output}' + (
-      f'; {len(failed)} of {len(files)} image(s) failed: '
+      f'; {len(failed)} of {len(todo)} image(s) failed: '
       f'{", ".join(os.path.basename(p) for p in failed)}' if failed else ''))
   return 1 if failed else 0
 

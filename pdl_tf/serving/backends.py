@@ -1,8 +1,12 @@
 """One interface over the four ways to run an exported model.
 
 Each backend is an object with ``predict(image_bytes)``
-taking one encoded image (JPEG/PNG bytes) and returning numpy arrays at the
-image's original size: ``panoptic``, ``semantic``, ``instance`` int32
+taking one encoded image (JPEG/PNG bytes), and ``predict_batch(list of
+image bytes)`` taking several (any sizes) in one call of the model where the
+model allows it (SavedModel, TF Serving REST and gRPC; TFLite, whose input
+size and batch are fixed at export, runs them one after the other), each
+result returning numpy arrays at the image's original size: ``panoptic``,
+``semantic``, ``instance`` int32
 [H, W], ``center_heatmap`` float32 [H, W], ``instance_scores`` float32 [K]
 and ``instance_classes`` int32 [K].
 
@@ -48,6 +52,13 @@ def _single(outputs):
   for key in VECTOR_KEYS:
     result[key] = np.asarray(outputs[key], _DTYPES[key])[0]
   return result
+
+
+def _split(outputs):
+  """Batch outputs (numpy, [B, ...]) -> B per-image results, each cropped
+  to its own ``image_sizes`` (a batch is padded to its largest image)."""
+  return [_single({key: value[i:i + 1] for key, value in outputs.items()})
+          for i in range(len(outputs['image_sizes']))]
 
 
 def find_saved_model(path):
@@ -105,9 +116,15 @@ class SavedModelBackend:
     self._signature = self._signatures['serving_default']
 
   def predict(self, image_bytes):
+    return self.predict_batch([image_bytes])[0]
+
+  def predict_batch(self, image_bytes_list):
+    """One ``serving_default`` call on B encoded images of any sizes;
+    returns B results as ``predict``'s. Raises tf.errors.OpError (e.g.
+    InvalidArgument) if any image of the batch is bad."""
     outputs = self._signature(
-        image_bytes=self._tf.constant([image_bytes]))
-    return _single({k: v.numpy() for k, v in outputs.items()})
+        image_bytes=self._tf.constant(list(image_bytes_list)))
+    return _split({k: v.numpy() for k, v in outputs.items()})
 
   def predict_images(self, images):
     """Results (as ``predict``'s) for each image of uint8 [B, H, W, 3].
@@ -198,6 +215,12 @@ class TFLiteBackend:
       result[key] = outputs[key][0].astype(_DTYPES[key])
     return result
 
+  def predict_batch(self, image_bytes_list):
+    """``predict`` on each image in turn: the .tflite file's input is one
+    image of the export's fixed size (LiteRT already uses every core for
+    one image; bench/README.md)."""
+    return [self.predict(contents) for contents in image_bytes_list]
+
 
 def _tflite_graphs(input_size, pad_rgb):
   """The TFLite backend's TF stages as tf.functions: ``prepare(bytes,
@@ -241,8 +264,13 @@ class RestBackend:
     self.timeout = timeout
 
   def predict(self, image_bytes):
+    return self.predict_batch([image_bytes])[0]
+
+  def predict_batch(self, image_bytes_list):
+    """One REST request (row format) with B instances; B results."""
     body = json.dumps({'signature_name': 'serving_default', 'instances': [
-        {'image_bytes': {'b64': base64.b64encode(image_bytes).decode()}}]})
+        {'image_bytes': {'b64': base64.b64encode(contents).decode()}}
+        for contents in image_bytes_list]})
     request = urllib.request.Request(
         self.url, data=body.encode(), method='POST',
         headers={'Content-Type': 'application/json'})
@@ -255,8 +283,8 @@ class RestBackend:
     except urllib.error.URLError as e:  # no HTTP answer at all
       raise ServerUnreachable(f'cannot reach the model server at '
                               f'{self.url}: {e.reason}') from e
-    prediction = answer['predictions'][0]
-    return _single({key: [value] for key, value in prediction.items()})
+    return [_single({key: [value] for key, value in prediction.items()})
+            for prediction in answer['predictions']]
 
 
 class GrpcBackend:
@@ -276,12 +304,16 @@ class GrpcBackend:
         self._channel)
 
   def predict(self, image_bytes):
+    return self.predict_batch([image_bytes])[0]
+
+  def predict_batch(self, image_bytes_list):
+    """One gRPC Predict request with a [B] string tensor; B results."""
     from tensorflow_serving.apis import predict_pb2  # pylint: disable=g-import-not-at-top
     request = predict_pb2.PredictRequest()
     request.model_spec.name = self.model_name
     request.model_spec.signature_name = 'serving_default'
     request.inputs['image_bytes'].CopyFrom(
-        self._tf.make_tensor_proto([image_bytes]))
+        self._tf.make_tensor_proto(list(image_bytes_list)))
     try:
       response = self._stub.Predict(request, timeout=self.timeout)
     except self._grpc.RpcError as e:
@@ -290,5 +322,5 @@ class GrpcBackend:
                                 f'{self.address}: {e.details()}') from e
       raise ServingError(f'gRPC Predict failed: {e.code()}: '
                          f'{e.details()}') from e
-    return _single({key: self._tf.make_ndarray(proto)
-                    for key, proto in response.outputs.items()})
+    return _split({key: self._tf.make_ndarray(proto)
+                   for key, proto in response.outputs.items()})

@@ -16,6 +16,7 @@
   objectness x class probability; stuff: null), ``area`` and ``bbox``.
 """
 
+import io
 import json
 import os
 
@@ -99,6 +100,59 @@ def overlay_picture(image, panoptic, ids, segments, *, label_divisor,
   return viz.draw_legend(viz.draw_labels(picture, ids, texts), entries)
 
 
+def output_names(stem):
+  """The three file names ``write_prediction`` writes for ``stem``."""
+  return (f'{stem}_panoptic.png', f'{stem}_overlay.png', f'{stem}.json')
+
+
+def _join(folder, name):
+  return (folder.rstrip('/') + '/' + name if '://' in folder
+          else os.path.join(folder, name))
+
+
+def is_complete(stem, folder, existing=None):
+  """Whether all three outputs of ``stem`` are in ``folder`` (local or any
+  tf.io.gfile path). Each file is written whole or not at all, so present
+  means complete.
+
+  Args:
+    existing: optional set of the file names in ``folder`` (one listing for
+      many stems instead of three look-ups each).
+  """
+  if existing is not None:
+    return all(name in existing for name in output_names(stem))
+  if '://' in folder:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    return all(tf.io.gfile.exists(_join(folder, name))
+               for name in output_names(stem))
+  return all(os.path.isfile(os.path.join(folder, name))
+             for name in output_names(stem))
+
+
+def existing_names(folder):
+  """The set of file names in ``folder`` (empty if it does not exist)."""
+  if '://' in folder:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    if not tf.io.gfile.isdir(folder):
+      return set()
+    return {name.rstrip('/') for name in tf.io.gfile.listdir(folder)}
+  return set(os.listdir(folder)) if os.path.isdir(folder) else set()
+
+
+def _write_bytes(path, data):
+  """``data`` to ``path``: atomically for a local path; through
+  tf.io.gfile for a remote one (an object store's upload is whole or
+  absent)."""
+  if '://' in path:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    with tf.io.gfile.GFile(path, 'wb') as f:
+      f.write(data)
+    return
+  with atomic_write.atomic_path(path) as temporary:
+    with open(temporary, 'wb') as f:
+      f.write(data)
+
+
 def write_prediction(image, result, stem, folder, *, label_divisor,
                      class_names=None, category_ids=None, class_colors=None,
                      labels=False, side_by_side=False):
@@ -108,7 +162,7 @@ def write_prediction(image, result, stem, folder, *, label_divisor,
     image: uint8 [H, W, 3], the input image.
     result: a backend's ``predict`` output (numpy, original size).
     stem: file name without extension.
-    folder: output folder (created).
+    folder: output folder (created), local or any tf.io.gfile path.
     label_divisor: panoptic = class * label_divisor + instance id.
     class_names: optional sequence of class names by class index.
     category_ids: optional sequence of the dataset's category ids by class
@@ -136,24 +190,28 @@ def write_prediction(image, result, stem, folder, *, label_divisor,
                         if slot > 0 else None)
     if class_names is not None:
       segment['category_name'] = class_names[index]
-  os.makedirs(folder, exist_ok=True)
+  if '://' in folder:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.io.gfile.makedirs(folder)
+  else:
+    os.makedirs(folder, exist_ok=True)
   overlay = overlay_picture(image, panoptic, ids, segments,
                             label_divisor=label_divisor,
                             class_colors=class_colors,
                             class_names=class_names, labels=labels)
-  pictures = [(f'{stem}_panoptic.png', id_map_to_rgb(ids)),
-              (f'{stem}_overlay.png', overlay)]
+  # Each file whole or not at all (Ctrl-C): atomic_write. The JSON last:
+  # a rerun takes the three files present as a finished image.
+  panoptic_name, overlay_name, json_name = output_names(stem)
+  pictures = [(panoptic_name, id_map_to_rgb(ids)), (overlay_name, overlay)]
   if side_by_side:
     pictures.append((f'{stem}_side_by_side.png',
                      viz.side_by_side(image, overlay)))
-  # Each file whole or not at all (Ctrl-C): atomic_write.
   for name, picture in pictures:
-    with atomic_write.atomic_path(os.path.join(folder, name)) as temporary:
-      Image.fromarray(picture).save(temporary, 'PNG')
-  record = {'file_name': f'{stem}_panoptic.png', 'height': ids.shape[0],
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, 'PNG')
+    _write_bytes(_join(folder, name), buffer.getvalue())
+  record = {'file_name': panoptic_name, 'height': ids.shape[0],
             'width': ids.shape[1], 'segments_info': segments}
-  with atomic_write.atomic_path(os.path.join(folder,
-                                             f'{stem}.json')) as temporary:
-    with open(temporary, 'w', encoding='utf-8') as f:
-      json.dump(record, f, indent=1)
+  _write_bytes(_join(folder, json_name),
+               json.dumps(record, indent=1).encode('utf-8'))
   return record
