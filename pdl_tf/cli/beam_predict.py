@@ -82,7 +82,7 @@ def main(args):
   # pylint: disable=protected-access
   params = predict._export_params(saved_model)
   args.label_divisor = None  # the export's own
-  labels = predict._labels(args, params)
+  labels = predict._labels(args, params) + (predict._colors(params),)
   # pylint: enable=protected-access
   max_pixels = int(params.get('export', {}).get(
       'max_image_pixels', image_decode.MAX_IMAGE_PIXELS))

@@ -120,12 +120,13 @@ def _write(prediction, output, labels):
   if item.error is not None:
     yield beam.pvalue.TaggedOutput(BAD, _dead_letter(item))
     return
-  divisor, names, category_ids = labels
+  divisor, names, category_ids, colors = labels
   outputs.check_label_divisor(item.result, divisor)  # the export's own
   record = outputs.write_prediction(item.image, item.result, item.stem,
                                     output, label_divisor=divisor,
                                     class_names=names,
-                                    category_ids=category_ids)
+                                    category_ids=category_ids,
+                                    class_colors=colors)
   yield _index_line(item.path, item.stem, record)
 
 
@@ -155,7 +156,8 @@ def build_pipeline(pipeline, todo, done, *, saved_model, output,
     todo: [(path, stem)] to predict; done: [(path, stem)] whose outputs
       are complete already (only indexed).
     saved_model: SavedModel version folder; output: output folder.
-    labels: (label_divisor, class names or None, category ids or None).
+    labels: (label_divisor, class names or None, category ids or None,
+      class colours or None), as pdl-predict takes them from the export.
     max_pixels: decode limit (the export's).
     handler: the ModelHandler (``model_handler``).
   """
