@@ -24,9 +24,7 @@ def build_parser():
                       default='union',
                       help="PQ's crowd region with several crowd segments "
                            'of a class in an image: their union, or the one '
-                           "listed last (panopticapi's rule); the input "
-                           "pipeline's label maps hold one crowd region per "
-                           'class, where both agree')
+                           "listed last (panopticapi's rule)")
   return parser
 
 

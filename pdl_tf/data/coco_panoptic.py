@@ -17,10 +17,11 @@ Example:
 import dataclasses
 import functools
 import os
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 
+from pdl_tf import segment_keys
 from pdl_tf.data import image_decode
 from pdl_tf.data.metadata import DatasetMetadata  # pylint: disable=unused-import
 from pdl_tf.data.metadata import metadata_from_categories
@@ -36,13 +37,17 @@ class PanopticExample:
 
   ``stats`` holds a reader's counts about the label, e.g. ``coco_instances``'
   'overlap_pixels' (pixels claimed by more than one annotation); empty for
-  readers that count nothing.
+  readers that count nothing. ``segment_keys``: int32 [H, W], the segment
+  key map (segment_keys.py) where the ground truth lists segments that the
+  label encoding merges (several stuff or crowd segments of a class), else
+  None.
   """
   image_id: int
   file_name: str
   image: np.ndarray
   panoptic: np.ndarray
   stats: dict = dataclasses.field(default_factory=dict)
+  segment_keys: Optional[np.ndarray] = None
 
 
 @dataclasses.dataclass
@@ -135,6 +140,27 @@ def label_from_segments(ids, segments_info, meta, where):
   crowd segments of a thing class become its instance 0 (one region).
 
   Raises:
+    ValueError: as ``label_and_keys``.
+  """
+  return label_and_keys(ids, segments_info, meta, where)[0]
+
+
+def label_and_keys(ids, segments_info, meta, where):
+  """The label map and, where the encoding merges segments, their keys.
+
+  Args:
+    ids: int [H, W], the COCO segment ids of the panoptic PNG (0 = void).
+    segments_info: the annotation's list of segment dicts.
+    meta: DatasetMetadata of the split.
+    where: the PNG, for messages.
+
+  Returns:
+    (label int32 [H, W], keys int32 [H, W] or None): ``keys`` is the
+    segment key map (segment_keys.py) when two segments share a label
+    value (stuff of one class, crowd of one class), else None (the label
+    is its own key map).
+
+  Raises:
     ValueError: a bad segments_info or one disagreeing with the PNG
       (``panoptic_format.parse_segments`` and ``check_areas``), or more
       instances of a class than the label divisor allows; the message names
@@ -155,16 +181,27 @@ def label_from_segments(ids, segments_info, meta, where):
       instance = instances[cls] = instances.get(cls, 0) + 1
     values[segment_id] = cls * meta.label_divisor + instance
   check_instance_counts(instances, meta, where)
+  inverse = inverse.reshape(-1)
   table = np.array([values[i] for i in present.tolist()], np.int32)
-  return table[inverse.reshape(-1)].reshape(ids.shape)
+  label = table[inverse].reshape(ids.shape)
+  listed = list(segments)
+  if len(set(values[i] for i in listed)) == len(listed):
+    return label, None
+  keys = dict(zip(listed, segment_keys.keys_of(
+      [values[i] for i in listed], meta.label_divisor, meta.ignore_label)))
+  keys[0] = values[0]
+  table = np.array([keys.get(i, values[0]) for i in present.tolist()],
+                   np.int32)
+  return label, table[inverse].reshape(ids.shape)
 
 
 def _load_example(image_id, image_name, image_path, label_path,
                   segments_info, meta):
   """Reads one image and its panoptic PNG: a PanopticExample."""
   image, ids = read_image_and_label(image_path, read_id_map, label_path)
-  panoptic = label_from_segments(ids, segments_info, meta, label_path)
-  return PanopticExample(image_id, image_name, image, panoptic)
+  panoptic, keys = label_and_keys(ids, segments_info, meta, label_path)
+  return PanopticExample(image_id, image_name, image, panoptic,
+                         segment_keys=keys)
 
 
 def list_coco_panoptic(json_file, image_folder, panoptic_folder,

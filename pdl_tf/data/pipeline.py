@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from pdl_tf import keys
 from pdl_tf import normalization
+from pdl_tf import segment_keys
 from pdl_tf.config import ConfigError
 from pdl_tf.data import augment
 from pdl_tf.data import dataset_classes
@@ -30,6 +31,7 @@ from pdl_tf.data.targets import generate_targets
 IMAGE = 'image'
 ORIGINAL_SIZE = 'original_size'
 FILE_NAME = 'file_name'
+SEGMENT_KEYS = 'segment_keys'
 DATASETS = sources.DATASETS
 
 
@@ -83,13 +85,16 @@ def build_dataset(config, input_context=None, training=True, skip_steps=0):
   Returns:
     tf.data.Dataset of dicts: ``image`` float32 [B, h, w, 3] in [0, 255],
     the six target keys of ``generate_targets``, ``keys.PANOPTIC`` int32
-    [B, h, w] and (eval) ``original_size`` int32 [B, 2] and ``file_name``
-    string [B].
+    [B, h, w] and (eval) ``original_size`` int32 [B, 2], ``file_name``
+    string [B] and ``segment_keys`` int32 [B, h, w], the ground truth's
+    segment key map (segment_keys.py: several stuff or crowd segments of a
+    class kept apart, for panoptic quality).
   """
   data = config.data
   split = data.train if training else data.eval
   meta, dataset = sources.open_split(
-      data, split, 'data.train' if training else 'data.eval', input_context)
+      data, split, 'data.train' if training else 'data.eval', input_context,
+      with_keys=not training)
   check_metadata(config, meta)
   if split.cache:  # decoded (or generated) once, augmented every epoch
     dataset = dataset.cache()
@@ -196,17 +201,24 @@ def _augmented_batches(dataset, data, split, batch, skip_batches, pad_rgb):
 
 def _eval_batches(dataset, data, split, batch, pad_rgb):
   """Examples -> batches padded to the eval crop_size, with their original
-  size and file name."""
-  def prepare(image, panoptic, file_name):
-    image, panoptic = augment.resize_longest_side(image, panoptic,
-                                                  split.max_size)
+  size, file name and segment keys.
+
+  The segment key map is resized and padded in place of the label (whose
+  values are the keys' remainders), so the two cannot differ.
+  """
+  def prepare(image, _, file_name, segment_map):
+    image, segment_map = augment.resize_longest_side(image, segment_map,
+                                                     split.max_size)
     with tf.control_dependencies([_fits_crop_check(image, file_name, split)]):
       image = tf.identity(image)
-    image, panoptic, original_size = augment.pad_for_eval(
-        image, panoptic, size=split.crop_size,
+    image, segment_map, original_size = augment.pad_for_eval(
+        image, segment_map, size=split.crop_size,
         ignore_value=data.ignore_label * data.label_divisor, pad_rgb=pad_rgb)
+    panoptic = segment_keys.labels_of(segment_map, data.label_divisor,
+                                      data.ignore_label)
     return {IMAGE: image, keys.PANOPTIC: panoptic,
-            ORIGINAL_SIZE: original_size, FILE_NAME: file_name}
+            ORIGINAL_SIZE: original_size, FILE_NAME: file_name,
+            SEGMENT_KEYS: segment_map}
 
   return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE,
                      deterministic=data.deterministic).batch(batch)

@@ -136,8 +136,10 @@ _GATE = _GeneratorGate()
 atexit.register(_GATE.close)
 
 
-def _from_sources(sources, input_context):
-  """tf.data dataset of this input pipeline's share of the sources."""
+def _from_sources(sources, input_context, with_keys=False):
+  """tf.data dataset of this input pipeline's share of the sources; with
+  ``with_keys``, each example also has its segment key map (its label
+  where the reader made none)."""
   if input_context is not None:
     sources = sources[input_context.input_pipeline_id::
                       input_context.num_input_pipelines]
@@ -151,14 +153,21 @@ def _from_sources(sources, input_context):
         raise errors.for_graph(message) from e
       if example is None:  # Python is exiting
         return
-      yield example.image, example.panoptic, example.file_name
+      if not with_keys:
+        yield example.image, example.panoptic, example.file_name
+      else:
+        keys = example.segment_keys
+        yield (example.image, example.panoptic, example.file_name,
+               example.panoptic if keys is None else keys)
 
+  label = tf.TensorSpec([None, None], tf.int32)
   return tf.data.Dataset.from_generator(generate, output_signature=(
-      tf.TensorSpec([None, None, 3], tf.uint8),
-      tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([], tf.string)))
+      tf.TensorSpec([None, None, 3], tf.uint8), label,
+      tf.TensorSpec([], tf.string)) + ((label,) if with_keys else ()))
 
 
-def open_split(data_config, split_config, split_key, input_context=None):
+def open_split(data_config, split_config, split_key, input_context=None,
+               with_keys=False):
   """Metadata and a dataset of (image uint8 [H,W,3], panoptic int32 [H,W],
   file name string []).
 
@@ -168,6 +177,11 @@ def open_split(data_config, split_config, split_key, input_context=None):
     split_key: 'data.train' or 'data.eval', for error messages.
     input_context: tf.distribute.InputContext or None; with one, the
       examples are divided between the input pipelines.
+    with_keys: also give each example's ground-truth segment key map, int32
+      [H, W] (segment_keys.py), a 4th element: the COCO panoptic format's
+      readers keep several stuff or crowd segments of a class apart there;
+      for the others (and TFRecords, which store the label only) it is the
+      label.
 
   Raises:
     ConfigError, FileNotFoundError or ValueError naming ``split_key``: an
@@ -181,9 +195,10 @@ def open_split(data_config, split_config, split_key, input_context=None):
     raise ConfigError(f"'data.dataset' must be one of {DATASETS}, got "
                       f'{name!r}.')
   if name == 'tfds_coco_panoptic':
-    return tfds_coco.read_tfds_coco_panoptic(
+    meta, dataset = tfds_coco.read_tfds_coco_panoptic(
         split, path or None, input_context=input_context,
         deterministic=data_config.deterministic, **encoding)
+    return meta, _label_as_keys(dataset) if with_keys else dataset
   if name != 'synthetic' and (not path or not os.path.isdir(path)):
     raise FileNotFoundError(f"'{split_key}.path' {path!r} does not exist.")
   if name == 'tfrecord':
@@ -197,7 +212,7 @@ def open_split(data_config, split_config, split_key, input_context=None):
           'data.ignore_label to match.')
     if split_config.num_examples > 0:
       dataset = dataset.take(split_config.num_examples)
-    return meta, dataset
+    return meta, _label_as_keys(dataset) if with_keys else dataset
   if name == 'synthetic' and split_config.num_examples < 1:
     raise ConfigError(f"'{split_key}.num_examples' must be >= 1 for the "
                       'synthetic dataset.')
@@ -207,4 +222,10 @@ def open_split(data_config, split_config, split_key, input_context=None):
   if not sources:
     raise ConfigError(f"'{split_key}' ({name}, split {split!r}) has no "
                       'examples.')
-  return meta, _from_sources(sources, input_context)
+  return meta, _from_sources(sources, input_context, with_keys)
+
+
+def _label_as_keys(dataset):
+  """(image, label, name) -> (image, label, name, label): a dataset whose
+  labels are their own segment key maps."""
+  return dataset.map(lambda image, label, name: (image, label, name, label))

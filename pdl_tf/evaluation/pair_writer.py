@@ -24,6 +24,7 @@ import os
 
 import numpy as np
 
+from pdl_tf import segment_keys
 from pdl_tf.evaluation.writers import write_coco_panoptic
 
 
@@ -52,7 +53,8 @@ class PanopticPairWriter:
     Args:
       file_name: the image's file name (kept in the JSON 'images' list).
       ground_truth: int [H, W], class * divisor + instance, ignore as
-        ignore_label * divisor.
+        ignore_label * divisor; or its segment key map (segment_keys.py),
+        whose segments are written apart.
       prediction: int [H, W], the merge's panoptic map (void < 0).
     """
     ground_truth = np.asarray(ground_truth, np.int64)
@@ -66,11 +68,13 @@ class PanopticPairWriter:
     height, width = ground_truth.shape
     self._images.append({'id': image_id, 'file_name': file_name,
                          'height': height, 'width': width})
-    void = ground_truth // self._divisor == self._ignore
+    label = segment_keys.labels_of(ground_truth, self._divisor, self._ignore)
+    void = label // self._divisor == self._ignore
     self._gt.append(write_coco_panoptic(
         np.where(void, -1, ground_truth), image_id, png,
         os.path.join(self._folder, 'gt'), self._classes, self._divisor,
-        crowd_class_ids=self._things))
+        crowd_class_ids=self._things,
+        key_range=segment_keys.key_range(self._divisor, self._ignore)))
     self._predictions.append(write_coco_panoptic(
         prediction, image_id, png, os.path.join(self._folder, 'predictions'),
         self._classes, self._divisor))

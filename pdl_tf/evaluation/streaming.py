@@ -11,14 +11,17 @@ match_histogram, as pq_compute):
 * ``update``: maps in the package's label encoding, value = class *
   label_divisor + instance; in ground truth a thing class with instance 0 is
   crowd and class ``ignore_label`` is void; in predictions -1
-  (postprocess.VOID) is void. This encoding is one producer of segments
-  (``label_segments``): it has one value for all stuff of a class and for
-  all crowd of a class, so those are one segment each (what pdl-eval's
-  input pipeline gives).
+  (postprocess.VOID) is void. One segment per value (``label_segments``).
+  The encoding alone has one value for all stuff of a class and for all
+  crowd of a class; a ground-truth *segment key map* (segment_keys.py,
+  which pdl-eval's input pipeline gives) keeps such segments apart, as the
+  COCO panoptic files list them, so that ``update`` scores what
+  ``pq_compute`` scores on those files.
 """
 
 import numpy as np
 
+from pdl_tf import segment_keys
 from pdl_tf.evaluation import panoptic_quality
 
 _SAMPLE_STRIDE = 61  # values are first looked for in every 61st pixel
@@ -72,10 +75,12 @@ def label_segments(panoptic, label_divisor, void_class=None,
   """Segments of a map in the label encoding: one per value.
 
   Args:
-    panoptic: int array [H, W], value = class * label_divisor + instance.
+    panoptic: int array [H, W], value = class * label_divisor + instance;
+      in ground truth, or a segment key map (segment_keys.py).
     label_divisor: as in the encoding.
-    void_class: ground truth: the class of void (ignore_label); None for a
-      prediction, where values < 0 are void.
+    void_class: ground truth: the class of void (ignore_label), whose key
+      range (void_class + 1) * label_divisor reduces keys to labels; None
+      for a prediction, where values < 0 are void.
     thing_class_ids: ground truth: classes whose instance 0 is crowd.
     table: a _ValueTable to reuse (a new one by default).
     out: optional [H * W] buffer (the table's dtype) for the index map.
@@ -87,12 +92,15 @@ def label_segments(panoptic, label_divisor, void_class=None,
   """
   panoptic = np.asarray(panoptic)
   if void_class is None:
+    label = lambda v: v
     is_void = lambda v: v < 0
   else:
-    is_void = lambda v: v // label_divisor == void_class
+    step = segment_keys.key_range(label_divisor, void_class)
+    label = lambda v: v % step
+    is_void = lambda v: label(v) // label_divisor == void_class
   index, values = (table or _ValueTable()).compact(panoptic.ravel(), is_void,
                                                    out, scale)
-  classes, instances = np.divmod(values, label_divisor)
+  classes, instances = np.divmod(label(values), label_divisor)
   crowd = np.isin(classes, list(thing_class_ids)) & (instances == 0)
   crowd[0] = False
   return index.reshape(panoptic.shape), classes, crowd
@@ -132,6 +140,10 @@ class StreamingPanopticQuality:
 
   def update(self, gt_panoptic, pred_panoptic):
     """Adds images: int arrays [H, W] or [B, H, W] in the label encoding.
+
+    ``gt_panoptic`` may be a segment key map (segment_keys.py): segments
+    that share a label value are then scored apart, crowd segments of a
+    class in listing order (the 'panopticapi' rule's "listed last").
 
     Raises:
       ValueError: shapes differ, or a value's class is outside

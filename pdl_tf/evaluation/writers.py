@@ -14,16 +14,18 @@ from pdl_tf.panoptic_format import id_map_to_rgb
 
 
 def panoptic_to_segments(panoptic, category_ids, label_divisor=1000,
-                         crowd_class_ids=()):
+                         crowd_class_ids=(), key_range=None):
   """Label map (class * divisor + instance, negative = void) -> COCO ids.
 
   Args:
-    panoptic: int [H, W].
+    panoptic: int [H, W], one segment per value.
     category_ids: sequence mapping class index -> dataset category id.
     label_divisor: the label encoding's divisor.
     crowd_class_ids: class indices (things) whose instance-0 segment is a
       crowd region (``iscrowd: 1``), as in ground truth; empty for
       predictions.
+    key_range: with a ground-truth segment key map (segment_keys.py), its
+      key range: a value's label is value % key_range.
 
   Returns:
     (ids uint32 [H, W] with 0 = void and segments numbered from 1,
@@ -33,7 +35,8 @@ def panoptic_to_segments(panoptic, category_ids, label_divisor=1000,
   ids = np.zeros(panoptic.shape, np.uint32)
   segments = []
   for value in np.unique(panoptic[panoptic >= 0]).tolist():
-    cls = value // label_divisor
+    label = value % key_range if key_range else value
+    cls = label // label_divisor
     if cls >= len(category_ids):
       raise ValueError(f'panoptic value {value} has class {cls}, outside the '
                        f'{len(category_ids)} categories.')
@@ -44,7 +47,7 @@ def panoptic_to_segments(panoptic, category_ids, label_divisor=1000,
     segments.append({
         'id': segment_id, 'category_id': int(category_ids[cls]),
         'iscrowd': int(cls in crowd_class_ids and
-                       value % label_divisor == 0),
+                       label % label_divisor == 0),
         'area': int(mask.sum()),
         'bbox': [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1),
                  int(ys.max() - ys.min() + 1)]})
@@ -52,14 +55,16 @@ def panoptic_to_segments(panoptic, category_ids, label_divisor=1000,
 
 
 def write_coco_panoptic(panoptic, image_id, file_name, folder, category_ids,
-                        label_divisor=1000, crowd_class_ids=()):
+                        label_divisor=1000, crowd_class_ids=(),
+                        key_range=None):
   """Writes ``folder/file_name`` (PNG) and returns its annotation dict.
 
-  Collect the returned dicts as ``{'annotations': [...]}`` in a JSON file to
-  obtain the predictions JSON of the COCO panoptic format.
+  Arguments as ``panoptic_to_segments``. Collect the returned dicts as
+  ``{'annotations': [...]}`` in a JSON file to obtain the predictions JSON
+  of the COCO panoptic format.
   """
   ids, segments = panoptic_to_segments(panoptic, category_ids, label_divisor,
-                                       crowd_class_ids)
+                                       crowd_class_ids, key_range)
   os.makedirs(folder, exist_ok=True)
   Image.fromarray(id_map_to_rgb(ids)).save(os.path.join(folder, file_name))
   return {'image_id': image_id, 'file_name': file_name,

@@ -76,7 +76,7 @@ def update_metrics(image, pq, miou, mask_ap):
   """Adds one image (a dict from eval_images) to the streaming PQ, mIoU and
   mask AP."""
   gt_panoptic = image[GT_PANOPTIC]
-  pq.update(gt_panoptic, image[keys.PANOPTIC])
+  pq.update(image[pipeline.SEGMENT_KEYS], image[keys.PANOPTIC])
   miou.update(image[GT_SEMANTIC], image[keys.SEMANTIC])
   mask_ap.update(gt_panoptic, image[keys.INSTANCE],
                  image[postprocess.INSTANCE_CLASSES],
@@ -87,7 +87,8 @@ def eval_images(batch, result):
   """Yields one dict of numpy arrays per image of an eval batch.
 
   Keys: ``pipeline.FILE_NAME`` (str), ``pipeline.IMAGE`` float [h, w, 3],
-  GT_PANOPTIC and GT_SEMANTIC (ground truth), ``keys.PANOPTIC``,
+  GT_PANOPTIC, GT_SEMANTIC and ``pipeline.SEGMENT_KEYS`` (ground truth),
+  ``keys.PANOPTIC``,
   ``keys.SEMANTIC``, ``keys.INSTANCE`` (predictions), all [h, w] cropped to
   the original size, and ``postprocess.INSTANCE_CLASSES`` [K] and
   ``keys.INSTANCE_SCORES`` [K].
@@ -101,6 +102,7 @@ def eval_images(batch, result):
         pipeline.IMAGE: crop(batch[pipeline.IMAGE]),
         GT_PANOPTIC: crop(batch[keys.PANOPTIC]),
         GT_SEMANTIC: crop(batch[keys.SEMANTIC]),
+        pipeline.SEGMENT_KEYS: crop(batch[pipeline.SEGMENT_KEYS]),
         keys.PANOPTIC: crop(result[keys.PANOPTIC]),
         keys.SEMANTIC: crop(result[keys.SEMANTIC]),
         keys.INSTANCE: crop(result[keys.INSTANCE]),
@@ -152,7 +154,7 @@ class PredictionSaver:
   def add(self, image):
     """Adds one image: a dict from ``eval_images``."""
     name = image[pipeline.FILE_NAME]
-    self.pairs.add(name, image[GT_PANOPTIC], image[keys.PANOPTIC])
+    self.pairs.add(name, image[pipeline.SEGMENT_KEYS], image[keys.PANOPTIC])
     if self.cityscapes_ids is not None:
       stem = name[:-len(CITYSCAPES_SUFFIX)] if name.endswith(
           CITYSCAPES_SUFFIX) else os.path.splitext(name)[0]

@@ -330,8 +330,8 @@ class Trainer:
     ``num_images`` predictions, to TensorBoard under ``model_dir/eval``;
     with ``predictions_dir``, also the prediction files
     (eval_outputs.PredictionSaver). ``crowd_rule``: PQ's rule for several
-    crowd segments of a class (panoptic_quality; on the label maps of the
-    input pipeline a class has one crowd region, where both rules agree).
+    crowd segments of a class (panoptic_quality; the eval pipeline's
+    segment keys keep the ground truth's segments apart).
     """
     config = self.config
     self._optimizer_state_unused()
