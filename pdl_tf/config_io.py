@@ -19,13 +19,14 @@ import yaml
 from pdl_tf import atomic_write
 from pdl_tf import experiments
 from pdl_tf import normalization
+from pdl_tf import run_params
 from pdl_tf.config import Config
 from pdl_tf.config import ConfigError
 from pdl_tf.config import ExperimentConfig
 from pdl_tf.data import names as data_names
 from pdl_tf.model import names as model_names
 
-PARAMS_FILE = 'params.yaml'
+PARAMS_FILE = run_params.PARAMS_FILE
 
 
 def load_config(experiment=None, config_files=(), params_override=None):

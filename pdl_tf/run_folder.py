@@ -15,6 +15,7 @@ Example:
 import os
 
 from pdl_tf import config_io
+from pdl_tf import run_params
 from pdl_tf.model import factory
 
 
@@ -25,7 +26,7 @@ def load_config(model_dir):
     FileNotFoundError: no params.yaml there.
     ConfigError: params.yaml is not a valid experiment config.
   """
-  params = os.path.join(model_dir, config_io.PARAMS_FILE)
+  params = os.path.join(model_dir, run_params.PARAMS_FILE)
   if not os.path.isfile(params):
     raise FileNotFoundError(f'{params!r} does not exist: {model_dir!r} is '
                             'not a pdl_tf model folder.')

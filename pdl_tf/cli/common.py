@@ -65,17 +65,6 @@ def add_config_flags(parser, experiment_required=False):
            'or a YAML/JSON mapping; may be repeated')
 
 
-def checkpoint_params(checkpoint):
-  """The params.yaml of the run a checkpoint (prefix or folder) belongs
-  to, or None if there is none on this machine."""
-  if not checkpoint or '://' in checkpoint:
-    return None
-  folder = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(
-      checkpoint)
-  path = os.path.join(folder, 'params.yaml')
-  return path if os.path.isfile(path) else None
-
-
 def load_config_from_args(args, checkpoint=None):
   """The validated ExperimentConfig the flags describe (no TensorFlow).
 
@@ -93,10 +82,12 @@ def load_config_from_args(args, checkpoint=None):
   # pylint: disable=g-import-not-at-top
   from pdl_tf import config_io
   from pdl_tf import experiments
+  from pdl_tf import run_params
   from pdl_tf.cli import checks
   from pdl_tf.data import dataset_classes
   # pylint: enable=g-import-not-at-top
-  files, params = list(args.config_file), checkpoint_params(checkpoint)
+  files = list(args.config_file)
+  params = run_params.existing_params_path(checkpoint, local_only=True)
   if not args.experiment and not files:
     if checkpoint and '://' not in checkpoint and not (
         os.path.exists(checkpoint) or os.path.exists(checkpoint + '.index')):

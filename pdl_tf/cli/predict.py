@@ -25,6 +25,7 @@ import glob
 import os
 import sys
 
+from pdl_tf import run_params
 from pdl_tf.cli import checks
 from pdl_tf.cli import common
 
@@ -142,34 +143,16 @@ def _model_path(args):
   return args.tflite
 
 
-def _params_file(model_path):
-  """params.yaml beside a local model (or in a remote SavedModel version
-  folder); None for a server."""
-  if not model_path:
-    return None
-  if '://' in model_path:
-    return model_path.rstrip('/') + '/params.yaml'
-  folder = (model_path if os.path.isdir(model_path)
-            else os.path.dirname(model_path))
-  return os.path.join(folder, 'params.yaml')
-
-
 def _export_params(model_path):
-  """The export's params.yaml beside a local model, as a dict ({} if none:
-  a server, or a model copied without it)."""
-  import yaml  # pylint: disable=g-import-not-at-top
-  params = _params_file(model_path)
-  if params and '://' in params:
-    # pylint: disable-next=g-import-not-at-top
-    from pdl_tf.serving import batch_predict
-    try:
-      return yaml.safe_load(batch_predict.read_file(params)) or {}
-    except OSError:
+  """The export's params.yaml beside a model, as a dict ({} if none: a
+  server, a model copied without it, or a remote one that cannot be
+  read)."""
+  try:
+    return run_params.read_params(model_path) or {}
+  except OSError:
+    if '://' in model_path:
       return {}
-  if not params or not os.path.isfile(params):
-    return {}
-  with open(params, encoding='utf-8') as f:
-    return yaml.safe_load(f) or {}
+    raise
 
 
 def _labels(args, params):
@@ -267,7 +250,8 @@ def check(args):
     raise checks.UsageError(
         f'--label_divisor {args.label_divisor} does not fit the export: its '
         f'panoptic ids are class x {exported} + instance (data.label_divisor '
-        f'in {_params_file(model_path)}); leave --label_divisor out.')
+        f'in {run_params.params_path(model_path)}); leave --label_divisor '
+        'out.')
   checks.output_dir(args.output, '--output')
   return files
 

@@ -1,10 +1,8 @@
 """Builds the network from the model section of an experiment config."""
 
-import os
-
 import tensorflow as tf
-import yaml
 
+from pdl_tf import run_params
 from pdl_tf.config import ConfigError
 from pdl_tf.model import backbones
 from pdl_tf.model import init_checkpoint
@@ -166,13 +164,7 @@ def _other_classes(checkpoint, data_config):
   name them (or ``data_config`` does not)."""
   if data_config is None or not data_config.class_names:
     return None
-  folder = checkpoint if tf.io.gfile.isdir(checkpoint) else os.path.dirname(
-      checkpoint)
-  params = os.path.join(folder, 'params.yaml')
-  if not tf.io.gfile.exists(params):
-    return None
-  with tf.io.gfile.GFile(params) as f:
-    saved = (yaml.safe_load(f) or {}).get('data') or {}
+  saved = (run_params.read_params(checkpoint) or {}).get('data') or {}
   names, ids = saved.get('class_names') or [], saved.get('category_ids') or []
   if not names:
     return None
