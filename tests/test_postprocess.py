@@ -370,7 +370,7 @@ def test_argmax_and_argmin_ties_go_to_lowest_index(jit_compile):
   # document it, so it is checked here on inputs full of exact ties.
   rng = np.random.default_rng(0)
   values = rng.integers(0, 3, (2, 5000, 133)).astype(np.float32)
-  argmax = tf.function(lambda v: postprocess.merge._argmax_lowest(v),  # pylint: disable=protected-access
+  argmax = tf.function(lambda v: postprocess.classes._argmax_lowest(v),  # pylint: disable=protected-access
                        jit_compile=jit_compile)
   np.testing.assert_array_equal(argmax(values), np.argmax(values, -1))
   distances = rng.integers(0, 3, (2, 8, 5000)).astype(np.float32)
