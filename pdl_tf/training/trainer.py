@@ -1,4 +1,4 @@
-"""The custom tf.distribute training loop and its evaluation.
+"""The custom tf.distribute training loop (its evaluation: evaluation_loop.py).
 
 Steps run ``train.steps_per_loop`` at a time inside one tf.function; after
 each loop the host checks the losses (a non-finite loss stops training with
@@ -14,7 +14,6 @@ it ends with the same weights as an uninterrupted run (the dropout masks
 depend on a call count saved in the checkpoint: model.layers).
 """
 
-import json
 import math
 import os
 import time
@@ -25,20 +24,14 @@ import tqdm
 
 from pdl_tf import keys
 from pdl_tf import losses as losses_lib
-from pdl_tf import postprocess
-from pdl_tf import viz
 from pdl_tf.config import ConfigError
 from pdl_tf.data import pipeline
-from pdl_tf.evaluation import StreamingMeanIoU
-from pdl_tf.evaluation import StreamingPanopticQuality
-from pdl_tf.evaluation.mask_ap import StreamingMaskAP
 from pdl_tf.model import factory
-from pdl_tf.training import eval_outputs
+from pdl_tf.training import evaluation_loop
 from pdl_tf.training import interrupt
 from pdl_tf.training import optimizer as optimizer_lib
 from pdl_tf.training import strategy as strategy_lib
 
-METRICS_FILE = 'metrics.json'
 LOSS_NAMES = keys.LOSS_TERMS + (keys.TOTAL_LOSS,)
 # Why a loop of steps ended early (the last value returned by train_loop).
 NO_REQUEST, SAVE_REQUEST, STOP_REQUEST = 0, 1, 2
@@ -324,83 +317,15 @@ class Trainer:
                           for n, v in mean.items()})
 
   def evaluate(self, num_images=3, predictions_dir=None, crowd_rule='union'):
-    """PQ / SQ / RQ (All, Things, Stuff), mIoU and mask AP on the eval split.
-
-    Writes them to ``metrics.json`` and, with overlays of the first
-    ``num_images`` predictions, to TensorBoard under ``model_dir/eval``;
-    with ``predictions_dir``, also the prediction files
-    (eval_outputs.PredictionSaver). ``crowd_rule``: PQ's rule for several
-    crowd segments of a class (panoptic_quality; the eval pipeline's
-    segment keys keep the ground truth's segments apart).
-    """
-    config = self.config
+    """PQ / SQ / RQ (All, Things, Stuff), mIoU and mask AP on the eval split
+    with the current weights (evaluation_loop.evaluate: ``metrics.json``
+    and TensorBoard under ``model_dir/eval``; with ``predictions_dir``, the
+    prediction files)."""
     self._optimizer_state_unused()
-    things = list(config.data.thing_class_ids)
-    merge = postprocess.merge_fn(**factory.merge_arguments(config))
-
-    @tf.function
-    def predict(images, image_sizes):
-      outputs = self.model(images, training=False)
-      return merge(outputs[keys.SEMANTIC_LOGITS],
-                   outputs[keys.CENTER_HEATMAP], outputs[keys.CENTER_OFFSETS],
-                   image_sizes)
-
-    pq = StreamingPanopticQuality(config.model.num_classes, things,
-                                  config.data.label_divisor,
-                                  config.data.ignore_label, crowd_rule)
-    miou = StreamingMeanIoU(config.model.num_classes, config.data.ignore_label)
-    mask_ap = StreamingMaskAP(things, config.data.label_divisor)
-    dataset = pipeline.build_dataset(config, training=False)
-    self._data_ready()
-    saver = (eval_outputs.PredictionSaver(config, predictions_dir)
-             if predictions_dir else None)
-    pictures = []
-    total = eval_outputs.eval_batches(dataset, config.data.eval)
-    for batch in tqdm.tqdm(dataset, desc='eval', unit='batch', total=total,
-                           dynamic_ncols=True):
-      # The padding is excluded from the merge (stuff areas, centers).
-      result = predict(batch[pipeline.IMAGE], batch[pipeline.ORIGINAL_SIZE])
-      for image in eval_outputs.eval_images(batch, result):
-        eval_outputs.update_metrics(image, pq, miou, mask_ap)
-        if len(pictures) < num_images:
-          pictures.append(viz.panoptic_overlay(
-              image[pipeline.IMAGE], image[keys.PANOPTIC],
-              config.data.label_divisor, config.data.class_colors))
-        if saver:
-          saver.add(image)
-    instance_ap = saver.close() if saver else None
-    summary = pq.result()
-    iou = miou.result()
-    metrics = {'step': self.step, 'miou': iou['miou'],
-               'crowd_rule': crowd_rule}
-    if instance_ap:  # Cityscapes: its own AP convention, on the saved files
-      metrics['cityscapes_ap'] = instance_ap['ap']
-      metrics['cityscapes_ap50'] = instance_ap['ap50']
-    for split in ('All', 'Things', 'Stuff'):
-      for name in ('pq', 'sq', 'rq'):
-        metrics[f'{split}/{name}'] = summary[split][name]
-    for name, value in mask_ap.result().items():
-      metrics[f'mask_{name}'] = value
-    metrics['per_class'] = eval_outputs.per_class_rows(
-        config, summary, iou['per_class_iou'])
-    self._write_eval_summaries(metrics, pictures)
-    os.makedirs(self.write_dir, exist_ok=True)
-    with open(os.path.join(self.write_dir, METRICS_FILE), 'w',
-              encoding='utf-8') as f:
-      json.dump(metrics, f, indent=2)
-    return metrics
-
-  def _write_eval_summaries(self, metrics, pictures):
-    writer = tf.summary.create_file_writer(os.path.join(self.write_dir,
-                                                        'eval'))
-    with writer.as_default(step=self.step):
-      for name, value in metrics.items():
-        if name not in ('step', 'per_class', 'crowd_rule') and (
-            value is not None):
-          tf.summary.scalar(f'eval/{name}', value)
-      for index, picture in enumerate(pictures):
-        tf.summary.image(f'panoptic/{index}', picture[None])
-    writer.flush()
+    return evaluation_loop.evaluate(
+        self.model, self.config, step=self.step, write_dir=self.write_dir,
+        num_images=num_images, predictions_dir=predictions_dir,
+        crowd_rule=crowd_rule, on_data_ready=self._data_ready)
 
   def continuous_evaluate(self, timeout=None, report=None):
     """Evaluates each new checkpoint in model_dir as training writes it.
