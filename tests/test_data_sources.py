@@ -72,7 +72,7 @@ def test_pdl_data_malformed_json_has_no_resume_hint(tmp_path, capsys):
       '{"images": [')
   assert data_cli.main(data_cli.build_parser().parse_args([
       '--dataset', 'coco_panoptic', '--input', str(tmp_path / 'coco'),
-      '--split', 'val2017', '--output', str(tmp_path / 'records')])) == 1
+      '--split', 'val2017', '--output', str(tmp_path / 'records')])) == 2
   err = capsys.readouterr().err
   assert err.startswith("pdl-data: error: split 'val2017': ") and (
       'panoptic_val2017.json' in err), err
@@ -347,3 +347,19 @@ def test_synthetic_scenes_refuse_instances_past_the_divisor():
                      'instances of class .*label_divisor 2 allows at most 1'):
     for seed in range(50):
       synthetic.make_scene(seed, 64, 64, label_divisor=2)
+
+
+@pytest.mark.parametrize('output_format', ['tfrecord', 'coco_panoptic'])
+def test_pdl_data_a_bad_image_is_status_2_naming_it(tmp_path, capsys,
+                                                    output_format):
+  # The user's data is at fault (as for every command's bad input): 2.
+  data = coco_layout(tmp_path / 'coco')
+  bad = data['images'][1]['file_name']
+  (tmp_path / 'coco' / 'val2017' / bad).write_bytes(b'\xff\xd8 truncated')
+  assert data_cli.main(data_cli.build_parser().parse_args([
+      '--dataset', 'coco_panoptic', '--input', str(tmp_path / 'coco'),
+      '--split', 'val2017', '--format', output_format,
+      '--output', str(tmp_path / 'out')])) == 2
+  last = capsys.readouterr().err.split('\r')[-1].strip().splitlines()[-1]
+  assert last.startswith("pdl-data: error: split 'val2017': ") and (
+      bad in last), last

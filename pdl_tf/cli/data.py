@@ -180,9 +180,9 @@ def main(args):
   for split in args.split:
     try:  # reads the annotations; writes nothing
       meta, split_sources = _list(args, split)
-    except ValueError as e:
+    except ValueError as e:  # bad annotations: the user's data, status 2
       print(f'pdl-data: error: split {split!r}: {e}', file=sys.stderr)
-      return 1
+      return 2
     if args.inspect:
       code = max(code, _inspect(meta, split_sources, split))
     elif args.format == 'tfrecord':
@@ -232,10 +232,10 @@ def _write_tfrecords(args, meta, split_sources, split):
       summary = tfrecords.write_split(
           meta, split_sources, args.output, split, args.num_shards,
           skip_bad=args.skip_bad, image_format=args.image_format)
-  except ValueError as e:
+  except ValueError as e:  # a bad example (without --skip_bad)
     print(f'pdl-data: error: split {split!r}: {e} (finished shards are '
           'kept; rerun the same command to resume)', file=sys.stderr)
-    return 1
+    return 2
   print(f'{split}: {summary["num_examples"]} examples in '
         f'{len(summary["files"])} shards under {args.output}')
   _print_skipped(split, summary['skipped'],
@@ -252,7 +252,7 @@ def _write_coco(args, meta, split_sources, split):
   except (ValueError, OSError) as e:
     print(f'pdl-data: error: split {split!r}: {e} (nothing of the split '
           'was written)', file=sys.stderr)
-    return 1
+    return 2 if isinstance(e, ValueError) else 1
   ids = ('' if summary['dataset_image_ids'] else
          '; image ids numbered 1..N')
   print(f'{split}: {summary["num_examples"]} examples in {args.format} '
