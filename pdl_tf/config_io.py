@@ -22,7 +22,7 @@ from pdl_tf import normalization
 from pdl_tf.config import Config
 from pdl_tf.config import ConfigError
 from pdl_tf.config import ExperimentConfig
-from pdl_tf.data import names as data_names
+from pdl_tf.data.catalog import names as data_names
 from pdl_tf.model import names as model_names
 
 PARAMS_FILE = 'params.yaml'
