@@ -82,7 +82,7 @@ def targets_pair():
   """generate_targets and its floor on one 1024x2048 label."""
   # pylint: disable=g-import-not-at-top
   from bench_targets import DIVISOR, IGNORE, SIGMA, THINGS, make_label
-  from pdl_tf.data.targets import generate_targets
+  from pdl_tf.data.targets.targets import generate_targets
   # pylint: enable=g-import-not-at-top
   label = tf.constant(make_label(1024, 2048, 30))
   targets = tf.function(lambda p: generate_targets(

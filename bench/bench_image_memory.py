@@ -61,7 +61,7 @@ def child(kind, model, image_path):
   cpu_runtime.apply()
   # pylint: disable=g-import-not-at-top
   import tensorflow as tf
-  from pdl_tf.data import image_decode
+  from pdl_tf.data.decoding import image_decode
   from pdl_tf.serving import backends
   # pylint: enable=g-import-not-at-top
   backend = (backends.SavedModelBackend(model) if kind == 'savedmodel'
@@ -140,7 +140,7 @@ def main():
   if args.child:
     child(*args.child)
     return
-  from pdl_tf.data import image_decode  # pylint: disable=g-import-not-at-top
+  from pdl_tf.data.decoding import image_decode  # pylint: disable=g-import-not-at-top
   with tempfile.TemporaryDirectory() as folder:
     paths = _export(folder)
     print(f'default limit: {image_decode.MAX_IMAGE_PIXELS} pixels')

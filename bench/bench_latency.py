@@ -134,7 +134,7 @@ def _saved_model_stages(paths, export, experiment, input_size, contents,
   from pdl_tf import config_io
   from pdl_tf import keys
   from pdl_tf import postprocess
-  from pdl_tf.data import image_decode
+  from pdl_tf.data.decoding import image_decode
   from pdl_tf.export import image_fit
   from pdl_tf.model import factory
   from pdl_tf.serving import backends
@@ -183,7 +183,7 @@ def _tflite_stages(paths, export, input_size, contents, runs, threads):
   import tensorflow as tf
   from ai_edge_litert import interpreter as litert
   from pdl_tf import postprocess
-  from pdl_tf.data import image_decode
+  from pdl_tf.data.decoding import image_decode
   from pdl_tf.serving import backends
   # pylint: enable=g-import-not-at-top
   del input_size

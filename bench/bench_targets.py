@@ -1,6 +1,6 @@
 """Target-generation throughput: vectorised vs. a per-instance loop.
 
-Prints labels/s of ``pdl_tf.data.targets.generate_targets`` (inside a
+Prints labels/s of ``pdl_tf.data.targets.targets.generate_targets`` (inside a
 tf.function, as in a tf.data map) at 1024x2048 with 30 instances and at
 512x512 with 10, next to a per-instance-loop implementation of the same
 targets (the peers' approach: tf.unique, then a tf.while_loop that builds a
@@ -27,8 +27,8 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from pdl_tf import keys  # pylint: disable=g-import-not-at-top
-from pdl_tf.data.center_heatmap import gaussian_window  # pylint: disable=g-import-not-at-top
-from pdl_tf.data.targets import generate_targets  # pylint: disable=g-import-not-at-top
+from pdl_tf.data.targets.center_heatmap import gaussian_window  # pylint: disable=g-import-not-at-top
+from pdl_tf.data.targets.targets import generate_targets  # pylint: disable=g-import-not-at-top
 
 THINGS = tuple(range(11, 19))
 DIVISOR, IGNORE, SIGMA = 1000, 255, 8.0

@@ -24,7 +24,7 @@ trap 'rm -rf "$work"' EXIT
 python - "$work" "$scene" <<'PY'
 import sys
 from PIL import Image
-from pdl_tf.data import synthetic
+from pdl_tf.data.readers import synthetic
 folder, index = sys.argv[1], int(sys.argv[2])
 image, _ = synthetic.make_scene(synthetic.SPLIT_SEEDS['validation'] + index)
 Image.fromarray(image).resize((256, 256), Image.NEAREST).save(

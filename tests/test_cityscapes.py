@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pdl_tf.data import cityscapes
+from pdl_tf.data.readers import cityscapes
 from pdl_tf.panoptic_format import read_id_map
 
 
@@ -119,7 +119,7 @@ def test_reader_agrees_with_cityscapes_scripts_panoptic_converter(tmp_path):
   the gtFine reader: cars 26000/26001, a car group 26, persons 24000/24001,
   a rider 25000 beside the person group 24, a caravan 29000 (not trained)."""
   from cityscapesscripts.preparation import createPanopticImgs  # pylint: disable=g-import-not-at-top
-  from pdl_tf.data import coco_panoptic  # pylint: disable=g-import-not-at-top
+  from pdl_tf.data.readers import coco_panoptic  # pylint: disable=g-import-not-at-top
   ids = np.full((6, 8), 7)
   ids[0, :3], ids[1, :3], ids[2, :2] = 26000, 26001, 26
   ids[3, :2], ids[3, 2:4], ids[4, :3] = 24000, 24001, 24

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pdl_tf.data import cityscapes
+from pdl_tf.data.readers import cityscapes
 from pdl_tf.evaluation.cityscapes_writer import write_cityscapes_results
 
 LABEL_IDS = cityscapes.metadata().category_ids  # train id -> label id

@@ -470,9 +470,9 @@ def test_predict_output_names_never_collide():
 
 def test_fixed_class_counts_match_the_readers():
   # pylint: disable=g-import-not-at-top
-  from pdl_tf.data import cityscapes
-  from pdl_tf.data import names
-  from pdl_tf.data import synthetic
+  from pdl_tf.data.readers import cityscapes
+  from pdl_tf.data.catalog import names
+  from pdl_tf.data.readers import synthetic
   # pylint: enable=g-import-not-at-top
   assert (synthetic.metadata().num_classes, cityscapes.metadata().num_classes
          ) == (6, 19)

@@ -16,12 +16,12 @@ from helpers import run_python
 from pdl_tf import config_io
 from pdl_tf.cli import checks
 from pdl_tf.cli import data as data_cli
-from pdl_tf.data import errors
-from pdl_tf.data import instances_json
-from pdl_tf.data import layouts
+from pdl_tf.data.formats import errors
+from pdl_tf.data.formats import instances_json
+from pdl_tf.data.formats import layouts
 from pdl_tf.data import pipeline
 from pdl_tf.data import sources
-from pdl_tf.data import tfrecords
+from pdl_tf.data.readers import tfrecords
 
 H, W = 32, 48
 VOID = 255 * 1000
@@ -476,7 +476,7 @@ def test_the_json_checks_run_without_tensorflow(tmp_path):
   json_file, stuff_file = write(tmp_path, stuff_data=stuff())
   result = run_python(f'''
       import sys
-      from pdl_tf.data import instances_json
+      from pdl_tf.data.formats import instances_json
       split = instances_json.parse_split({str(json_file)!r},
                                          {str(stuff_file)!r})
       print([c['name'] for c in split.categories],

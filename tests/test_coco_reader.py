@@ -10,7 +10,7 @@ from PIL import Image
 
 from helpers import COCO_SAMPLE
 from helpers import require_coco_sample
-from pdl_tf.data.coco_panoptic import read_coco_panoptic
+from pdl_tf.data.readers.coco_panoptic import read_coco_panoptic
 from pdl_tf.panoptic_format import read_id_map
 
 SAMPLE = COCO_SAMPLE
@@ -144,7 +144,7 @@ def test_more_instances_than_the_label_divisor_allows_is_an_error():
   # Two persons with label_divisor 2: the second would be 0 * 2 + 2 = 2,
   # i.e. class 1 instance 0 (a crowd region of class 1). The reader stops,
   # naming the file, the class and the count; with divisor 3 both fit.
-  from pdl_tf.data import coco_panoptic  # pylint: disable=g-import-not-at-top
+  from pdl_tf.data.readers import coco_panoptic  # pylint: disable=g-import-not-at-top
   categories = [{'id': 1, 'name': 'person', 'isthing': 1},
                 {'id': 2, 'name': 'road', 'isthing': 0}]
   ids = np.array([[1, 1, 2, 3]])

@@ -12,14 +12,14 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from pdl_tf.cli import data as data_cli
-from pdl_tf.data import coco_writers
-from pdl_tf.data import dataset_stats
-from pdl_tf.data import layouts
-from pdl_tf.data import synthetic
-from pdl_tf.data.coco_panoptic import DatasetMetadata
-from pdl_tf.data.coco_panoptic import ExampleSource
-from pdl_tf.data.coco_panoptic import list_coco_panoptic
-from pdl_tf.data.coco_panoptic import PanopticExample
+from pdl_tf.data.writers import coco_writers
+from pdl_tf.data.writers import dataset_stats
+from pdl_tf.data.formats import layouts
+from pdl_tf.data.readers import synthetic
+from pdl_tf.data.readers.coco_panoptic import DatasetMetadata
+from pdl_tf.data.readers.coco_panoptic import ExampleSource
+from pdl_tf.data.readers.coco_panoptic import list_coco_panoptic
+from pdl_tf.data.readers.coco_panoptic import PanopticExample
 from pdl_tf.evaluation import pq_compute
 
 DIVISOR = 1000

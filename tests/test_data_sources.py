@@ -16,16 +16,16 @@ from helpers import require_coco_sample
 from pdl_tf import config_io
 from pdl_tf import keys
 from pdl_tf.cli import data as data_cli
-from pdl_tf.data import dataset_classes
-from pdl_tf.data import layouts
-from pdl_tf.data import mapillary_vistas
+from pdl_tf.data.catalog import dataset_classes
+from pdl_tf.data.formats import layouts
+from pdl_tf.data.readers import mapillary_vistas
 from pdl_tf.data import pipeline
-from pdl_tf.data import synthetic
+from pdl_tf.data.readers import synthetic
 from pdl_tf.data import tfds_coco
 from pdl_tf.data import tfds_synthetic
-from pdl_tf.data import tfrecords
-from pdl_tf.data.coco_panoptic import ExampleSource
-from pdl_tf.data.coco_panoptic import read_coco_panoptic
+from pdl_tf.data.readers import tfrecords
+from pdl_tf.data.readers.coco_panoptic import ExampleSource
+from pdl_tf.data.readers.coco_panoptic import read_coco_panoptic
 
 
 def coco_examples():

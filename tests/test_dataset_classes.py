@@ -15,7 +15,7 @@ from pdl_tf.cli import checks
 from pdl_tf.cli import common
 from pdl_tf.cli import predict
 from pdl_tf.config import ConfigError
-from pdl_tf.data import dataset_classes
+from pdl_tf.data.catalog import dataset_classes
 from pdl_tf.evaluation.pair_writer import PanopticPairWriter
 
 # A custom 4-class dataset made from the COCO sample: every COCO category
@@ -262,7 +262,7 @@ def test_synthetic_written_as_coco_reads_back_with_its_classes(
   # same segments (instances renumbered), classes and category ids, read
   # before TensorFlow from the written JSON.
   # pylint: disable=g-import-not-at-top
-  from pdl_tf.data import coco_writers
+  from pdl_tf.data.writers import coco_writers
   from pdl_tf.data import sources
   # pylint: enable=g-import-not-at-top
   meta, listed = sources.list_split('synthetic', '', 'validation',

@@ -1,4 +1,4 @@
-"""The one image decode (pdl_tf/data/image_decode.py, exif.py,
+"""The one image decode (pdl_tf/data/decoding/image_decode.py, exif.py,
 image_header.py) against PIL: pixels, EXIF orientation, header sizes, the
 reasons of bad files, and the label rule for oriented images."""
 
@@ -14,11 +14,11 @@ from PIL import Image
 from PIL import ImageOps
 
 from helpers import require_coco_sample
-from pdl_tf.data import coco_panoptic
-from pdl_tf.data import exif
-from pdl_tf.data import image_decode
-from pdl_tf.data import image_header
-from pdl_tf.data import tfrecords
+from pdl_tf.data.readers import coco_panoptic
+from pdl_tf.data.decoding import exif
+from pdl_tf.data.decoding import image_decode
+from pdl_tf.data.decoding import image_header
+from pdl_tf.data.readers import tfrecords
 from pdl_tf.panoptic_format import id_map_to_rgb
 from pdl_tf.panoptic_format import read_id_map
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pdl_tf.data import image_decode
+from pdl_tf.data.decoding import image_decode
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (7, 6, 3), dtype=np.uint8)

@@ -10,9 +10,9 @@ import yaml
 from PIL import Image
 
 from pdl_tf.cli import checks
-from pdl_tf.data import classes_file
-from pdl_tf.data import errors
-from pdl_tf.data import layouts
+from pdl_tf.data.formats import classes_file
+from pdl_tf.data.formats import errors
+from pdl_tf.data.formats import layouts
 from pdl_tf.data import sources
 
 H, W = 32, 48

@@ -11,10 +11,10 @@ from helpers import run_python
 from pdl_tf import config_io
 from pdl_tf import keys
 from pdl_tf.config import ConfigError
-from pdl_tf.data import augment
+from pdl_tf.data.targets import augment
 from pdl_tf.data import pipeline
 from pdl_tf.data import sources
-from pdl_tf.data import synthetic
+from pdl_tf.data.readers import synthetic
 
 
 def test_synthetic_scenes_are_deterministic_and_varied():
@@ -267,7 +267,7 @@ def test_an_eval_image_larger_than_the_crop_is_named(tmp_path):
   # COCO images (640 wide) against a 65x65 eval crop: one line naming the
   # first image and the two settings, found by the commands' message_of.
   from helpers import coco_layout  # pylint: disable=g-import-not-at-top
-  from pdl_tf.data import errors  # pylint: disable=g-import-not-at-top
+  from pdl_tf.data.formats import errors  # pylint: disable=g-import-not-at-top
   data = coco_layout(tmp_path / 'coco')
   config = config_io.load_config('coco_r50_os32', params_override=(
       f'data.eval.path={tmp_path}/coco,data.eval.crop_size=[65,65]'))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pdl_tf.data import coco_panoptic
+from pdl_tf.data.readers import coco_panoptic
 from pdl_tf.evaluation import pq_compute
 from pdl_tf.evaluation import StreamingPanopticQuality
 from pdl_tf.panoptic_format import id_map_to_rgb
@@ -268,7 +268,7 @@ def test_pq_compute_matches_the_reference_on_synthetic_scenes(tmp_path):
   # streaming metric and the reference give the same numbers. Predictions:
   # the ground truth shifted 2 px right, crowds as instances, one class's
   # first instance relabelled, void as -1.
-  from pdl_tf.data import synthetic  # pylint: disable=g-import-not-at-top
+  from pdl_tf.data.readers import synthetic  # pylint: disable=g-import-not-at-top
   from pdl_tf.evaluation.pair_writer import PanopticPairWriter  # pylint: disable=g-import-not-at-top
   things = synthetic.THING_CLASS_IDS
   writer = PanopticPairWriter(str(tmp_path), 6, things)

@@ -17,7 +17,7 @@ from pdl_tf import config_io
 from pdl_tf import keys
 from pdl_tf import postprocess
 from pdl_tf import segment_keys
-from pdl_tf.data import coco_panoptic
+from pdl_tf.data.readers import coco_panoptic
 from pdl_tf.data import pipeline
 from pdl_tf.evaluation import pq_compute
 from pdl_tf.evaluation import StreamingPanopticQuality

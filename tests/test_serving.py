@@ -22,8 +22,8 @@ from pdl_tf import config_io
 from pdl_tf import keys
 from pdl_tf.cli import common
 from pdl_tf.cli import predict as predict_cli
-from pdl_tf.data import synthetic
-from pdl_tf.data import coco_panoptic
+from pdl_tf.data.readers import synthetic
+from pdl_tf.data.readers import coco_panoptic
 from pdl_tf.export import saved_model
 from pdl_tf.export import serving_module
 from pdl_tf.model import factory

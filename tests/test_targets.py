@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 from pdl_tf import keys
-from pdl_tf.data import synthetic
-from pdl_tf.data.targets import generate_targets
+from pdl_tf.data.readers import synthetic
+from pdl_tf.data.targets.targets import generate_targets
 
 THINGS = (3, 4)
 IGNORE = 255
@@ -263,7 +263,7 @@ def test_a_value_table_too_large_is_a_clear_error():
 def test_label_errors_in_tf_data_read_as_one_line():
   # The commands print errors.message_of(error) for these (cli/common.py).
   # pylint: disable-next=g-import-not-at-top
-  from pdl_tf.data import errors
+  from pdl_tf.data.formats import errors
   for label, message in (
       (np.arange(300, dtype=np.int32).reshape(15, 20) + 3 * DIVISOR + 1,
        'a panoptic label has more segments than max_segments=256; raise '

@@ -11,9 +11,9 @@ from pdl_tf import config_io
 from pdl_tf import viz
 from pdl_tf.cli import checks
 from pdl_tf.config import ConfigError
-from pdl_tf.data import class_names as class_names_lib
-from pdl_tf.data import dataset_classes
-from pdl_tf.data import fixed_classes
+from pdl_tf.data.catalog import class_names as class_names_lib
+from pdl_tf.data.catalog import dataset_classes
+from pdl_tf.data.catalog import fixed_classes
 from pdl_tf.serving import outputs
 
 RED, BLUE = (220, 40, 40), (40, 60, 220)

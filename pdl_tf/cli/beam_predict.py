@@ -75,7 +75,7 @@ def main(args):
   beam = beam_predict.import_beam()
   # pylint: disable=g-import-not-at-top
   from apache_beam.options import pipeline_options
-  from pdl_tf.data import image_decode
+  from pdl_tf.data.decoding import image_decode
   from pdl_tf.serving import outputs
   # pylint: enable=g-import-not-at-top
   saved_model = _saved_model(args.saved_model)

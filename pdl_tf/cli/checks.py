@@ -17,9 +17,9 @@ import os
 import urllib.parse
 
 from pdl_tf.config import ConfigError
-from pdl_tf.data import dataset_classes
-from pdl_tf.data import layouts
-from pdl_tf.data import names as data_names
+from pdl_tf.data.catalog import dataset_classes
+from pdl_tf.data.formats import layouts
+from pdl_tf.data.catalog import names as data_names
 
 
 class UsageError(ValueError):
@@ -144,7 +144,7 @@ def data_split(config, split_key, classes=True):
 
   Raises:
     FileNotFoundError: the path is empty, is not a folder, or lacks the
-      split's files (``data/layouts.py``).
+      split's files (``data/formats/layouts.py``).
     ConfigError: synthetic with num_examples < 1 or an unknown split; a
       class count that differs from the dataset's.
   """

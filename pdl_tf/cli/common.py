@@ -84,7 +84,7 @@ def load_config_from_args(args, checkpoint=None):
   from pdl_tf import experiments
   from pdl_tf import run_params
   from pdl_tf.cli import checks
-  from pdl_tf.data import dataset_classes
+  from pdl_tf.data.catalog import dataset_classes
   # pylint: enable=g-import-not-at-top
   files = list(args.config_file)
   params = run_params.existing_params_path(checkpoint, local_only=True)
@@ -163,7 +163,7 @@ def run(main, argv=None, parser=None):
   # pylint: disable=g-import-not-at-top
   from pdl_tf.cli.checks import UsageError
   from pdl_tf.config import ConfigError
-  from pdl_tf.data import errors
+  from pdl_tf.data.formats import errors
   # pylint: enable=g-import-not-at-top
   previous = signals.raise_on_sigterm()
   try:

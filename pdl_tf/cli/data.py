@@ -7,17 +7,17 @@ also a pdl-data TFRecord folder and TFDS coco/2017_panoptic) with its
 readers and writes ``--output`` in one of three formats (``--format``):
 
   tfrecord        (default) what ``data.dataset: tfrecord`` reads
-                  (pdl_tf.data.tfrecords): shards, per-shard sidecars and
-                  metadata.json; rerunning the same command resumes after
-                  the last finished shard.
+                  (pdl_tf.data.readers.tfrecords): shards, per-shard
+                  sidecars and metadata.json; rerunning the same command
+                  resumes after the last finished shard.
   coco_panoptic   annotations/panoptic_<split>.json + PNGs and the images
                   in <split>/, as panopticapi and detectron2 read them
-                  (pdl_tf.data.coco_writers).
+                  (pdl_tf.data.writers.coco_writers).
   coco_instances  annotations/instances_<split>.json (things, RLE masks)
                   and stuff_<split>.json (COCO-Stuff style) + the images.
 
 ``--inspect`` writes nothing and prints a summary of each split instead
-(pdl_tf.data.dataset_stats): images, classes, instances per class,
+(pdl_tf.data.writers.dataset_stats): images, classes, instances per class,
 instance sizes, crowd, void and overlap pixels, and every bad example.
 
 Example:
@@ -35,11 +35,11 @@ import sys
 
 from pdl_tf.cli import checks
 from pdl_tf.cli import common
-from pdl_tf.data import layouts
-from pdl_tf.data.names import DATASETS
-from pdl_tf.data.names import LISTED
-from pdl_tf.data.names import PATH_OPTIONAL
-from pdl_tf.data.names import OUTPUT_FORMATS
+from pdl_tf.data.formats import layouts
+from pdl_tf.data.catalog.names import DATASETS
+from pdl_tf.data.catalog.names import LISTED
+from pdl_tf.data.catalog.names import PATH_OPTIONAL
+from pdl_tf.data.catalog.names import OUTPUT_FORMATS
 
 
 def _size(text):
@@ -219,8 +219,8 @@ def _print_skipped(split, skipped, where):
 
 def _write_tfrecords(args, meta, split_sources, split):
   # pylint: disable=g-import-not-at-top
-  from pdl_tf.data import beam_tfrecords
-  from pdl_tf.data import tfrecords
+  from pdl_tf.data.writers import beam_tfrecords
+  from pdl_tf.data.readers import tfrecords
   # pylint: enable=g-import-not-at-top
   try:
     if args.runner:
@@ -244,7 +244,7 @@ def _write_tfrecords(args, meta, split_sources, split):
 
 
 def _write_coco(args, meta, split_sources, split):
-  from pdl_tf.data import coco_writers  # pylint: disable=g-import-not-at-top
+  from pdl_tf.data.writers import coco_writers  # pylint: disable=g-import-not-at-top
   try:
     summary = coco_writers.WRITERS[args.format](
         meta, split_sources, args.output, split, skip_bad=args.skip_bad,
@@ -266,7 +266,7 @@ def _write_coco(args, meta, split_sources, split):
 
 def _inspect(meta, split_sources, split):
   """Prints the split's summary; 1 if an example is bad, else 0."""
-  from pdl_tf.data import dataset_stats  # pylint: disable=g-import-not-at-top
+  from pdl_tf.data.writers import dataset_stats  # pylint: disable=g-import-not-at-top
   stats = dataset_stats.inspect_split(meta, split_sources, desc=split)
   print(f'split {split}: {stats.num_images} images'
         + (f' ({len(stats.problems)} more with problems, not counted)'

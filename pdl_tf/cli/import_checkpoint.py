@@ -45,7 +45,7 @@ def check(args):
     # deeplab2's COCO checkpoints were trained on COCO panoptic's 133
     # categories (the importer drops their void class).
     # pylint: disable-next=g-import-not-at-top
-    from pdl_tf.data import dataset_classes, fixed_classes
+    from pdl_tf.data.catalog import dataset_classes, fixed_classes
     dataset_classes.resolve_classes(
         config, fixed_classes.coco_metadata(config.data.label_divisor,
                                             config.data.ignore_label),

@@ -85,7 +85,7 @@ def main(args):
   check(args)
   # pylint: disable=g-import-not-at-top
   import tqdm
-  from pdl_tf.data import errors
+  from pdl_tf.data.formats import errors
   from pdl_tf.evaluation import coco_panoptic
   # pylint: enable=g-import-not-at-top
   progress = lambda results, total: tqdm.tqdm(

@@ -5,10 +5,10 @@ Writes, per image, ``STEM_panoptic.png`` (COCO panoptic id encoding),
 ``STEM.json`` (segments with classes and scores) and, with
 ``--side_by_side``, ``STEM_side_by_side.png``;
 see ``pdl_tf.serving.outputs``. Every image is decoded here first, with the
-model's own decode (``pdl_tf.data.image_decode``: upright by EXIF, at most
-``export.max_image_pixels``), so that a bad file is named with its reason
-and skipped; the others are still predicted, and the exit status is 1 if
-any failed.
+model's own decode (``pdl_tf.data.decoding.image_decode``: upright by
+EXIF, at most ``export.max_image_pixels``), so that a bad file is named
+with its reason and skipped; the others are still predicted, and the exit
+status is 1 if any failed.
 
 Images go to the model ``--batch_size`` at a time (any sizes in one batch:
 the SavedModel and TF Serving take a batch of encoded images and return
@@ -162,7 +162,7 @@ def _labels(args, params):
   (``data.class_names``, ``data.category_ids``, taken from the training
   data), else the fixed classes of its dataset (synthetic, Cityscapes,
   TFDS COCO); never guessed from a class count."""
-  from pdl_tf.data import class_names  # pylint: disable=g-import-not-at-top
+  from pdl_tf.data.catalog import class_names  # pylint: disable=g-import-not-at-top
   if not params:
     return ((1000 if args.label_divisor is None else args.label_divisor),
             None, None)
@@ -184,7 +184,7 @@ def _labels(args, params):
 def _colors(params):
   """Class colours for the overlays: the export's ``data.class_colors``,
   else those of its fixed dataset, else None (a fixed palette)."""
-  from pdl_tf.data import class_names  # pylint: disable=g-import-not-at-top
+  from pdl_tf.data.catalog import class_names  # pylint: disable=g-import-not-at-top
   if not params:
     return None
   data = params['data']
@@ -276,7 +276,7 @@ def main(args):
   files = check(args)
   # pylint: disable=g-import-not-at-top
   import tqdm
-  from pdl_tf.data import image_decode
+  from pdl_tf.data.decoding import image_decode
   from pdl_tf.serving import backends
   from pdl_tf.serving import batch_predict
   from pdl_tf.serving import outputs

@@ -21,12 +21,12 @@ from pdl_tf import keys
 from pdl_tf import normalization
 from pdl_tf import segment_keys
 from pdl_tf.config import ConfigError
-from pdl_tf.data import augment
-from pdl_tf.data import dataset_classes
-from pdl_tf.data import errors
-from pdl_tf.data import names as data_names
+from pdl_tf.data.targets import augment
+from pdl_tf.data.catalog import dataset_classes
+from pdl_tf.data.formats import errors
+from pdl_tf.data.catalog import names as data_names
 from pdl_tf.data import sources
-from pdl_tf.data.targets import generate_targets
+from pdl_tf.data.targets.targets import generate_targets
 
 IMAGE = 'image'
 ORIGINAL_SIZE = 'original_size'

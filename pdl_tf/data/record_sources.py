@@ -19,12 +19,12 @@ import json
 
 import tensorflow as tf
 
-from pdl_tf.data import errors
-from pdl_tf.data import layouts
+from pdl_tf.data.formats import errors
+from pdl_tf.data.formats import layouts
 from pdl_tf.data import tfds_coco
-from pdl_tf.data import tfrecords
-from pdl_tf.data.coco_panoptic import ExampleSource
-from pdl_tf.data.coco_panoptic import PanopticExample
+from pdl_tf.data.readers import tfrecords
+from pdl_tf.data.readers.coco_panoptic import ExampleSource
+from pdl_tf.data.readers.coco_panoptic import PanopticExample
 
 RECORDS = ('tfrecord', 'tfds_coco_panoptic')
 

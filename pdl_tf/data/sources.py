@@ -22,18 +22,18 @@ import time
 import tensorflow as tf
 
 from pdl_tf.config import ConfigError
-from pdl_tf.data import cityscapes
-from pdl_tf.data import coco_instances
-from pdl_tf.data import coco_panoptic
-from pdl_tf.data import errors
-from pdl_tf.data import layouts
-from pdl_tf.data import mapillary_vistas
-from pdl_tf.data import panoptic_pngs
-from pdl_tf.data import synthetic
-from pdl_tf.data.names import DATASETS
-from pdl_tf.data.names import LISTED
+from pdl_tf.data.readers import cityscapes
+from pdl_tf.data.readers import coco_instances
+from pdl_tf.data.readers import coco_panoptic
+from pdl_tf.data.formats import errors
+from pdl_tf.data.formats import layouts
+from pdl_tf.data.readers import mapillary_vistas
+from pdl_tf.data.readers import panoptic_pngs
+from pdl_tf.data.readers import synthetic
+from pdl_tf.data.catalog.names import DATASETS
+from pdl_tf.data.catalog.names import LISTED
 from pdl_tf.data import tfds_coco
-from pdl_tf.data import tfrecords
+from pdl_tf.data.readers import tfrecords
 
 
 # Listed datasets read from a root folder: reader(root, split,

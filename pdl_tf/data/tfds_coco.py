@@ -23,8 +23,8 @@ Example:
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from pdl_tf.data import fixed_classes
-from pdl_tf.data import image_decode
+from pdl_tf.data.catalog import fixed_classes
+from pdl_tf.data.decoding import image_decode
 
 NAME = 'coco/2017_panoptic'
 _SENTINEL = 2 ** 62  # sorts after every real segment id

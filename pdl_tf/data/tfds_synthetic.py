@@ -19,7 +19,7 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
-from pdl_tf.data import synthetic
+from pdl_tf.data.readers import synthetic
 
 LABEL_DIVISOR = 1000
 IGNORE_LABEL = 255

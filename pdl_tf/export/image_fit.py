@@ -7,12 +7,12 @@ aspect ratio, until it fits. Images are never upscaled, so Cityscapes
 1024x2048 into 1025x2049 and COCO (<= 640 px) into 641x641 are exact. The
 merge ignores the padding (``image_sizes``), and its maps are cropped to the
 valid region and resized with nearest neighbour to the original size.
-Decoding (and its size limit) is ``pdl_tf.data.image_decode``.
+Decoding (and its size limit) is ``pdl_tf.data.decoding.image_decode``.
 """
 
 import tensorflow as tf
 
-from pdl_tf.data import augment
+from pdl_tf.data.targets import augment
 
 
 def fit_image(image, input_size, pad_rgb=augment.PAD_RGB):

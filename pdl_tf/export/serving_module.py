@@ -4,8 +4,9 @@
 
 * ``serving_default``: ``image_bytes`` string [B] (JPEG/PNG/GIF/BMP/WebP,
   any sizes; TF Serving's REST API takes them as ``{"b64": ...}``), decoded
-  by ``pdl_tf.data.image_decode`` exactly as the readers decode training
-  and evaluation images, and turned upright by their EXIF orientation;
+  by ``pdl_tf.data.decoding.image_decode`` exactly as the readers decode
+  training and evaluation images, and turned upright by their EXIF
+  orientation;
 * ``serve_images``: ``images`` uint8 [B, H, W, 3] (any B >= 1, any H, W),
   taken as they are (upright: the sender decoded them).
 
@@ -30,7 +31,7 @@ import tensorflow as tf
 from pdl_tf import keys
 from pdl_tf import normalization
 from pdl_tf import postprocess
-from pdl_tf.data import image_decode
+from pdl_tf.data.decoding import image_decode
 from pdl_tf.export import image_fit
 
 IMAGE_BYTES = 'image_bytes'

@@ -181,7 +181,7 @@ class TFLiteBackend:
   def __init__(self, path, max_image_pixels=None, num_threads=None):
     # pylint: disable=g-import-not-at-top
     from ai_edge_litert import interpreter as litert
-    from pdl_tf.data import image_decode
+    from pdl_tf.data.decoding import image_decode
     # pylint: enable=g-import-not-at-top
     if not os.path.isfile(path):
       raise FileNotFoundError(f'TFLite model {path!r} does not exist.')
@@ -230,7 +230,7 @@ def _tflite_graphs(input_size, pad_rgb):
   size."""
   # pylint: disable=g-import-not-at-top
   import tensorflow as tf
-  from pdl_tf.data import image_decode
+  from pdl_tf.data.decoding import image_decode
   from pdl_tf.export import image_fit
   # pylint: enable=g-import-not-at-top
   height, width = input_size

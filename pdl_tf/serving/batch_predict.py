@@ -60,7 +60,7 @@ def load(path, max_pixels):
   ``max_pixels``), or with ``error`` set (OSError, ImageDecodeError)."""
   # pylint: disable=g-import-not-at-top
   import tensorflow as tf
-  from pdl_tf.data import image_decode
+  from pdl_tf.data.decoding import image_decode
   # pylint: enable=g-import-not-at-top
   item = Item(path)
   try:
@@ -92,7 +92,7 @@ def failure_line(path, error):
   """One line, the reason first, for a file that could not be predicted."""
   # pylint: disable=g-import-not-at-top
   import tensorflow as tf
-  from pdl_tf.data import image_decode
+  from pdl_tf.data.decoding import image_decode
   # pylint: enable=g-import-not-at-top
   if isinstance(error, image_decode.ImageDecodeError):
     return str(error)

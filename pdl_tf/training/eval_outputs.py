@@ -17,7 +17,7 @@ import os
 
 from pdl_tf import keys
 from pdl_tf import postprocess
-from pdl_tf.data import cityscapes
+from pdl_tf.data.readers import cityscapes
 from pdl_tf.data import pipeline
 from pdl_tf.data import sources
 from pdl_tf.evaluation import cityscapes_ap

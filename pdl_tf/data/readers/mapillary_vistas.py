@@ -17,8 +17,8 @@ Example:
 
 import os
 
-from pdl_tf.data import coco_panoptic
-from pdl_tf.data import layouts
+from pdl_tf.data.readers import coco_panoptic
+from pdl_tf.data.formats import layouts
 
 def list_mapillary_vistas(root, split, label_divisor=1000, ignore_label=255):
   """Metadata (the JSON's categories) and one ExampleSource per image.

@@ -34,13 +34,13 @@ import os
 
 import numpy as np
 
-from pdl_tf.data import classes_file
-from pdl_tf.data import layouts
-from pdl_tf.data.coco_panoptic import check_instance_counts
-from pdl_tf.data.coco_panoptic import ExampleSource
-from pdl_tf.data.coco_panoptic import metadata_from_categories
-from pdl_tf.data.coco_panoptic import PanopticExample
-from pdl_tf.data.coco_panoptic import read_image_and_label
+from pdl_tf.data.formats import classes_file
+from pdl_tf.data.formats import layouts
+from pdl_tf.data.readers.coco_panoptic import check_instance_counts
+from pdl_tf.data.readers.coco_panoptic import ExampleSource
+from pdl_tf.data.readers.coco_panoptic import metadata_from_categories
+from pdl_tf.data.readers.coco_panoptic import PanopticExample
+from pdl_tf.data.readers.coco_panoptic import read_image_and_label
 from pdl_tf.panoptic_format import read_index_png
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp')

@@ -1,17 +1,18 @@
 """The class lists of the datasets whose classes are fixed, without
 TensorFlow or numpy (the commands read them before TensorFlow starts).
 
-synthetic: the embedded demo dataset (``data/synthetic.py``); cityscapes:
-the 19 train ids of cityscapesScripts' labels.py; COCO panoptic: the 133
-categories of ``panoptic_coco_categories.json`` (TFDS ``coco/2017_panoptic``
-numbers its labels in this order).
+synthetic: the embedded demo dataset (``data/readers/synthetic.py``);
+cityscapes: the 19 train ids of cityscapesScripts' labels.py; COCO
+panoptic: the 133 categories of ``panoptic_coco_categories.json`` (next
+to this module; TFDS ``coco/2017_panoptic`` numbers its labels in this
+order).
 """
 
 import importlib.resources
 import json
 
-from pdl_tf.data.metadata import DatasetMetadata
-from pdl_tf.data.metadata import metadata_from_categories
+from pdl_tf.data.catalog.metadata import DatasetMetadata
+from pdl_tf.data.catalog.metadata import metadata_from_categories
 
 SYNTHETIC_CLASS_NAMES = ('sky', 'grass', 'road', 'disk', 'square',
                          'triangle')
@@ -64,7 +65,7 @@ def cityscapes_metadata(label_divisor=1000, ignore_label=255):
 def coco_categories():
   """The 133 COCO panoptic categories (id, name, isthing, color), in the
   order of the class indices."""
-  path = (importlib.resources.files('pdl_tf') / 'data' /
+  path = (importlib.resources.files('pdl_tf.data.catalog') /
           'panoptic_coco_categories.json')
   return json.loads(path.read_text())
 

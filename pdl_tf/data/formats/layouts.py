@@ -27,7 +27,7 @@ import glob
 import json
 import os
 
-from pdl_tf.data import classes_file
+from pdl_tf.data.formats import classes_file
 
 # Mapillary Vistas: (label folder under root/<split>, JSON name), in the
 # order tried: the v1.2 download, v2.0's v1.2 labels, v2.0's own labels

@@ -32,9 +32,9 @@ import os
 import tensorflow as tf
 
 from pdl_tf import config
-from pdl_tf.data import bmp
-from pdl_tf.data import exif
-from pdl_tf.data import image_header
+from pdl_tf.data.decoding import bmp
+from pdl_tf.data.decoding import exif
+from pdl_tf.data.decoding import image_header
 
 # The largest image (height x width) that an export accepts by default
 # (config ``export.max_image_pixels``) and that pdl-predict decodes.

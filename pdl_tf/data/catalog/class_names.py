@@ -5,7 +5,7 @@ class index.
 ``data.class_names`` with these. No TensorFlow here.
 """
 
-from pdl_tf.data import fixed_classes
+from pdl_tf.data.catalog import fixed_classes
 
 
 def class_names(dataset):
@@ -34,7 +34,7 @@ def class_colors(dataset):
   class index, or None for any other (theirs reach an export's params.yaml
   as ``data.class_colors``)."""
   # pylint: disable-next=g-import-not-at-top
-  from pdl_tf.data import dataset_classes
+  from pdl_tf.data.catalog import dataset_classes
   if dataset not in dataset_classes.FIXED_DATASETS:
     return None
   return list(dataset_classes.dataset_colors(

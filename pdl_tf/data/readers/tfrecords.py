@@ -30,9 +30,9 @@ import os
 import tensorflow as tf
 import tqdm
 
-from pdl_tf.data import image_decode
-from pdl_tf.data import layouts
-from pdl_tf.data.coco_panoptic import DatasetMetadata
+from pdl_tf.data.decoding import image_decode
+from pdl_tf.data.formats import layouts
+from pdl_tf.data.readers.coco_panoptic import DatasetMetadata
 
 METADATA_FILE = layouts.TFRECORD_METADATA
 FORMAT = 'pdl_tf panoptic tfrecords'

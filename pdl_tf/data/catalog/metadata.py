@@ -1,9 +1,9 @@
 """What a dataset tells about its classes, without TensorFlow or numpy.
 
 ``DatasetMetadata`` is what every reader returns beside its examples, and
-what ``pdl_tf.data.dataset_classes`` reads before TensorFlow starts: the
-class names, the dataset's own category ids, thing flags and colours by
-contiguous class index, and the label encoding.
+what ``pdl_tf.data.catalog.dataset_classes`` reads before TensorFlow
+starts: the class names, the dataset's own category ids, thing flags and
+colours by contiguous class index, and the label encoding.
 """
 
 import dataclasses

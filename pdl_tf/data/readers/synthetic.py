@@ -14,13 +14,13 @@ import functools
 
 import numpy as np
 
-from pdl_tf.data import fixed_classes
-from pdl_tf.data.coco_panoptic import ExampleSource
-from pdl_tf.data.coco_panoptic import load_all
-from pdl_tf.data.coco_panoptic import PanopticExample
-from pdl_tf.data.fixed_classes import SYNTHETIC_CLASS_NAMES as CLASS_NAMES
-from pdl_tf.data.fixed_classes import SYNTHETIC_COLORS as COLORS
-from pdl_tf.data.fixed_classes import SYNTHETIC_THING_CLASS_IDS as THING_CLASS_IDS
+from pdl_tf.data.catalog import fixed_classes
+from pdl_tf.data.readers.coco_panoptic import ExampleSource
+from pdl_tf.data.readers.coco_panoptic import load_all
+from pdl_tf.data.readers.coco_panoptic import PanopticExample
+from pdl_tf.data.catalog.fixed_classes import SYNTHETIC_CLASS_NAMES as CLASS_NAMES
+from pdl_tf.data.catalog.fixed_classes import SYNTHETIC_COLORS as COLORS
+from pdl_tf.data.catalog.fixed_classes import SYNTHETIC_THING_CLASS_IDS as THING_CLASS_IDS
 
 SPLIT_SEEDS = {'train': 0, 'validation': 1_000_000, 'test': 2_000_000}
 metadata = fixed_classes.synthetic_metadata

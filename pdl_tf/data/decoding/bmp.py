@@ -24,7 +24,7 @@ compression at 30, colours used at 46, red/green/blue masks at 54-66.
 
 import tensorflow as tf
 
-from pdl_tf.data import image_header
+from pdl_tf.data.decoding import image_header
 
 COMPRESSIONS = ('BI_RGB', 'BI_RLE8', 'BI_RLE4', 'BI_BITFIELDS', 'BI_JPEG',
                 'BI_PNG', 'BI_ALPHABITFIELDS')

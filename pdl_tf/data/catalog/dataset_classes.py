@@ -18,11 +18,11 @@ import json
 import os
 
 from pdl_tf.config import ConfigError
-from pdl_tf.data import classes_file
-from pdl_tf.data import fixed_classes
-from pdl_tf.data import layouts
-from pdl_tf.data.metadata import DatasetMetadata
-from pdl_tf.data.metadata import metadata_from_categories
+from pdl_tf.data.formats import classes_file
+from pdl_tf.data.catalog import fixed_classes
+from pdl_tf.data.formats import layouts
+from pdl_tf.data.catalog.metadata import DatasetMetadata
+from pdl_tf.data.catalog.metadata import metadata_from_categories
 
 # The datasets whose classes are fixed: known without their files.
 _FIXED = {'synthetic': fixed_classes.synthetic_metadata,
@@ -111,7 +111,7 @@ def read_metadata(dataset, path, split, label_divisor=1000,
     return _tfrecord_metadata(path, label_divisor, ignore_label)
   elif dataset == 'coco_instances':
     # pylint: disable-next=g-import-not-at-top
-    from pdl_tf.data import instances_json  # pycocotools: no TensorFlow
+    from pdl_tf.data.formats import instances_json  # pycocotools: no TensorFlow
     json_file, _, stuff_file, _ = layouts.coco_instances_split_files(
         path, split)
     return _from_categories(instances_json.read_split_categories(
@@ -136,7 +136,7 @@ def resolve_classes(config, meta, source):
 
   Args:
     config: ExperimentConfig, changed in place.
-    meta: the dataset's DatasetMetadata (``pdl_tf.data.metadata``).
+    meta: the dataset's DatasetMetadata (``pdl_tf.data.catalog.metadata``).
     source: what the classes were read from, for the message (e.g.
       "dataset 'coco_panoptic' (data/annotations/panoptic_val.json)").
 

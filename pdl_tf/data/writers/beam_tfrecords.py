@@ -15,7 +15,7 @@ gs:// dataset for Dataflow).
 import os
 
 from pdl_tf.beam_import import import_beam
-from pdl_tf.data import tfrecords
+from pdl_tf.data.readers import tfrecords
 
 
 class _NoBar:

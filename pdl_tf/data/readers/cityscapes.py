@@ -22,12 +22,12 @@ import os
 import numpy as np
 from PIL import Image
 
-from pdl_tf.data import fixed_classes
-from pdl_tf.data import layouts
-from pdl_tf.data.coco_panoptic import ExampleSource
-from pdl_tf.data.coco_panoptic import load_all
-from pdl_tf.data.coco_panoptic import PanopticExample
-from pdl_tf.data.coco_panoptic import read_image_and_label
+from pdl_tf.data.catalog import fixed_classes
+from pdl_tf.data.formats import layouts
+from pdl_tf.data.readers.coco_panoptic import ExampleSource
+from pdl_tf.data.readers.coco_panoptic import load_all
+from pdl_tf.data.readers.coco_panoptic import PanopticExample
+from pdl_tf.data.readers.coco_panoptic import read_image_and_label
 
 _LABELS = fixed_classes.CITYSCAPES_LABELS
 NUM_LABEL_IDS = 34

@@ -21,7 +21,7 @@ from typing import List
 
 import numpy as np
 
-from pdl_tf.data import example_loop
+from pdl_tf.data.writers import example_loop
 
 AREA_BINS = (32 ** 2, 64 ** 2, 96 ** 2)
 AREA_BIN_NAMES = ('< 32^2', '32^2 to < 64^2', '64^2 to < 96^2', '>= 96^2')

@@ -20,7 +20,7 @@ Missing, unreadable or out-of-range tags give 1 (as viewers and PIL do).
 
 import tensorflow as tf
 
-from pdl_tf.data import image_header
+from pdl_tf.data.decoding import image_header
 
 ORIENTATION_TAG = 0x0112
 _EXIF_HEADER = b'Exif\x00\x00'

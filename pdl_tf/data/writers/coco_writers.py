@@ -43,8 +43,8 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from pdl_tf.data import example_loop
-from pdl_tf.data import layouts
+from pdl_tf.data.writers import example_loop
+from pdl_tf.data.formats import layouts
 from pdl_tf.evaluation.writers import panoptic_to_segments
 from pdl_tf.panoptic_format import id_map_to_rgb
 

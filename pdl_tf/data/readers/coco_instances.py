@@ -54,13 +54,13 @@ import os
 import numpy as np
 from pycocotools import mask as mask_api
 
-from pdl_tf.data import instances_json
-from pdl_tf.data import layouts
-from pdl_tf.data.coco_panoptic import check_instance_counts
-from pdl_tf.data.coco_panoptic import ExampleSource
-from pdl_tf.data.coco_panoptic import metadata_from_categories
-from pdl_tf.data.coco_panoptic import PanopticExample
-from pdl_tf.data.coco_panoptic import read_image_and_label
+from pdl_tf.data.formats import instances_json
+from pdl_tf.data.formats import layouts
+from pdl_tf.data.readers.coco_panoptic import check_instance_counts
+from pdl_tf.data.readers.coco_panoptic import ExampleSource
+from pdl_tf.data.readers.coco_panoptic import metadata_from_categories
+from pdl_tf.data.readers.coco_panoptic import PanopticExample
+from pdl_tf.data.readers.coco_panoptic import read_image_and_label
 from pdl_tf.panoptic_format import read_index_png
 
 # Painting order: a later tier wins a pixel.

@@ -39,8 +39,8 @@ Targets (REFERENCE.md, "Targets"):
 import tensorflow as tf
 
 from pdl_tf import keys
-from pdl_tf.data import errors
-from pdl_tf.data.center_heatmap import paint_heatmap
+from pdl_tf.data.formats import errors
+from pdl_tf.data.targets.center_heatmap import paint_heatmap
 
 
 @tf.function(jit_compile=True)
