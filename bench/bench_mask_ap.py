@@ -47,7 +47,7 @@ def write_instances(pq_folder, num_images, seed=0):
   import numpy as np  # pylint: disable=g-import-not-at-top
   from pycocotools import mask as mask_api  # pylint: disable=g-import-not-at-top
   sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
-  from pdl_tf.panoptic_format import read_id_map  # pylint: disable=g-import-not-at-top
+  from pdl_tf.labels.panoptic_format import read_id_map  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(seed)
   out = {}
   for kind in ('gt', 'pred'):

@@ -67,7 +67,7 @@ elif tool == 'pq_compute':
 elif tool == 'streaming':
   import numpy as np
   from pdl_tf.evaluation import StreamingPanopticQuality
-  from pdl_tf.panoptic_format import read_id_map
+  from pdl_tf.labels.panoptic_format import read_id_map
   gt = json.load(open(gt_json)); pred = json.load(open(pred_json))
   things = {c['id'] for c in gt['categories'] if c['isthing']}
   categories = sorted(c['id'] for c in gt['categories'])

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from pdl_tf.data.readers import cityscapes
-from pdl_tf.panoptic_format import read_id_map
+from pdl_tf.labels.panoptic_format import read_id_map
 
 
 def test_train_id_table_matches_cityscapes_scripts():

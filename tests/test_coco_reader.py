@@ -11,7 +11,7 @@ from PIL import Image
 from helpers import COCO_SAMPLE
 from helpers import require_coco_sample
 from pdl_tf.data.readers.coco_panoptic import read_coco_panoptic
-from pdl_tf.panoptic_format import read_id_map
+from pdl_tf.labels.panoptic_format import read_id_map
 
 SAMPLE = COCO_SAMPLE
 

@@ -13,8 +13,8 @@ from helpers import COCO_SAMPLE
 from helpers import require_coco_sample
 from pdl_tf.evaluation import StreamingPanopticQuality
 from pdl_tf.evaluation import pq_compute
-from pdl_tf.panoptic_format import id_map_to_rgb
-from pdl_tf.panoptic_format import read_id_map
+from pdl_tf.labels.panoptic_format import id_map_to_rgb
+from pdl_tf.labels.panoptic_format import read_id_map
 
 SAMPLE = COCO_SAMPLE
 IMAGE = '000000142238.png'  # 18 segments, one crowd

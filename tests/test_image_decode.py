@@ -19,8 +19,8 @@ from pdl_tf.data.decoding import exif
 from pdl_tf.data.decoding import image_decode
 from pdl_tf.data.decoding import image_header
 from pdl_tf.data.readers import tfrecords
-from pdl_tf.panoptic_format import id_map_to_rgb
-from pdl_tf.panoptic_format import read_id_map
+from pdl_tf.labels.panoptic_format import id_map_to_rgb
+from pdl_tf.labels.panoptic_format import read_id_map
 
 
 def scene(height=37, width=53, seed=0):

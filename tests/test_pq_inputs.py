@@ -15,8 +15,8 @@ from PIL import Image
 from pdl_tf.data.readers import coco_panoptic
 from pdl_tf.evaluation import pq_compute
 from pdl_tf.evaluation import StreamingPanopticQuality
-from pdl_tf.panoptic_format import id_map_to_rgb
-from pdl_tf.panoptic_format import read_id_map
+from pdl_tf.labels.panoptic_format import id_map_to_rgb
+from pdl_tf.labels.panoptic_format import read_id_map
 
 # Class index 0 = person (thing, category 1), 1 = road (stuff, category 2).
 CATEGORIES = [{'id': 1, 'name': 'person', 'isthing': 1},

@@ -20,7 +20,7 @@ from pdl_tf.evaluation import panoptic_quality
 from pdl_tf.evaluation import pq_compute
 from pdl_tf.evaluation import StreamingPanopticQuality
 from pdl_tf.evaluation import streaming
-from pdl_tf.panoptic_format import id_map_to_rgb
+from pdl_tf.labels.panoptic_format import id_map_to_rgb
 
 # Categories 1, 2 things; 3, 4 stuff. Class index = category - 1.
 CATEGORIES = [{'id': 1, 'name': 'person', 'isthing': 1},

@@ -16,14 +16,14 @@ from PIL import Image
 from pdl_tf import config_io
 from pdl_tf import keys
 from pdl_tf import postprocess
-from pdl_tf import segment_keys
+from pdl_tf.labels import segment_keys
 from pdl_tf.data.readers import coco_panoptic
 from pdl_tf.data import pipeline
 from pdl_tf.evaluation import pq_compute
 from pdl_tf.evaluation import StreamingPanopticQuality
 from pdl_tf.evaluation.pair_writer import PanopticPairWriter
 from pdl_tf.evaluation.writers import write_coco_panoptic
-from pdl_tf.panoptic_format import id_map_to_rgb
+from pdl_tf.labels.panoptic_format import id_map_to_rgb
 from pdl_tf.training import eval_outputs
 
 # Class index 0 = person (thing, category 1), 1 = road (stuff, category 7).

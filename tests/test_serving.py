@@ -27,7 +27,7 @@ from pdl_tf.data.readers import coco_panoptic
 from pdl_tf.export import saved_model
 from pdl_tf.export import serving_module
 from pdl_tf.model import factory
-from pdl_tf.panoptic_format import read_id_map
+from pdl_tf.labels.panoptic_format import read_id_map
 from pdl_tf.serving import backends
 from pdl_tf.serving import native_stderr
 from pdl_tf.serving import outputs

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from pdl_tf import keys
 from pdl_tf import normalization
-from pdl_tf import segment_keys
+from pdl_tf.labels import segment_keys
 from pdl_tf.config import ConfigError
 from pdl_tf.data.targets import augment
 from pdl_tf.data.catalog import dataset_classes

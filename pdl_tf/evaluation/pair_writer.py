@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from pdl_tf import segment_keys
+from pdl_tf.labels import segment_keys
 from pdl_tf.evaluation.writers import write_coco_panoptic
 
 

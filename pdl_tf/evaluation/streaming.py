@@ -21,7 +21,7 @@ match_histogram, as pq_compute):
 
 import numpy as np
 
-from pdl_tf import segment_keys
+from pdl_tf.labels import segment_keys
 from pdl_tf.evaluation import panoptic_quality
 
 _SAMPLE_STRIDE = 61  # values are first looked for in every 61st pixel

@@ -10,7 +10,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from pdl_tf.panoptic_format import id_map_to_rgb
+from pdl_tf.labels.panoptic_format import id_map_to_rgb
 
 
 def panoptic_to_segments(panoptic, category_ids, label_divisor=1000,

@@ -25,7 +25,7 @@ from PIL import Image
 
 from pdl_tf import atomic_write
 from pdl_tf.evaluation.writers import panoptic_to_segments
-from pdl_tf.panoptic_format import id_map_to_rgb
+from pdl_tf.labels.panoptic_format import id_map_to_rgb
 from pdl_tf import viz
 
 

@@ -61,7 +61,7 @@ from pdl_tf.data.readers.coco_panoptic import ExampleSource
 from pdl_tf.data.readers.coco_panoptic import metadata_from_categories
 from pdl_tf.data.readers.coco_panoptic import PanopticExample
 from pdl_tf.data.readers.coco_panoptic import read_image_and_label
-from pdl_tf.panoptic_format import read_index_png
+from pdl_tf.labels.panoptic_format import read_index_png
 
 # Painting order: a later tier wins a pixel.
 _STUFF, _CROWD, _THING = 0, 1, 2

@@ -21,14 +21,14 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 
-from pdl_tf import segment_keys
+from pdl_tf.labels import segment_keys
 from pdl_tf.data.catalog.metadata import DatasetMetadata  # pylint: disable=unused-import
 from pdl_tf.data.catalog.metadata import metadata_from_categories
 from pdl_tf.data.decoding import image_decode
-from pdl_tf.panoptic_format import check_areas
-from pdl_tf.panoptic_format import load_json
-from pdl_tf.panoptic_format import parse_segments
-from pdl_tf.panoptic_format import read_id_map
+from pdl_tf.labels.panoptic_format import check_areas
+from pdl_tf.labels.panoptic_format import load_json
+from pdl_tf.labels.panoptic_format import parse_segments
+from pdl_tf.labels.panoptic_format import read_id_map
 
 
 @dataclasses.dataclass

@@ -46,7 +46,7 @@ from pycocotools import mask as mask_utils
 from pdl_tf.data.writers import example_loop
 from pdl_tf.data.formats import layouts
 from pdl_tf.evaluation.writers import panoptic_to_segments
-from pdl_tf.panoptic_format import id_map_to_rgb
+from pdl_tf.labels.panoptic_format import id_map_to_rgb
 
 IMAGE_FORMATS = {'png': '.png', 'jpeg': '.jpg'}
 JPEG_QUALITY = 95

@@ -1,0 +1,11 @@
+"""What a label map's values mean: the encodings every room shares.
+
+  panoptic_format.py  COCO panoptic PNGs (segment id = R + 256 G + 256^2 B)
+                      and the checks of a ``segments_info`` list against
+                      its PNG (readers, pq_compute)
+  segment_keys.py     ground-truth segment keys: the package's label
+                      encoding (class * label_divisor + instance) with
+                      several stuff or crowd segments of a class kept apart
+
+numpy and PIL only; imports nothing else of pdl_tf.
+"""
