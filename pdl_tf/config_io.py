@@ -24,7 +24,7 @@ from pdl_tf.config import Config
 from pdl_tf.config import ConfigError
 from pdl_tf.config import ExperimentConfig
 from pdl_tf.data.catalog import names as data_names
-from pdl_tf.model import names as model_names
+from pdl_tf.model.common import names as model_names
 
 PARAMS_FILE = run_params.PARAMS_FILE
 

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from pdl_tf import config_io
-from pdl_tf.model import deeplab2_layout
+from pdl_tf.model.backbones import deeplab2_layout
 from pdl_tf.model import factory
 
 LAYOUTS = pathlib.Path(__file__).parent / 'data' / 'deeplab2_layouts'

@@ -19,7 +19,7 @@ from pdl_tf.cli import common
 from pdl_tf.cli import export as export_cli
 from pdl_tf.cli import import_checkpoint
 from pdl_tf.cli import predict as predict_cli
-from pdl_tf.model import deeplab2_layout
+from pdl_tf.model.backbones import deeplab2_layout
 from pdl_tf.model import factory
 from pdl_tf.training import strategy as strategy_lib
 from pdl_tf.training import trainer as trainer_lib

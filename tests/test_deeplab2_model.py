@@ -12,10 +12,10 @@ from pdl_tf import keys
 from pdl_tf import postprocess
 from pdl_tf import run_folder
 from pdl_tf.importers import deeplab2 as importer
-from pdl_tf.model import deeplab2_backbones
-from pdl_tf.model import deeplab2_layout
+from pdl_tf.model.backbones import deeplab2 as deeplab2_backbones
+from pdl_tf.model.backbones import deeplab2_layout
 from pdl_tf.model import factory
-from pdl_tf.model import layers
+from pdl_tf.model.common import layers
 
 
 def conv_oracle(image, kernel, stride, pad):

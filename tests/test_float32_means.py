@@ -11,8 +11,8 @@ import tensorflow as tf
 from pdl_tf import keys
 from pdl_tf import losses
 from pdl_tf.model import backbones
-from pdl_tf.model import deeplab2_backbones
-from pdl_tf.model import layers
+from pdl_tf.model.backbones import deeplab2 as deeplab2_backbones
+from pdl_tf.model.common import layers
 from pdl_tf.model.panoptic_deeplab import _policy_scope  # pylint: disable=protected-access
 from pdl_tf.model.panoptic_deeplab import PanopticDeepLab
 

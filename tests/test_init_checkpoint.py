@@ -13,7 +13,7 @@ from pdl_tf import config_io
 from pdl_tf.config import ConfigError
 from pdl_tf.importers import deeplab2 as importer
 from pdl_tf.model import factory
-from pdl_tf.model import init_checkpoint
+from pdl_tf.model.common import init_checkpoint
 from pdl_tf.training import trainer as trainer_lib
 
 CLASSIFIER = ('model/semantic_head/_classifier/kernel',

@@ -12,8 +12,8 @@ from pdl_tf import keys
 from pdl_tf.config import ConfigError
 from pdl_tf.model import backbones
 from pdl_tf.model import factory
-from pdl_tf.model import layers
-from pdl_tf.model import names as model_names
+from pdl_tf.model.common import layers
+from pdl_tf.model.common import names as model_names
 from pdl_tf.model import panoptic_deeplab
 from pdl_tf.model.panoptic_deeplab import PanopticDeepLab
 

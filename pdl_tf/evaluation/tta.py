@@ -9,7 +9,7 @@ are rescaled to input pixels.
 import tensorflow as tf
 
 from pdl_tf import keys
-from pdl_tf.model import layers
+from pdl_tf.model.common import layers
 from pdl_tf.model.panoptic_deeplab import upsample_offsets
 
 

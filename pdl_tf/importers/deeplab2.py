@@ -30,7 +30,7 @@ from pdl_tf import config_io
 from pdl_tf.importers.deeplab2_checks import check_checkpoint_path
 from pdl_tf.importers.deeplab2_checks import check_experiment
 from pdl_tf.importers.deeplab2_checks import check_model_dir
-from pdl_tf.model import deeplab2_layout
+from pdl_tf.model.backbones import deeplab2_layout
 from pdl_tf.model import factory
 from pdl_tf.training import optimizer as optimizer_lib
 

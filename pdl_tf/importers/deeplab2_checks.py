@@ -4,7 +4,7 @@ them before TensorFlow starts; ``importers.deeplab2`` runs them again)."""
 import os
 
 from pdl_tf.config import ConfigError
-from pdl_tf.model import names
+from pdl_tf.model.common import names
 
 
 def check_experiment(config, experiment=None):

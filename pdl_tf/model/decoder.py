@@ -5,7 +5,7 @@ import zlib
 import tensorflow as tf
 import tf_keras
 
-from pdl_tf.model import layers
+from pdl_tf.model.common import layers
 
 
 class PanopticDeepLabDecoder(tf_keras.layers.Layer):

@@ -5,7 +5,7 @@ import tensorflow as tf
 from pdl_tf import run_params
 from pdl_tf.config import ConfigError
 from pdl_tf.model import backbones
-from pdl_tf.model import init_checkpoint
+from pdl_tf.model.common import init_checkpoint
 from pdl_tf.model import panoptic_deeplab
 
 

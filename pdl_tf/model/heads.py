@@ -3,7 +3,7 @@
 import tensorflow as tf
 import tf_keras
 
-from pdl_tf.model import layers
+from pdl_tf.model.common import layers
 
 
 class PredictionHead(tf_keras.layers.Layer):

@@ -10,9 +10,9 @@ from pdl_tf import normalization
 from pdl_tf.model import backbones
 from pdl_tf.model import decoder
 from pdl_tf.model import heads
-from pdl_tf.model import layers
-from pdl_tf.model import names as model_names
-from pdl_tf.model.names import PRECISIONS
+from pdl_tf.model.common import layers
+from pdl_tf.model.common import names as model_names
+from pdl_tf.model.common.names import PRECISIONS
 
 # ASPP rates published for each output stride.
 DEFAULT_ATROUS_RATES = {16: (6, 12, 18), 32: (3, 6, 9)}

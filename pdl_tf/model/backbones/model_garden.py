@@ -15,17 +15,17 @@ from official.vision.modeling.backbones import resnet_deeplab
 from official.vision.modeling.layers import nn_layers
 
 from pdl_tf import normalization
-from pdl_tf.model import deeplab2_backbones
-from pdl_tf.model import init_checkpoint
-from pdl_tf.model import layers
+from pdl_tf.model.backbones import deeplab2 as deeplab2_backbones
+from pdl_tf.model.common import init_checkpoint
+from pdl_tf.model.common import layers
 # The name tables and their check are TensorFlow-free (config validation
 # uses them before TensorFlow starts); re-exported here.
-from pdl_tf.model.names import BACKBONES  # pylint: disable=unused-import
-from pdl_tf.model.names import check_backbone_args
-from pdl_tf.model.names import MOBILENETS
-from pdl_tf.model.names import OUTPUT_STRIDES  # pylint: disable=unused-import
-from pdl_tf.model.names import RESNETS
-from pdl_tf.model.names import TINY
+from pdl_tf.model.common.names import BACKBONES  # pylint: disable=unused-import
+from pdl_tf.model.common.names import check_backbone_args
+from pdl_tf.model.common.names import MOBILENETS
+from pdl_tf.model.common.names import OUTPUT_STRIDES  # pylint: disable=unused-import
+from pdl_tf.model.common.names import RESNETS
+from pdl_tf.model.common.names import TINY
 
 LOW_LEVEL_KEYS = ('3', '2')  # OS8 then OS4, the order the decoder fuses them.
 

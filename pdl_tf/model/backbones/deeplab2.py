@@ -31,9 +31,9 @@ import math
 import tensorflow as tf
 import tf_keras
 
-from pdl_tf.model import deeplab2_layout
-from pdl_tf.model import layers
-from pdl_tf.model import names
+from pdl_tf.model.backbones import deeplab2_layout
+from pdl_tf.model.common import layers
+from pdl_tf.model.common import names
 
 # (block, kernel, stride, filters, activation, se_ratio, expand_ratio,
 #  endpoint): MobileNetV3 (Howard et al., ICCV 2019, tables 1 and 2) as in
