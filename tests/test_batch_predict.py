@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pdl_tf.cli import common
+from pdl_tf.cli.shared import common
 from pdl_tf.cli import predict as predict_cli
 from pdl_tf.serving import backends
 from pdl_tf.serving import batch_predict

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from pdl_tf.cli import beam_predict as beam_cli
-from pdl_tf.cli import common
+from pdl_tf.cli.shared import common
 from pdl_tf.cli import predict as predict_cli
 from test_export import block_images
 from test_image_decode import encode

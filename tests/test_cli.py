@@ -11,7 +11,7 @@ import pytest
 
 from helpers import coco_layout
 from helpers import SMALL_DEMO
-from pdl_tf.cli import common
+from pdl_tf.cli.shared import common
 from pdl_tf.cli import data
 from pdl_tf.cli import evaluate
 from pdl_tf.cli import export
@@ -327,7 +327,7 @@ BAD_ARGUMENTS = [
 
 _RUN_COMMAND = """
 import json, sys
-from pdl_tf.cli import common
+from pdl_tf.cli.shared import common
 from pdl_tf.cli import {module} as command
 code = common.run(command.main, json.loads(sys.argv[1]),
                   command.build_parser())
@@ -548,7 +548,7 @@ def test_a_missing_image_met_while_training_is_one_line(tmp_path, capsys):
     ('ipv4:127.0.0.1:8500', True)])
 def test_server_addresses_that_work_are_accepted(address, grpc):
   # pylint: disable-next=g-import-not-at-top
-  from pdl_tf.cli import checks
+  from pdl_tf.cli.shared import checks
   assert checks.server_address(address, '--server', grpc=grpc) == address
 
 
@@ -556,7 +556,7 @@ def test_int8_calibration_takes_any_dataset_s_images(tmp_path):
   # Calibration reads images only: a Cityscapes training split calibrates
   # a 6-class model (no class-count check), its folders still checked.
   # pylint: disable-next=g-import-not-at-top
-  from pdl_tf.cli import checks
+  from pdl_tf.cli.shared import checks
   from pdl_tf import config_io
   make_bad_argument_folder(tmp_path)
   config = config_io.load_config('demo', params_override=(

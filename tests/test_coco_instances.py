@@ -14,7 +14,7 @@ from pycocotools.coco import COCO
 
 from helpers import run_python
 from pdl_tf import config_io
-from pdl_tf.cli import checks
+from pdl_tf.cli.shared import checks
 from pdl_tf.cli import data as data_cli
 from pdl_tf.data.formats import errors
 from pdl_tf.data.formats import instances_json

@@ -3,7 +3,7 @@
 import os
 
 from pdl_tf import cpu_runtime
-from pdl_tf.cli import common
+from pdl_tf.cli.shared import common
 
 FLAG = '--xla_cpu_enable_concurrency_optimized_scheduler=false'
 BFC = 'TF_CPU_ALLOCATOR_USE_BFC'

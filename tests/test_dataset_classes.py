@@ -11,8 +11,8 @@ import yaml
 
 from helpers import coco_layout
 from pdl_tf import config_io
-from pdl_tf.cli import checks
-from pdl_tf.cli import common
+from pdl_tf.cli.shared import checks
+from pdl_tf.cli.shared import common
 from pdl_tf.cli import predict
 from pdl_tf.config import ConfigError
 from pdl_tf.data.catalog import dataset_classes

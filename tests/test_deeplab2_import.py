@@ -15,7 +15,7 @@ import pytest
 import deeplab2_checkpoints as d2
 from helpers import require_coco_sample
 from pdl_tf import run_folder
-from pdl_tf.cli import common
+from pdl_tf.cli.shared import common
 from pdl_tf.cli import export as export_cli
 from pdl_tf.cli import import_checkpoint
 from pdl_tf.cli import predict as predict_cli

@@ -17,7 +17,7 @@ from helpers import make_lively
 from pdl_tf import config_io
 from pdl_tf import keys
 from pdl_tf import postprocess
-from pdl_tf.cli import common
+from pdl_tf.cli.shared import common
 from pdl_tf.cli import export as export_cli
 from pdl_tf.export import image_fit
 from pdl_tf.export import tflite_graph

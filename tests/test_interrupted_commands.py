@@ -1,5 +1,5 @@
 """Ctrl-C and SIGTERM: one line and the shell's status from every command
-(cli/signals.py through common.run), and outputs written whole or not at
+(cli/shared/signals.py through common.run), and outputs written whole or not at
 all (atomic_write.py), so that a rerun just works."""
 
 import os
@@ -14,7 +14,7 @@ from pdl_tf.export import saved_model
 
 _INTERRUPTED = '''
 import os, signal, sys, time
-from pdl_tf.cli import common
+from pdl_tf.cli.shared import common
 def main(args):
   os.kill(os.getpid(), signal.{name})
   time.sleep(30)  # the signal arrives here
@@ -34,7 +34,7 @@ def test_a_signal_ends_a_command_with_one_line(name, status):
 def test_the_sigterm_handler_is_given_back():
   result = run_python('''
     import signal
-    from pdl_tf.cli import common
+    from pdl_tf.cli.shared import common
     before = signal.getsignal(signal.SIGTERM)
     common.run(lambda args: 0, [], common.new_parser('pdl-x', 'A command.'))
     print(signal.getsignal(signal.SIGTERM) is before)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from pdl_tf.cli import checks
+from pdl_tf.cli.shared import checks
 from pdl_tf.data.formats import classes_file
 from pdl_tf.data.formats import errors
 from pdl_tf.data.formats import layouts

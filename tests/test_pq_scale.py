@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pdl_tf.cli import common
+from pdl_tf.cli.shared import common
 from pdl_tf.cli import pq as pq_command
 from pdl_tf.evaluation import panoptic_quality
 from pdl_tf.evaluation import pq_compute
@@ -409,7 +409,7 @@ def test_pdl_pq_checks_before_reading_and_without_tensorflow(tmp_path):
   argv[3] = str(tmp_path / 'nofolder')
   run = subprocess.run(
       [sys.executable, '-c',
-       'import sys; from pdl_tf.cli import pq, common; '
+       'import sys; from pdl_tf.cli import pq; from pdl_tf.cli.shared import common; '
        'code = common.run(pq.main, sys.argv[1:], pq.build_parser()); '
        'print(code, "tensorflow" in sys.modules)'] + argv,
       capture_output=True, text=True, timeout=120, check=False,

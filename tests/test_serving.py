@@ -20,7 +20,7 @@ from helpers import make_lively
 from helpers import require_coco_sample
 from pdl_tf import config_io
 from pdl_tf import keys
-from pdl_tf.cli import common
+from pdl_tf.cli.shared import common
 from pdl_tf.cli import predict as predict_cli
 from pdl_tf.data.readers import synthetic
 from pdl_tf.data.readers import coco_panoptic

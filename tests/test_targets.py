@@ -261,7 +261,7 @@ def test_a_value_table_too_large_is_a_clear_error():
 
 
 def test_label_errors_in_tf_data_read_as_one_line():
-  # The commands print errors.message_of(error) for these (cli/common.py).
+  # The commands print errors.message_of(error) for these (cli/shared/common.py).
   # pylint: disable-next=g-import-not-at-top
   from pdl_tf.data.formats import errors
   for label, message in (

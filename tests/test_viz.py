@@ -9,7 +9,7 @@ from PIL import Image
 
 from pdl_tf import config_io
 from pdl_tf import viz
-from pdl_tf.cli import checks
+from pdl_tf.cli.shared import checks
 from pdl_tf.config import ConfigError
 from pdl_tf.data.catalog import class_names as class_names_lib
 from pdl_tf.data.catalog import dataset_classes

@@ -15,8 +15,8 @@ import importlib.util
 import sys
 
 from pdl_tf import beam_import
-from pdl_tf.cli import checks
-from pdl_tf.cli import common
+from pdl_tf.cli.shared import checks
+from pdl_tf.cli.shared import common
 from pdl_tf.cli import predict
 
 # BatchElements' upper bound, measured on this 2-core CPU (bench/README.md).

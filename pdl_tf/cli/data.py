@@ -33,8 +33,8 @@ import argparse
 import importlib.util
 import sys
 
-from pdl_tf.cli import checks
-from pdl_tf.cli import common
+from pdl_tf.cli.shared import checks
+from pdl_tf.cli.shared import common
 from pdl_tf.data.formats import layouts
 from pdl_tf.data.catalog.names import DATASETS
 from pdl_tf.data.catalog.names import LISTED

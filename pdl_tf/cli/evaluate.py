@@ -2,8 +2,8 @@
 
 import os
 
-from pdl_tf.cli import checks
-from pdl_tf.cli import common
+from pdl_tf.cli.shared import checks
+from pdl_tf.cli.shared import common
 
 
 def build_parser():

@@ -7,8 +7,8 @@ Layout of ``--output DIR`` (DIR is TF Serving's model base path):
 
 import os
 
-from pdl_tf.cli import checks
-from pdl_tf.cli import common
+from pdl_tf.cli.shared import checks
+from pdl_tf.cli.shared import common
 
 FORMATS = ('saved_model', 'tflite', 'both')
 QUANTIZATIONS = ('float32', 'float16', 'int8')

@@ -10,8 +10,8 @@ pdl-predict (through an export) and pdl-train (fine-tuning); see
 
 import sys
 
-from pdl_tf.cli import checks
-from pdl_tf.cli import common
+from pdl_tf.cli.shared import checks
+from pdl_tf.cli.shared import common
 from pdl_tf.importers import deeplab2_checks
 
 

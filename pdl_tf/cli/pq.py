@@ -10,8 +10,8 @@ TensorFlow (numpy and PIL).
 import json
 import os
 
-from pdl_tf.cli import checks
-from pdl_tf.cli import common
+from pdl_tf.cli.shared import checks
+from pdl_tf.cli.shared import common
 
 CROWD_RULES = ('union', 'panopticapi')  # = panoptic_quality.CROWD_RULES
 

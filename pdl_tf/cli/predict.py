@@ -26,8 +26,8 @@ import os
 import sys
 
 from pdl_tf import run_params
-from pdl_tf.cli import checks
-from pdl_tf.cli import common
+from pdl_tf.cli.shared import checks
+from pdl_tf.cli.shared import common
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp')
 # Measured on this 2-core CPU (bench/README.md, bench_predict_scale.py).

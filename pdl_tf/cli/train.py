@@ -3,8 +3,8 @@
 import os
 import sys
 
-from pdl_tf.cli import checks
-from pdl_tf.cli import common
+from pdl_tf.cli.shared import checks
+from pdl_tf.cli.shared import common
 
 MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval')
 

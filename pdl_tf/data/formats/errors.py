@@ -1,6 +1,6 @@
 """The error of a dataset whose files are missing, empty or inconsistent.
 
-No TensorFlow here: the commands (cli/common.py) print a DatasetError as
+No TensorFlow here: the commands (cli/shared/common.py) print a DatasetError as
 one line. Raised where a split is listed (sources.list_split) and where an
 example is loaded inside tf.data (sources._from_sources). There TensorFlow
 wraps the Python exception into an OpError with its own text around it, so

@@ -2,7 +2,7 @@
 
 The readers (``coco_panoptic``, ``cityscapes``, ``mapillary_vistas``,
 ``coco_instances``, ``panoptic_pngs``, ``tfrecords``) and the commands'
-argument checks (``cli/checks.py``, run before TensorFlow starts) take their paths from here, so a root that lacks
+argument checks (``cli/shared/checks.py``, run before TensorFlow starts) take their paths from here, so a root that lacks
 a split's files is refused in a second, naming the file it looked for.
 
 Layouts (``root`` is ``data.<split>.path``, ``split`` its ``split``):

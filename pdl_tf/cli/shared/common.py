@@ -25,9 +25,9 @@ The pattern of a command module (``pdl_tf/cli/<name>.py``)::
 
 ``check`` loads and validates the config (``config_io`` imports no
 TensorFlow) and checks every path the command reads or writes with
-``pdl_tf.cli.checks``; it may import only light modules (the standard
+``pdl_tf.cli.shared.checks``; it may import only light modules (the standard
 library, yaml, ``pdl_tf.config``, ``config_io``, ``experiments``,
-``cli.checks``, ``data.names``, ``model.names``). ``main`` calls it before
+``cli.shared.checks``, ``data.catalog.names``, ``model.common.names``). ``main`` calls it before
 importing anything that imports TensorFlow, so an argument error costs well
 under a second and leaves no file behind (bench/bench_cli_errors.py
 measures it). ``run`` parses the arguments, sets TensorFlow's native log
@@ -43,7 +43,7 @@ import os
 import sys
 
 from pdl_tf import cpu_runtime
-from pdl_tf.cli import signals
+from pdl_tf.cli.shared import signals
 
 LOG_LEVEL_VARIABLE = 'TF_CPP_MIN_LOG_LEVEL'
 
@@ -83,7 +83,7 @@ def load_config_from_args(args, checkpoint=None):
   from pdl_tf import config_io
   from pdl_tf import experiments
   from pdl_tf import run_params
-  from pdl_tf.cli import checks
+  from pdl_tf.cli.shared import checks
   from pdl_tf.data.catalog import dataset_classes
   # pylint: enable=g-import-not-at-top
   files = list(args.config_file)
@@ -161,7 +161,7 @@ def run(main, argv=None, parser=None):
   if not getattr(args, 'verbose', False):
     _quiet_python_logs()
   # pylint: disable=g-import-not-at-top
-  from pdl_tf.cli.checks import UsageError
+  from pdl_tf.cli.shared.checks import UsageError
   from pdl_tf.config import ConfigError
   from pdl_tf.data.formats import errors
   # pylint: enable=g-import-not-at-top
