@@ -14,7 +14,7 @@ import numpy as np
 from pdl_tf.evaluation import panoptic_quality
 from pdl_tf.evaluation.panoptic_quality import VOID_ID
 from pdl_tf.labels.panoptic_format import check_areas
-from pdl_tf.labels.panoptic_format import load_json
+from pdl_tf.labels.json_file import load_json
 from pdl_tf.labels.panoptic_format import parse_segments
 from pdl_tf.labels.panoptic_format import read_id_map
 

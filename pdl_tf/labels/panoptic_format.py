@@ -6,7 +6,6 @@ Shared by the dataset readers and the evaluation; numpy and PIL only.
 COCO-format reader and by ``pq_compute``.
 """
 
-import json
 import os
 
 import numpy as np
@@ -69,17 +68,6 @@ def id_map_to_rgb(ids):
                      f'{ids.max()}.')
   return np.stack([ids % 256, ids // 256 % 256, ids // 65536], -1).astype(
       np.uint8)
-
-
-def load_json(path, what):
-  """Parsed JSON file; errors name ``what`` (e.g. 'Ground-truth') and path."""
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f'{what} JSON {path!r} does not exist.')
-  with open(path, encoding='utf-8') as f:
-    try:
-      return json.load(f)
-    except json.JSONDecodeError as e:
-      raise ValueError(f'{what} JSON {path!r} is not valid JSON: {e}') from e
 
 
 def _checked_info(info, index, categories, where, prediction):

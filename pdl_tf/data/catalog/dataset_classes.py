@@ -23,6 +23,7 @@ from pdl_tf.data.catalog import fixed_classes
 from pdl_tf.data.formats import layouts
 from pdl_tf.data.catalog.metadata import DatasetMetadata
 from pdl_tf.data.catalog.metadata import metadata_from_categories
+from pdl_tf.labels.json_file import load_json
 
 # The datasets whose classes are fixed: known without their files.
 _FIXED = {'synthetic': fixed_classes.synthetic_metadata,
@@ -35,17 +36,13 @@ def _categories_file(path, what):
   """The ``categories`` list of a COCO-style JSON file.
 
   Raises:
-    ValueError: invalid JSON, not an object, or no ``categories`` list
-      (naming the file).
+    FileNotFoundError: no such file. ValueError: invalid JSON, not an
+      object, or no ``categories`` list (naming the file).
   """
-  with open(path, encoding='utf-8') as f:
-    try:
-      data = json.load(f)
-    except json.JSONDecodeError as e:
-      raise ValueError(f'{what} {path!r} is not valid JSON: {e}') from e
+  data = load_json(path, what)
   categories = data.get('categories') if isinstance(data, dict) else None
   if not isinstance(categories, list) or not categories:
-    raise ValueError(f"{what} {path!r} has no 'categories' list.")
+    raise ValueError(f"{what} JSON {path!r} has no 'categories' list.")
   return categories
 
 
@@ -122,7 +119,7 @@ def read_metadata(dataset, path, split, label_divisor=1000,
                             label_divisor, ignore_label)
   else:
     return None
-  return _from_categories(_categories_file(json_file, 'dataset JSON'),
+  return _from_categories(_categories_file(json_file, 'dataset'),
                           json_file, label_divisor, ignore_label)
 
 

@@ -32,7 +32,7 @@ from typing import List, Optional
 
 from pycocotools import mask as mask_api
 
-from pdl_tf.labels.panoptic_format import load_json
+from pdl_tf.labels.json_file import load_json
 
 # The types of polygon coordinates in parsed JSON (bool excluded).
 _NUMBERS = frozenset((int, float))

@@ -26,7 +26,7 @@ from pdl_tf.data.catalog.metadata import DatasetMetadata  # pylint: disable=unus
 from pdl_tf.data.catalog.metadata import metadata_from_categories
 from pdl_tf.data.decoding import image_decode
 from pdl_tf.labels.panoptic_format import check_areas
-from pdl_tf.labels.panoptic_format import load_json
+from pdl_tf.labels.json_file import load_json
 from pdl_tf.labels.panoptic_format import parse_segments
 from pdl_tf.labels.panoptic_format import read_id_map
 
