@@ -333,6 +333,32 @@ def test_bad_annotations_are_refused_at_listing(tmp_path, change, message):
     instances_json.parse_split(str(json_file))
 
 
+def test_inspect_lists_every_bad_annotation_and_counts_the_rest(
+    tmp_path, capsys):
+  # Three bad annotations (10: a 2-point polygon, 11: an unknown category,
+  # 20: a repeated id) are all listed, each naming the file and the
+  # annotation; the images are still inspected without them.
+  def change(data):
+    annotation(data, 10).update(segmentation=[[1, 1, 5, 5]])
+    annotation(data, 11).update(category_id=99)
+    annotation(data, 20).update(id=12)
+  json_file = write(tmp_path / 'data', data=mutate(change))[0]
+  assert data_cli.main(data_cli.build_parser().parse_args([
+      '--dataset', 'coco_instances', '--input', str(tmp_path / 'data'),
+      '--split', 'train', '--inspect'])) == 1
+  out = capsys.readouterr().out
+  assert out.startswith('split train: 3 images\n'), out
+  problems = out[out.index('problems: '):].splitlines()
+  assert problems[0] == 'problems: 3', problems
+  for line, message in zip(problems[1:], (
+      'annotation 10: polygon 0 has 4 numbers', 'annotation 11: unknown '
+      'category_id 99', 'annotation id 12 repeats')):
+    assert line.startswith(f'  {json_file}: {message}'), line
+    assert line.endswith('(annotation left out)'), line
+  with pytest.raises(errors.DatasetError, match='annotation 10'):
+    sources.list_split('coco_instances', str(tmp_path / 'data'), 'train')
+
+
 def test_missing_image_and_empty_polygon_mask(tmp_path):
   write(tmp_path)
   (tmp_path / 'train' / 'b.png').unlink()

@@ -178,13 +178,14 @@ def main(args):
   check(args)
   code = 0
   for split in args.split:
+    listed = [] if args.inspect else None  # --inspect lists every problem
     try:  # reads the annotations; writes nothing
-      meta, split_sources = _list(args, split)
+      meta, split_sources = _list(args, split, listed)
     except ValueError as e:  # bad annotations: the user's data, status 2
       print(f'pdl-data: error: split {split!r}: {e}', file=sys.stderr)
       return 2
     if args.inspect:
-      code = max(code, _inspect(meta, split_sources, split))
+      code = max(code, _inspect(meta, split_sources, split, listed))
     elif args.format == 'tfrecord':
       code = _write_tfrecords(args, meta, split_sources, split)
     else:
@@ -194,16 +195,18 @@ def main(args):
   return code
 
 
-def _list(args, split):
+def _list(args, split, problems=None):
   """Metadata and sources of a split: one per file for a listed dataset,
-  in record order for tfrecord and tfds_coco_panoptic."""
+  in record order for tfrecord and tfds_coco_panoptic. ``problems``: a
+  list collecting the bad annotations found while listing, instead of
+  stopping at the first (``sources.list_split``)."""
   # pylint: disable=g-import-not-at-top
   if args.dataset in LISTED:
     from pdl_tf.data import sources
     return sources.list_split(
         args.dataset, args.input, split, label_divisor=args.label_divisor,
         ignore_label=args.ignore_label, num_examples=args.num_examples,
-        size=args.size)
+        size=args.size, problems=problems)
   from pdl_tf.data import record_sources  # imports TFDS
   return record_sources.list_records(
       args.dataset, args.input, split, label_divisor=args.label_divisor,
@@ -264,8 +267,9 @@ def _write_coco(args, meta, split_sources, split):
   return 0
 
 
-def _inspect(meta, split_sources, split):
-  """Prints the split's summary; 1 if an example is bad, else 0."""
+def _inspect(meta, split_sources, split, listed=()):
+  """Prints the split's summary (``listed``: the bad annotations found
+  while listing, left out); 1 if anything is bad, else 0."""
   from pdl_tf.data.writers import dataset_stats  # pylint: disable=g-import-not-at-top
   stats = dataset_stats.inspect_split(meta, split_sources, desc=split)
   print(f'split {split}: {stats.num_images} images'
@@ -290,10 +294,12 @@ def _inspect(meta, split_sources, split):
   for name, count in zip(dataset_stats.AREA_BIN_NAMES,
                          stats.area_histogram()):
     print(f'  {name:<15} {count:>8}')
-  print(f'problems: {len(stats.problems) or "none"}')
+  print(f'problems: {len(listed) + len(stats.problems) or "none"}')
+  for message in listed:
+    print(f'  {message} (annotation left out)')
   for bad in stats.problems:
     print(f'  {bad["name"]}: {bad["error"]}')
-  return 1 if stats.problems else 0
+  return 1 if listed or stats.problems else 0
 
 
 entry_point = common.entry_point_for(main, build_parser)

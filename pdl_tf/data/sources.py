@@ -41,13 +41,12 @@ from pdl_tf.data.readers import tfrecords
 _READERS = {
     'cityscapes': cityscapes.list_cityscapes,
     'mapillary_vistas': mapillary_vistas.list_mapillary_vistas,
-    'coco_instances': coco_instances.list_coco_instances,
     'panoptic_pngs': panoptic_pngs.list_panoptic_pngs,
 }
 
 
 def list_split(dataset, path, split, *, label_divisor=1000, ignore_label=255,
-               num_examples=0, size=(128, 128)):
+               num_examples=0, size=(128, 128), problems=None):
   """Metadata and the ExampleSources of one split of a listed dataset.
 
   Args:
@@ -57,6 +56,9 @@ def list_split(dataset, path, split, *, label_divisor=1000, ignore_label=255,
     num_examples: synthetic: number of scenes (required); others: keep the
       first num_examples, 0 = all.
     size: synthetic scene size (height, width).
+    problems: None, or a list that collects the messages of bad
+      annotations found while listing (COCO instances) instead of raising
+      at the first; the others' bad examples show when they are loaded.
 
   Raises:
     ConfigError: unknown dataset; FileNotFoundError: missing root or
@@ -78,6 +80,9 @@ def list_split(dataset, path, split, *, label_divisor=1000, ignore_label=255,
       meta, sources = coco_panoptic.list_coco_panoptic(
           *layouts.coco_split_files(path, split), label_divisor,
           ignore_label)
+    elif dataset == 'coco_instances':
+      meta, sources = coco_instances.list_coco_instances(
+          path, split, label_divisor, ignore_label, problems=problems)
     else:
       meta, sources = _READERS[dataset](path, split, label_divisor,
                                         ignore_label)

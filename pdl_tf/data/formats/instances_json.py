@@ -310,21 +310,31 @@ def _segment(entry, path, images, categories, skipped):
                         bool(crowd), path)
 
 
-def _add_segments(data, path, images, categories, skipped=()):
-  """Appends the checked annotations of one JSON to their images."""
+def _add_segments(data, path, images, categories, skipped=(),
+                  problems=None):
+  """Appends the checked annotations of one JSON to their images; a bad
+  one raises, or with a ``problems`` list is left out and its message
+  appended there."""
   seen = set()
   for entry in _entries(data, 'annotations', path):
-    image, segment = _segment(entry, path, images, categories, skipped)
+    try:
+      image, segment = _segment(entry, path, images, categories, skipped)
+      if segment is not None and segment.annotation_id in seen:
+        raise ValueError(f'{path}: annotation id {segment.annotation_id} '
+                         'repeats.')
+    except ValueError as e:
+      if problems is None:
+        raise
+      problems.append(str(e))
+      continue
     if segment is None:
       continue
-    if segment.annotation_id in seen:
-      raise ValueError(f'{path}: annotation id {segment.annotation_id} '
-                       'repeats.')
     seen.add(segment.annotation_id)
     image.segments.append(segment)
 
 
-def parse_split(instances_file, stuff_file=None, stuff_folder=None):
+def parse_split(instances_file, stuff_file=None, stuff_folder=None,
+                problems=None):
   """Loads and checks one split: categories and images with annotations.
 
   Args:
@@ -333,6 +343,9 @@ def parse_split(instances_file, stuff_file=None, stuff_folder=None):
     stuff_folder: the folder of stuff PNGs, or None; with it the stuff
       classes are the instances JSON's isthing 0 categories (at least one;
       ids 1..65534 but 255), and no annotation may be of a stuff class.
+    problems: None: a bad annotation raises; a list: bad annotations are
+      left out and their messages appended (``pdl-data --inspect`` lists
+      them all).
 
   Returns:
     InstancesSplit.
@@ -347,12 +360,13 @@ def parse_split(instances_file, stuff_file=None, stuff_folder=None):
                                 stuff_file or '')
   by_id = {c['id']: c for c in categories}
   images = _images(instances, instances_file)
-  _add_segments(instances, instances_file, images, by_id)
+  _add_segments(instances, instances_file, images, by_id, problems=problems)
   if stuff is not None:  # 'other' annotations skipped where it is declared
     other = any(isinstance(c, dict) and (c.get('id'), c.get('name')) ==
                 OTHER_STUFF for c in stuff['categories'])
     _add_segments(stuff, stuff_file, images, by_id,
-                  skipped=(OTHER_STUFF[0],) if other else ())
+                  skipped=(OTHER_STUFF[0],) if other else (),
+                  problems=problems)
   if stuff_folder is not None:
     _check_png_stuff(categories, images, instances_file, stuff_folder)
   return InstancesSplit(categories, list(images.values()))

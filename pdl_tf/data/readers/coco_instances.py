@@ -192,8 +192,12 @@ def _load_example(entry, image_folder, stuff_folder, meta, json_file):
                          stats)
 
 
-def list_coco_instances(root, split, label_divisor=1000, ignore_label=255):
+def list_coco_instances(root, split, label_divisor=1000, ignore_label=255,
+                        problems=None):
   """Metadata and one ExampleSource per image of the instances JSON.
+
+  ``problems``: None, or a list that collects the bad annotations'
+  messages instead of raising at the first (``instances_json.parse_split``).
 
   Raises:
     FileNotFoundError: a missing JSON or image folder.
@@ -204,7 +208,8 @@ def list_coco_instances(root, split, label_divisor=1000, ignore_label=255):
   """
   json_file, image_folder, stuff_file, stuff_folder = (
       layouts.coco_instances_split_files(root, split))
-  parsed = instances_json.parse_split(json_file, stuff_file, stuff_folder)
+  parsed = instances_json.parse_split(json_file, stuff_file, stuff_folder,
+                                     problems)
   if not parsed.images:
     raise ValueError(f'{json_file}: no images.')
   meta = metadata_from_categories(parsed.categories, label_divisor,
