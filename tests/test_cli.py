@@ -1,6 +1,7 @@
 """The pdl-* commands: parsing, clear errors, end-to-end runs."""
 
 import json
+import shlex
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from pdl_tf.cli import data
 from pdl_tf.cli import evaluate
 from pdl_tf.cli import export
 from pdl_tf.cli import import_checkpoint
+from pdl_tf.cli import pq as pq_command
 from pdl_tf.cli import predict
 from pdl_tf.cli import train
 
@@ -76,6 +78,15 @@ def test_train_then_eval_writes_checkpoint_params_and_metrics(capsys,
   out = capsys.readouterr().out
   assert 'step 2:  PQ ' in out and 'mask AP ' in out
   assert (tmp_path / 'pred' / 'coco_panoptic' / 'predictions.json').exists()
+  # It prints the pdl-pq command that scores the saved pairs: run as
+  # printed, it gives pdl-eval's PQ.
+  command = shlex.split(out.splitlines()[-1])
+  assert command[0] == 'pdl-pq', out
+  assert run_cli(pq_command, command[1:] + [
+      '--output', str(tmp_path / 'pq.json')]) == 0
+  rescored = json.loads((tmp_path / 'pq.json').read_text())
+  reported = json.loads((tmp_path / 'run' / 'metrics.json').read_text())
+  assert rescored['All']['pq'] == reported['All/pq']
   # pdl-eval leaves the training run's params.yaml as it was, and so does
   # pdl-train --mode eval.
   assert (tmp_path / 'run' / 'params.yaml').read_bytes() == params

@@ -1,6 +1,7 @@
 """pdl-eval: evaluate a checkpoint (PQ / SQ / RQ, mIoU and mask AP)."""
 
 import os
+import shlex
 
 from pdl_tf.cli.shared import checks
 from pdl_tf.cli.shared import common
@@ -76,7 +77,22 @@ def main(args):
   print(f'metrics written to {os.path.join(model_dir, "metrics.json")}')
   if args.save_predictions:
     print(f'predictions written to {args.save_predictions}')
+    print_pq_command(args.save_predictions, args.crowd_rule)
   return 0
+
+
+def print_pq_command(folder, crowd_rule):
+  """Says where the COCO panoptic pairs are and the pdl-pq command that
+  scores them again (to the same PQ)."""
+  # pylint: disable-next=g-import-not-at-top
+  from pdl_tf.training.eval_outputs import COCO_PANOPTIC_FOLDER
+  pairs = os.path.join(folder, COCO_PANOPTIC_FOLDER)
+  join = lambda name: shlex.quote(os.path.join(pairs, name))
+  print(f'COCO panoptic ground truth and predictions in {pairs}; score them '
+        'with:\n'
+        f'  pdl-pq --gt_json {join("gt.json")} --gt_folder {join("gt")} '
+        f'--pred_json {join("predictions.json")} --pred_folder '
+        f'{join("predictions")} --crowd_rule {crowd_rule}')
 
 
 entry_point = common.entry_point_for(main, build_parser)

@@ -27,6 +27,8 @@ from pdl_tf.evaluation.pair_writer import PanopticPairWriter
 CITYSCAPES_SUFFIX = '_leftImg8bit.png'
 GT_PANOPTIC = 'gt_panoptic'
 GT_SEMANTIC = 'gt_semantic'
+# The subfolder of pdl-eval --save_predictions with the COCO panoptic pairs.
+COCO_PANOPTIC_FOLDER = 'coco_panoptic'
 
 
 def eval_batches(dataset, split):
@@ -139,7 +141,7 @@ class PredictionSaver:
       image_ids = dataset_image_ids(config)
     self.folder = folder
     self.pairs = PanopticPairWriter(
-        os.path.join(folder, 'coco_panoptic'), config.model.num_classes,
+        os.path.join(folder, COCO_PANOPTIC_FOLDER), config.model.num_classes,
         data.thing_class_ids, data.label_divisor, data.ignore_label,
         class_names=data.class_names, category_ids=data.category_ids,
         image_ids=image_ids)
