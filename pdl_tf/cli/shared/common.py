@@ -53,8 +53,10 @@ def add_config_flags(parser, experiment_required=False):
   parser.add_argument(
       '--experiment', required=experiment_required,
       help='name of a shipped experiment (a YAML file in configs/), e.g. '
-           'demo; leave it out to start from the defaults (your own '
-           'experiment: --config_file)')
+           + ('cityscapes_deeplab2_mnv3_small_os16: the one whose network '
+              'the checkpoint holds' if experiment_required else
+              'demo; leave it out to start from the defaults (your own '
+              'experiment: --config_file)'))
   parser.add_argument(
       '--config_file', action='append', default=[],
       help='YAML file overriding the experiment (or the defaults); may be '
