@@ -155,6 +155,16 @@ def test_a_checkpoint_that_does_not_fit_names_variables_and_shapes(
                                         r'missing from the checkpoint: '
                                         r'model/backbone/'):
     factory.init_from_checkpoint(narrow, backbone_only)
+  # A run folder's checkpoint: the message first says which network its
+  # run built and where this run's network comes from.
+  config_io.save_config(demo_config(), str(tmp_path / 'run'))
+  in_run = _saved(narrow, tmp_path / 'run' / 'ckpt-1')
+  with pytest.raises(ConfigError) as error:
+    factory.init_from_checkpoint(wide, in_run)
+  assert str(error.value).startswith(
+      "'train.init_checkpoint': the checkpoint is a tiny network (its "
+      "params.yaml) and this run's network differs: "), error.value
+  assert 'a config file with a model: section replaces' in str(error.value)
 
 
 def test_only_the_semantic_classifier_may_differ(tmp_path):

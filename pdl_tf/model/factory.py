@@ -148,13 +148,29 @@ def init_from_checkpoint(model, checkpoint, data_config=None):
         model, path, model.class_dependent_variables,
         reinitialize=bool(other))
   except init_checkpoint.CheckpointMismatchError as e:
-    raise ConfigError(f"'train.init_checkpoint': {e}") from e
+    raise ConfigError(
+        f"'train.init_checkpoint': {_other_network(checkpoint)}{e}") from e
   if other is None and not done.reinitialised:
     done = done._replace(warning=(
         "its params.yaml names no classes, so the semantic classifier was "
         'kept as trained (same class count); if its classes are not this '
         "run's, start from a run that names them"))
   return done
+
+
+def _other_network(checkpoint):
+  """The first clause of a fine-tuning mismatch: which network the
+  checkpoint's run built (its params.yaml) and where this run's comes from;
+  '' when the checkpoint has no params.yaml."""
+  saved = (run_params.read_params(checkpoint) or {}).get('model') or {}
+  backbone = (saved.get('backbone') or {}).get('type')
+  if not backbone:
+    return ''
+  return (f'the checkpoint is a {backbone} network (its params.yaml) and '
+          "this run's network differs: the network comes from --experiment "
+          'and any model: section of --config_file or --params_override (a '
+          "config file with a model: section replaces the experiment's "
+          'network). ')
 
 
 def _other_classes(checkpoint, data_config):
