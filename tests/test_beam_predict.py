@@ -42,6 +42,9 @@ def test_direct_runner_dead_letters_the_bad_file_and_reruns_idle(served,
           '--output', str(output), '--max_batch_size', '4',
           '--runner', 'DirectRunner']
   assert common.run(beam_cli.main, argv, beam_cli.build_parser()) == 0
+  assert capsys.readouterr().out.startswith(
+      '3 predicted, 0 already there, 1 bad file(s); index: '
+      f'{output}/index.jsonl; bad files: {output}/dead_letter.jsonl')
   assert common.run(predict_cli.main, [str(folder), '--saved_model',
                                        served['base'], '--output',
                                        str(reference)],
@@ -97,3 +100,19 @@ def test_pdl_data_runner_writes_the_same_shards(tmp_path, capsys):
   with pytest.raises(SystemExit):  # Beam options need --runner
     data_cli.build_parser().parse_args(base + [str(piped),
                                                '--direct_num_workers', '1'])
+
+
+@pytest.mark.parametrize('flags,message', [
+    (['--runer', 'DirectRunner'], 'unrecognized arguments: --runer '
+     'DirectRunner'),
+    (['--runner', 'DirectRuner'], '--runner DirectRuner: Unexpected pipeline '
+     'runner: DirectRuner. Valid values are'),
+])
+def test_a_misspelt_beam_flag_or_runner_is_one_line(flags, message):
+  # Beam alone logs "Discarding unparseable args" and runs on its default
+  # runner, or raises a 20-line traceback for an unknown runner.
+  with pytest.raises(beam_cli.checks.UsageError) as error:
+    beam_cli.beam_options(flags)
+  assert str(error.value).startswith(message), error.value
+  assert beam_cli.beam_options(['--runner', 'DirectRunner',
+                                '--direct_num_workers', '2'])

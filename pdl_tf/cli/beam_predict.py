@@ -73,8 +73,8 @@ def main(args):
   files = check(args)
   from pdl_tf.serving import beam_predict  # pylint: disable=g-import-not-at-top
   beam = beam_predict.import_beam()
+  options = beam_options(args.beam_args)  # before any work
   # pylint: disable=g-import-not-at-top
-  from apache_beam.options import pipeline_options
   from pdl_tf.data.decoding import image_decode
   from pdl_tf.serving import outputs
   # pylint: enable=g-import-not-at-top
@@ -97,14 +97,70 @@ def main(args):
   handler = beam_predict.model_handler(
       saved_model, min_batch_size=args.min_batch_size,
       max_batch_size=args.max_batch_size, large_model=args.large_model)
-  options = pipeline_options.PipelineOptions(args.beam_args)
   with beam.Pipeline(options=options) as pipeline:
     beam_predict.build_pipeline(
         pipeline, todo, done, saved_model=saved_model, output=args.output,
         labels=labels, max_pixels=max_pixels, handler=handler)
-  print(f'index: {args.output}/{beam_predict.INDEX}; bad files: '
-        f'{args.output}/{beam_predict.DEAD_LETTER}')
+  index, dead = (_join(args.output, name) for name in (
+      beam_predict.INDEX, beam_predict.DEAD_LETTER))
+  bad = _count_lines(dead)
+  print(f'{len(todo) - bad} predicted, {len(done)} already there, {bad} '
+        f'bad file(s); index: {index}; bad files: {dead}')
   return 0
+
+
+def _join(folder, name):
+  """``folder/name`` for local and gs:// folders (no doubled slash)."""
+  return folder.rstrip('/') + '/' + name
+
+
+def _count_lines(path):
+  """Non-empty lines of a local or gs:// text file (0 if it is empty)."""
+  from pdl_tf.serving import batch_predict  # pylint: disable=g-import-not-at-top
+  return sum(1 for line in batch_predict.read_file(path).splitlines()
+             if line.strip())
+
+
+def beam_options(beam_args):
+  """Beam's PipelineOptions of the flags pdl-beam-predict passes through.
+
+  Raises:
+    UsageError: a flag that no Beam option knows (Beam itself only logs
+      that it discards it, and would run on its default runner), or a
+      ``--runner`` Beam does not have (with Beam's list of runners).
+  """
+  # pylint: disable=g-import-not-at-top
+  import logging
+  from apache_beam.options import pipeline_options
+  from apache_beam.runners import runner as runner_lib
+  # pylint: enable=g-import-not-at-top
+  discarded = []
+
+  class _Discarded(logging.Handler):
+
+    def emit(self, record):
+      if record.getMessage().startswith('Discarding unparseable args'):
+        discarded.extend(record.args[0] if record.args else [])
+
+  handler = _Discarded()
+  logger = logging.getLogger(pipeline_options.__name__)
+  logger.addHandler(handler)
+  try:
+    options = pipeline_options.PipelineOptions(beam_args)
+    options.get_all_options()
+  finally:
+    logger.removeHandler(handler)
+  if discarded:
+    raise checks.UsageError(
+        f'unrecognized arguments: {" ".join(discarded)} (neither '
+        "pdl-beam-predict's nor a Beam pipeline option)")
+  runner = options.view_as(pipeline_options.StandardOptions).runner
+  if runner:
+    try:
+      runner_lib.create_runner(runner)
+    except (ValueError, ImportError) as e:
+      raise checks.UsageError(f'--runner {runner}: {e}') from e
+  return options
 
 
 entry_point = common.entry_point_for(main, build_parser)
