@@ -259,5 +259,7 @@ def new_parser(prog, description, parser_class=argparse.ArgumentParser):
   parser.add_argument(
       '--verbose', action='store_true',
       help="show TensorFlow's native log lines and library warnings "
-           '(hidden by default; TF_CPP_MIN_LOG_LEVEL, when set, wins)')
+           '(hidden by default; TF_CPP_MIN_LOG_LEVEL, when set, wins; '
+           "XLA's one-time 'Compiled cluster using XLA!' line and absl's "
+           'note before it print at any level)')
   return parser
