@@ -231,6 +231,8 @@ def resolve_from_params(config, params_file, what):
       name = 'model' if section is config.model else 'data'
       raise ConfigError(
           f"'{name}.{key}' is {_short(value)} but {what} was trained with "
-          f'{_short(theirs)} ({params_file}); remove the setting to take '
-          'the checkpoint\'s.')
+          f'{_short(theirs)} ({params_file}); the setting comes from '
+          '--experiment, --config_file or --params_override: leave it out '
+          "to take the checkpoint's (with neither --experiment nor "
+          "--config_file, the checkpoint's params.yaml is the config).")
     setattr(section, key, theirs)
