@@ -188,3 +188,30 @@ def test_saved_pairs_score_what_pdl_eval_scored(tmp_path, crowd_rule):
   assert rescored['All'] == reported['All']
   assert rescored == pq_compute(*files[::2], *files[1::2],
                                 crowd_rule=crowd_rule, num_workers=1)
+
+
+def test_pdl_data_coco_panoptic_output_keeps_the_segments_apart(tmp_path):
+  # Converting a COCO panoptic split to the COCO panoptic layout (pdl-data
+  # --format coco_panoptic) writes every listed segment: two road segments
+  # and two person crowds of image 0 stay four segments, so pq_compute on
+  # the written ground truth scores as on the source's.
+  from pdl_tf.data.writers import coco_writers  # pylint: disable=g-import-not-at-top
+  files = write_dataset(tmp_path / 'data', (10, 11))
+  meta, sources = coco_panoptic.list_coco_panoptic(
+      files[0], str(tmp_path / 'data' / 'val'), files[1])
+  coco_writers.write_coco_panoptic(meta, sources, str(tmp_path / 'out'),
+                                   'val', progress=False)
+  written = tmp_path / 'out' / 'annotations'
+  source = json.loads(open(files[0]).read())['annotations']
+  converted = json.loads((written / 'panoptic_val.json').read_text())[
+      'annotations']
+  kinds = lambda segments: sorted((s['category_id'], s['iscrowd'], s['area'])
+                                  for s in segments)
+  assert [kinds(a['segments_info']) for a in converted] == [
+      kinds(a['segments_info']) for a in source]
+  for crowd_rule in ('union', 'panopticapi'):
+    assert pq_compute(str(written / 'panoptic_val.json'), files[2],
+                      str(written / 'panoptic_val'), files[3],
+                      crowd_rule=crowd_rule, num_workers=1) == pq_compute(
+                          *files[::2], *files[1::2], crowd_rule=crowd_rule,
+                          num_workers=1)

@@ -46,19 +46,24 @@ from pycocotools import mask as mask_utils
 from pdl_tf.data.writers import example_loop
 from pdl_tf.data.formats import layouts
 from pdl_tf.evaluation.writers import panoptic_to_segments
+from pdl_tf.labels import segment_keys
 from pdl_tf.labels.panoptic_format import id_map_to_rgb
 
 IMAGE_FORMATS = {'png': '.png', 'jpeg': '.jpg'}
 JPEG_QUALITY = 95
 
 
-def label_segments(panoptic, meta):
+def label_segments(panoptic, meta, segment_map=None):
   """COCO id map and segments_info of a label in the package encoding.
 
   Args:
     panoptic: int [H, W], class * label_divisor + instance; void is class
       ``meta.ignore_label``; a thing class with instance 0 is a crowd.
     meta: DatasetMetadata.
+    segment_map: the example's segment key map (segment_keys.py) or None:
+      with it, segments that share a label value (several stuff segments
+      or crowds of a class, as a COCO panoptic source lists them) are
+      written apart, in listing order.
 
   Returns:
     (ids uint32 [H, W], 0 = void; segments_info list of {id, category_id
@@ -67,11 +72,15 @@ def label_segments(panoptic, meta):
   Raises:
     ValueError: a value of a class outside the metadata's (naming it).
   """
-  panoptic = np.asarray(panoptic)
-  void = panoptic // meta.label_divisor == meta.ignore_label
-  return panoptic_to_segments(np.where(void, -1, panoptic),
+  values = np.asarray(panoptic if segment_map is None else segment_map)
+  step = segment_keys.key_range(meta.label_divisor, meta.ignore_label)
+  label = segment_keys.labels_of(values, meta.label_divisor,
+                                 meta.ignore_label)
+  void = label // meta.label_divisor == meta.ignore_label
+  return panoptic_to_segments(np.where(void, -1, values),
                               meta.category_ids, meta.label_divisor,
-                              crowd_class_ids=meta.thing_class_ids)
+                              crowd_class_ids=meta.thing_class_ids,
+                              key_range=step)
 
 
 def rle_of(mask):
@@ -196,7 +205,8 @@ class _PanopticFormat:
 
   def prepare(self, example):
     """(ids uint32 [H, W], segments_info) of the example's label."""
-    return label_segments(example.panoptic, self.meta)
+    return label_segments(example.panoptic, self.meta,
+                          example.segment_keys)
 
   def write(self, staging, stem, label):
     ids, segments = label
