@@ -134,3 +134,16 @@ def test_equals_pycocotools_cocoeval_on_seeded_scenes(seed):
   expected = pycocotools_stats(metric)
   assert 0.05 < expected[0] < 0.95  # neither trivial nor empty
   assert [result['ap'], result['ap50'], result['ap75']] == expected
+
+
+def test_a_detection_of_a_class_without_ground_truth_category_is_dropped(
+    capfd):
+  # COCOeval never matches a detection of a category outside the ground
+  # truth's (pycocotools ignores it; hotcoco would warn on stderr).
+  slots = ((np.s_[:8], np.s_[:8], 1, 0.9), (np.s_[8:], np.s_[8:], 2, 0.8))
+  metric = StreamingMaskAP(thing_class_ids=[1, 2])
+  instance_map, classes, scores = instances(*slots,
+                                            (np.s_[8:], np.s_[:4], 7, 0.95))
+  metric.update(GT, instance_map, classes, scores)
+  assert metric.result() == ap_of(*slots)
+  assert 'hotcoco' not in capfd.readouterr().err

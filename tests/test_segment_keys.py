@@ -19,6 +19,8 @@ from pdl_tf import postprocess
 from pdl_tf.labels import segment_keys
 from pdl_tf.data.readers import coco_panoptic
 from pdl_tf.data import pipeline
+from pdl_tf.data import sources
+from pdl_tf.data.readers import tfrecords
 from pdl_tf.evaluation import pq_compute
 from pdl_tf.evaluation import StreamingPanopticQuality
 from pdl_tf.evaluation.pair_writer import PanopticPairWriter
@@ -83,8 +85,10 @@ def test_keys_number_repeats_in_listing_order():
   keys_map = np.array([257000, 1000, 7, 255000])
   assert segment_keys.labels_of(keys_map, 1000, 255).tolist() == [
       1000, 1000, 7, 255000]
-  with pytest.raises(ValueError, match='do not fit in int32'):
-    segment_keys.keys_of([1000] * 9000, 1000, 255)
+  keys_map = segment_keys.keys_of([1000] * 9000, 1000, 255)
+  with pytest.raises(ValueError, match='x.png: 9000 segments share one '
+                     'label value: .* do not fit in int32'):
+    segment_keys.as_int32(keys_map, 1000, 255, 'x.png')
 
 
 def test_reader_keeps_repeated_stuff_and_crowd_segments_apart():
@@ -101,17 +105,17 @@ def test_reader_keeps_repeated_stuff_and_crowd_segments_apart():
   assert keys_map is None  # nothing repeated: the label is its own key map
 
 
-def eval_dataset(root):
+def eval_dataset(root, dataset='coco_panoptic'):
   config = config_io.load_config('demo', params_override=(
-      f'data.dataset=coco_panoptic,data.eval.path={root},'
+      f'data.dataset={dataset},data.eval.path={root},'
       'data.eval.split=val,data.eval.batch_size=2'))
   return config, pipeline.build_dataset(config, training=False)
 
 
-def pdl_eval_pq(root, crowd_rule, save_to=None):
+def pdl_eval_pq(root, crowd_rule, save_to=None, dataset='coco_panoptic'):
   """PQ as pdl-eval computes it: the eval pipeline's batch, the merge
   result's layout, eval_outputs.eval_images and update_metrics."""
-  config, dataset = eval_dataset(root)
+  config, dataset = eval_dataset(root, dataset)
   batch = next(iter(dataset))
   size = batch[pipeline.IMAGE].shape[1:3]
   pad = lambda m: np.pad(m, [(0, size[0] - 4), (0, size[1] - 8)],
@@ -215,3 +219,37 @@ def test_pdl_data_coco_panoptic_output_keeps_the_segments_apart(tmp_path):
                       crowd_rule=crowd_rule, num_workers=1) == pq_compute(
                           *files[::2], *files[1::2], crowd_rule=crowd_rule,
                           num_workers=1)
+
+
+def test_plain_labels_keep_their_range_check():
+  # Only a map passed as segment keys is read modulo the key range: a plain
+  # label with class 300 (of 60) or a negative value is refused, not
+  # wrapped into a valid class.
+  metric = StreamingPanopticQuality(60, [50])
+  for bad in (300000, -5):
+    with pytest.raises(ValueError, match='outside 0..59'):
+      metric.update(np.full((4, 4), bad), np.full((4, 4), 44000))
+  with pytest.raises(ValueError, match='segment keys are >= 0'):
+    metric.update(np.full((4, 4), -5), np.full((4, 4), 44000),
+                  segment_keys=True)
+  metric.update(np.full((4, 4), 300000), np.full((4, 4), 44000),
+                segment_keys=True)  # key 300000 = class 44, repeat 1
+  assert metric.result()['per_class'][44]['pq'] == 1.0
+
+
+@pytest.mark.parametrize('crowd_rule', ['union', 'panopticapi'])
+def test_tfrecords_of_the_files_score_as_the_files(tmp_path, crowd_rule):
+  # pdl-data's TFRecords keep the segment keys beside the label: pdl-eval
+  # on them gives the PQ of the COCO panoptic files they came from.
+  files = write_dataset(tmp_path / 'data', (11, 10))
+  meta, listed = sources.list_split('coco_panoptic', str(tmp_path / 'data'),
+                                    'val')
+  tfrecords.write_split(meta, listed, str(tmp_path / 'records'), 'val', 1,
+                        progress=False)
+  expected = pq_compute(*files[::2], *files[1::2], crowd_rule=crowd_rule,
+                        num_workers=1)
+  assert by_category(pdl_eval_pq(tmp_path / 'records', crowd_rule,
+                                 dataset='tfrecord')) == expected
+  _, plain = tfrecords.read_split(str(tmp_path / 'records'), 'val')
+  labels = [label.numpy() for _, label, _ in plain]
+  assert max(label.max() for label in labels) < 256000  # labels, not keys

@@ -22,6 +22,7 @@ import time
 import tensorflow as tf
 
 from pdl_tf.config import ConfigError
+from pdl_tf.labels import segment_keys
 from pdl_tf.data.readers import cityscapes
 from pdl_tf.data.readers import coco_instances
 from pdl_tf.data.readers import coco_panoptic
@@ -141,10 +142,11 @@ _GATE = _GeneratorGate()
 atexit.register(_GATE.close)
 
 
-def _from_sources(sources, input_context, with_keys=False):
+def _from_sources(sources, input_context, encoding, with_keys=False):
   """tf.data dataset of this input pipeline's share of the sources; with
-  ``with_keys``, each example also has its segment key map (its label
-  where the reader made none)."""
+  ``with_keys``, each example also has its segment key map as int32 (its
+  label where the reader made none). ``encoding``: the label_divisor and
+  ignore_label keywords."""
   if input_context is not None:
     sources = sources[input_context.input_pipeline_id::
                       input_context.num_input_pipelines]
@@ -153,6 +155,9 @@ def _from_sources(sources, input_context, with_keys=False):
     for source in sources:
       try:
         example = _GATE.load(source)
+        if example is not None and with_keys:
+          keys = segment_keys.as_int32(example.segment_key_map(),
+                                       where=source.name, **encoding)
       except (OSError, ValueError) as e:  # a missing or bad file
         message = str(e) if source.name in str(e) else f'{source.name}: {e}'
         raise errors.for_graph(message) from e
@@ -161,9 +166,7 @@ def _from_sources(sources, input_context, with_keys=False):
       if not with_keys:
         yield example.image, example.panoptic, example.file_name
       else:
-        keys = example.segment_keys
-        yield (example.image, example.panoptic, example.file_name,
-               example.panoptic if keys is None else keys)
+        yield example.image, example.panoptic, example.file_name, keys
 
   label = tf.TensorSpec([None, None], tf.int32)
   return tf.data.Dataset.from_generator(generate, output_signature=(
@@ -184,9 +187,8 @@ def open_split(data_config, split_config, split_key, input_context=None,
       examples are divided between the input pipelines.
     with_keys: also give each example's ground-truth segment key map, int32
       [H, W] (segment_keys.py), a 4th element: the COCO panoptic format's
-      readers keep several stuff or crowd segments of a class apart there;
-      for the others (and TFRecords, which store the label only) it is the
-      label.
+      readers (and TFRecords written from them) keep several stuff or crowd
+      segments of a class apart there; for the others it is the label.
 
   Raises:
     ConfigError, FileNotFoundError or ValueError naming ``split_key``: an
@@ -208,7 +210,8 @@ def open_split(data_config, split_config, split_key, input_context=None,
     raise FileNotFoundError(f"'{split_key}.path' {path!r} does not exist.")
   if name == 'tfrecord':
     meta, dataset = tfrecords.read_split(path, split, input_context,
-                                         data_config.deterministic)
+                                         data_config.deterministic,
+                                         with_keys=with_keys)
     if (meta.label_divisor, meta.ignore_label) != (
         encoding['label_divisor'], encoding['ignore_label']):
       raise ConfigError(
@@ -217,7 +220,7 @@ def open_split(data_config, split_config, split_key, input_context=None,
           'data.ignore_label to match.')
     if split_config.num_examples > 0:
       dataset = dataset.take(split_config.num_examples)
-    return meta, _label_as_keys(dataset) if with_keys else dataset
+    return meta, dataset
   if name == 'synthetic' and split_config.num_examples < 1:
     raise ConfigError(f"'{split_key}.num_examples' must be >= 1 for the "
                       'synthetic dataset.')
@@ -227,7 +230,7 @@ def open_split(data_config, split_config, split_key, input_context=None,
   if not sources:
     raise ConfigError(f"'{split_key}' ({name}, split {split!r}) has no "
                       'examples.')
-  return meta, _from_sources(sources, input_context, with_keys)
+  return meta, _from_sources(sources, input_context, encoding, with_keys)
 
 
 def _label_as_keys(dataset):

@@ -77,6 +77,8 @@ class StreamingMaskAP:
           'iscrowd': int(instance == 0)})
     for cls, score, mask in predicted_instances(
         instance_map, instance_classes, instance_scores):
+      if cls not in self._things:  # COCOeval never matches them
+        continue
       self._dt.append({'image_id': image_id, 'category_id': cls,
                        'segmentation': _encode(mask), 'score': score})
 

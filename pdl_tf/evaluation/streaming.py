@@ -21,7 +21,7 @@ match_histogram, as pq_compute):
 
 import numpy as np
 
-from pdl_tf.labels import segment_keys
+from pdl_tf.labels import segment_keys as keys_lib
 from pdl_tf.evaluation import panoptic_quality
 
 _SAMPLE_STRIDE = 61  # values are first looked for in every 61st pixel
@@ -71,32 +71,34 @@ class _ValueTable:
 
 
 def label_segments(panoptic, label_divisor, void_class=None,
-                   thing_class_ids=(), table=None, out=None, scale=1):
+                   thing_class_ids=(), table=None, out=None, scale=1,
+                   key_range=None):
   """Segments of a map in the label encoding: one per value.
 
   Args:
     panoptic: int array [H, W], value = class * label_divisor + instance;
-      in ground truth, or a segment key map (segment_keys.py).
+      or a ground-truth segment key map (segment_keys.py, ``key_range``).
     label_divisor: as in the encoding.
-    void_class: ground truth: the class of void (ignore_label), whose key
-      range (void_class + 1) * label_divisor reduces keys to labels; None
-      for a prediction, where values < 0 are void.
+    void_class: ground truth: the class of void (ignore_label); None for a
+      prediction, where values < 0 are void.
     thing_class_ids: ground truth: classes whose instance 0 is crowd.
     table: a _ValueTable to reuse (a new one by default).
     out: optional [H * W] buffer (the table's dtype) for the index map.
     scale: the index map comes multiplied by it (pair_histogram's keys).
+    key_range: ``panoptic`` is a segment key map of this key range (its
+      values' labels are value % key_range); None: a label map.
 
   Returns:
     (index int32 [H, W] (0 = void), classes int64 [n + 1], crowd bool
     [n + 1]), entry 0 of the lists standing for void.
   """
   panoptic = np.asarray(panoptic)
+  if key_range and panoptic.size and panoptic.min() < 0:
+    raise ValueError(f'segment keys are >= 0; the map holds {panoptic.min()}.')
+  label = (lambda v: v % key_range) if key_range else (lambda v: v)
   if void_class is None:
-    label = lambda v: v
     is_void = lambda v: v < 0
   else:
-    step = segment_keys.key_range(label_divisor, void_class)
-    label = lambda v: v % step
     is_void = lambda v: label(v) // label_divisor == void_class
   index, values = (table or _ValueTable()).compact(panoptic.ravel(), is_void,
                                                    out, scale)
@@ -138,12 +140,14 @@ class StreamingPanopticQuality:
   def reset(self):
     self._stat = panoptic_quality.PQStat(self._categories)
 
-  def update(self, gt_panoptic, pred_panoptic):
+  def update(self, gt_panoptic, pred_panoptic, segment_keys=False):
     """Adds images: int arrays [H, W] or [B, H, W] in the label encoding.
 
-    ``gt_panoptic`` may be a segment key map (segment_keys.py): segments
-    that share a label value are then scored apart, crowd segments of a
-    class in listing order (the 'panopticapi' rule's "listed last").
+    With ``segment_keys``, ``gt_panoptic`` is a segment key map
+    (pdl_tf/labels/segment_keys.py): segments that share a label value are
+    scored apart, crowd segments of a class in listing order (the
+    'panopticapi' rule's "listed last"); its values' labels are not range
+    checked beyond their class.
 
     Raises:
       ValueError: shapes differ, or a value's class is outside
@@ -160,6 +164,8 @@ class StreamingPanopticQuality:
       return
     _, pred_buffer, key = self._buffers(gt_panoptic[0].size)
     divisor = self._label_divisor
+    key_range = (keys_lib.key_range(divisor, self._ignore_label)
+                 if segment_keys else None)
     for gt, pred in zip(gt_panoptic, pred_panoptic):
       # Crowd exists only in ground truth.
       pred_index, pred_classes, _ = label_segments(
@@ -169,7 +175,7 @@ class StreamingPanopticQuality:
       # pass fewer over the image.
       _, gt_classes, gt_crowd = label_segments(
           gt, divisor, self._ignore_label, self._things, self._key_table,
-          key, scale=len(pred_classes))
+          key, scale=len(pred_classes), key_range=key_range)
       key += pred_index.ravel()
       self._match(panoptic_quality.histogram_of_keys(
           key, len(gt_classes), len(pred_classes)), gt_classes, gt_crowd,

@@ -46,10 +46,6 @@ def keys_of(values, label_divisor, ignore_label):
   Returns:
     int64 [S]: value + n * key_range, n = how many segments before it had
     the same value.
-
-  Raises:
-    ValueError: a key would not fit in int32 (more repeats of one value
-      than 2^31 / key_range).
   """
   values = np.asarray(values, np.int64)
   step = key_range(label_divisor, ignore_label)
@@ -58,10 +54,22 @@ def keys_of(values, label_divisor, ignore_label):
   for i, value in enumerate(values.tolist()):
     repeats[i] = seen.get(value, 0)
     seen[value] = repeats[i] + 1
-  keys = values + repeats * step
-  if len(keys) and keys.max() >= _INT32_LIMIT:
+  return values + repeats * step
+
+
+def as_int32(keys, label_divisor, ignore_label, where=''):
+  """A key map as int32, the evaluation pipeline's dtype.
+
+  Raises:
+    ValueError: a key does not fit in int32 (more repeats of one label
+      value in an image than 2^31 / key_range: 8388 at label_divisor 1000,
+      127 at 65536); the message names ``where``.
+  """
+  keys = np.asarray(keys)
+  if keys.size and keys.max() >= _INT32_LIMIT:
+    step = key_range(label_divisor, ignore_label)
     raise ValueError(
-        f'{int(repeats.max()) + 1} segments share the label value '
-        f'{int(values[repeats.argmax()])}: their segment keys (value + n * '
-        f'{step}) do not fit in int32; lower data.label_divisor.')
-  return keys
+        f'{where}: {int(keys.max()) // step + 1} segments share one label '
+        f'value: their segment keys (value + n * {step}) do not fit in '
+        'int32 for the evaluation; lower data.label_divisor.')
+  return keys.astype(np.int32)

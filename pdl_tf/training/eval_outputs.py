@@ -78,7 +78,8 @@ def update_metrics(image, pq, miou, mask_ap):
   """Adds one image (a dict from eval_images) to the streaming PQ, mIoU and
   mask AP."""
   gt_panoptic = image[GT_PANOPTIC]
-  pq.update(image[pipeline.SEGMENT_KEYS], image[keys.PANOPTIC])
+  pq.update(image[pipeline.SEGMENT_KEYS], image[keys.PANOPTIC],
+            segment_keys=True)
   miou.update(image[GT_SEMANTIC], image[keys.SEMANTIC])
   mask_ap.update(gt_panoptic, image[keys.INSTANCE],
                  image[postprocess.INSTANCE_CLASSES],

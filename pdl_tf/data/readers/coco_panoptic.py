@@ -37,17 +37,25 @@ class PanopticExample:
 
   ``stats`` holds a reader's counts about the label, e.g. ``coco_instances``'
   'overlap_pixels' (pixels claimed by more than one annotation); empty for
-  readers that count nothing. ``segment_keys``: int32 [H, W], the segment
-  key map (segment_keys.py) where the ground truth lists segments that the
-  label encoding merges (several stuff or crowd segments of a class), else
-  None.
+  readers that count nothing. ``make_segment_keys``: where the reader
+  knows segments that the label encoding merges (several stuff or crowd
+  segments of a class, as COCO panoptic files list them), a function that
+  returns their segment key map (or None when there are none);
+  ``segment_key_map()`` calls it.
   """
   image_id: int
   file_name: str
   image: np.ndarray
   panoptic: np.ndarray
   stats: dict = dataclasses.field(default_factory=dict)
-  segment_keys: Optional[np.ndarray] = None
+  make_segment_keys: Optional[Callable[[], Optional[np.ndarray]]] = None
+
+  def segment_key_map(self):
+    """The label's segment key map (segment_keys.py), int64 [H, W],
+    computed on demand (only evaluation and the writers that keep segments
+    apart need it); the label itself where the reader makes none."""
+    keys = self.make_segment_keys() if self.make_segment_keys else None
+    return self.panoptic if keys is None else keys
 
 
 @dataclasses.dataclass
@@ -155,7 +163,7 @@ def label_and_keys(ids, segments_info, meta, where):
     where: the PNG, for messages.
 
   Returns:
-    (label int32 [H, W], keys int32 [H, W] or None): ``keys`` is the
+    (label int32 [H, W], keys int64 [H, W] or None): ``keys`` is the
     segment key map (segment_keys.py) when two segments share a label
     value (stuff of one class, crowd of one class), else None (the label
     is its own key map).
@@ -191,7 +199,7 @@ def label_and_keys(ids, segments_info, meta, where):
       [values[i] for i in listed], meta.label_divisor, meta.ignore_label)))
   keys[0] = values[0]
   table = np.array([keys.get(i, values[0]) for i in present.tolist()],
-                   np.int32)
+                   np.int64)
   return label, table[inverse].reshape(ids.shape)
 
 
@@ -199,9 +207,10 @@ def _load_example(image_id, image_name, image_path, label_path,
                   segments_info, meta):
   """Reads one image and its panoptic PNG: a PanopticExample."""
   image, ids = read_image_and_label(image_path, read_id_map, label_path)
-  panoptic, keys = label_and_keys(ids, segments_info, meta, label_path)
+  panoptic = label_from_segments(ids, segments_info, meta, label_path)
+  keys = lambda: label_and_keys(ids, segments_info, meta, label_path)[1]
   return PanopticExample(image_id, image_name, image, panoptic,
-                         segment_keys=keys)
+                         make_segment_keys=keys)
 
 
 def list_coco_panoptic(json_file, image_folder, panoptic_folder,

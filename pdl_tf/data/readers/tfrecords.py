@@ -10,7 +10,12 @@ Each record is a ``tf.train.Example`` with ``image/encoded`` (PNG or JPEG,
 of the upright image; read back with ``image_decode``, the one decode),
 ``image/filename``, ``image/height``, ``image/width`` and
 ``panoptic/encoded``: the int32 label (package encoding) as a lossless RGB
-PNG, value = R + 256 G + 256^2 B.
+PNG, value = R + 256 G + 256^2 B; and, where the source lists segments that
+the label merges (several stuff or crowd segments of a class in COCO
+panoptic files), ``panoptic/segment_keys``: the segment key map
+(pdl_tf/labels/segment_keys.py) as a serialized int64 tensor, which
+evaluation reads so that its PQ is the source files' (records without it
+read as before).
 
 Conversion is resumable: a shard is written to ``*.incomplete`` and renamed
 when done, then its sidecar is written; a rerun skips the shards whose
@@ -23,6 +28,7 @@ Example:
 """
 
 import dataclasses
+import functools
 import glob
 import json
 import os
@@ -31,11 +37,14 @@ import tensorflow as tf
 import tqdm
 
 from pdl_tf.data.decoding import image_decode
+from pdl_tf.data.formats import errors
 from pdl_tf.data.formats import layouts
 from pdl_tf.data.readers.coco_panoptic import DatasetMetadata
 
 METADATA_FILE = layouts.TFRECORD_METADATA
 FORMAT = 'pdl_tf panoptic tfrecords'
+# Optional feature: the label's segment key map (serialized int64 tensor).
+KEYS_FEATURE = 'panoptic/segment_keys'
 MAX_LABEL_VALUE = 256 ** 3 - 1
 IMAGE_FORMATS = ('png', 'jpeg')
 
@@ -59,7 +68,8 @@ def _int(value):
   return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
 
 
-def serialize_example(image, panoptic, name, image_format='png'):
+def serialize_example(image, panoptic, name, image_format='png',
+                      segment_keys=None):
   """One serialized tf.train.Example.
 
   Args:
@@ -67,6 +77,10 @@ def serialize_example(image, panoptic, name, image_format='png'):
     panoptic: int32 [H, W], values in 0..2^24-1.
     name: the example's file name.
     image_format: 'png' (lossless) or 'jpeg' (quality 95).
+    segment_keys: the label's segment key map (int [H, W],
+      pdl_tf/labels/segment_keys.py) where it is not the label itself, or
+      None; stored as ``panoptic/segment_keys`` (a serialized int64 tensor)
+      for evaluation to keep those segments apart.
 
   Raises:
     ValueError: a label value outside 0..2^24-1 or mismatched sizes.
@@ -91,22 +105,44 @@ def serialize_example(image, panoptic, name, image_format='png'):
       'panoptic/encoded': _bytes(tf.io.encode_png(
           tf.cast(rgb, tf.uint8)).numpy()),
   }
+  if segment_keys is not None:
+    features[KEYS_FEATURE] = _bytes(tf.io.serialize_tensor(
+        tf.constant(segment_keys, tf.int64)).numpy())
   return tf.train.Example(features=tf.train.Features(
       feature=features)).SerializeToString()
 
 
-def decode_example(serialized):
-  """(image uint8 [H, W, 3], panoptic int32 [H, W], file name) of a record."""
+def decode_example(serialized, with_keys=False):
+  """(image uint8 [H, W, 3], panoptic int32 [H, W], file name) of a record;
+  with ``with_keys``, also its segment key map, int32 [H, W] (the label
+  where the record stores none)."""
   features = tf.io.parse_single_example(serialized, {
       'image/encoded': tf.io.FixedLenFeature([], tf.string),
       'image/filename': tf.io.FixedLenFeature([], tf.string),
-      'panoptic/encoded': tf.io.FixedLenFeature([], tf.string)})
+      'panoptic/encoded': tf.io.FixedLenFeature([], tf.string),
+      KEYS_FEATURE: tf.io.FixedLenFeature([], tf.string, default_value='')})
   image = image_decode.decode_image(features['image/encoded'])
   rgb = tf.cast(tf.io.decode_png(features['panoptic/encoded'], channels=3),
                 tf.int32)
   panoptic = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
-  return (tf.ensure_shape(image, [None, None, 3]), panoptic,
-          features['image/filename'])
+  decoded = (tf.ensure_shape(image, [None, None, 3]), panoptic,
+             features['image/filename'])
+  if not with_keys:
+    return decoded
+  stored = features[KEYS_FEATURE]
+
+  def keys():
+    values = tf.io.parse_tensor(stored, tf.int64)
+    check = tf.debugging.assert_less(
+        values, tf.constant(1 << 31, tf.int64), message=tf.strings.join([
+            errors.MARKER, features['image/filename'], ': its segment keys '
+            'do not fit in int32 for the evaluation; lower '
+            'data.label_divisor']))
+    with tf.control_dependencies([check]):
+      return tf.cast(values, tf.int32)
+
+  return decoded + (tf.ensure_shape(tf.cond(
+      tf.strings.length(stored) > 0, keys, lambda: panoptic), [None, None]),)
 
 
 def _read_metadata_file(folder):
@@ -154,8 +190,10 @@ def _write_shard(path, sources, bar, skip_bad, image_format):
       for source in sources:
         try:
           example = source.load()
-          record = serialize_example(example.image, example.panoptic,
-                                     source.name, image_format)
+          keys = example.segment_key_map()
+          record = serialize_example(
+              example.image, example.panoptic, source.name, image_format,
+              None if keys is example.panoptic else keys)
         except (ValueError, OSError) as e:
           if not skip_bad:
             raise
@@ -256,9 +294,11 @@ def _finish(folder, split, meta, paths, sidecars):
   return {'num_examples': total, 'skipped': skipped, 'files': paths}
 
 
-def read_split(folder, split, input_context=None, deterministic=True):
+def read_split(folder, split, input_context=None, deterministic=True,
+               with_keys=False):
   """Metadata and a dataset of (image uint8 [H,W,3], panoptic int32 [H,W],
-  file name string []).
+  file name string []), with ``with_keys`` and the segment key map int32
+  [H, W] (decode_example).
 
   Shards are read with a parallel interleave. With an input_context and at
   least as many shards as input pipelines, each pipeline reads its own
@@ -295,6 +335,7 @@ def read_split(folder, split, input_context=None, deterministic=True):
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
   if pipelines > 1 and not by_file:
     dataset = dataset.shard(pipelines, input_context.input_pipeline_id)
-  return meta, dataset.map(decode_example,
+  return meta, dataset.map(functools.partial(decode_example,
+                                             with_keys=with_keys),
                            num_parallel_calls=tf.data.AUTOTUNE,
                            deterministic=deterministic)

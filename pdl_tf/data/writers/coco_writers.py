@@ -206,7 +206,7 @@ class _PanopticFormat:
   def prepare(self, example):
     """(ids uint32 [H, W], segments_info) of the example's label."""
     return label_segments(example.panoptic, self.meta,
-                          example.segment_keys)
+                          example.segment_key_map())
 
   def write(self, staging, stem, label):
     ids, segments = label
