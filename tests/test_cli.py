@@ -229,6 +229,10 @@ BAD_ARGUMENTS = [
      "no checkpoint at 'nockpt' ('model.backbone.init_checkpoint')"),
     ('train', ['--experiment', 'demo', '--init_checkpoint', 'nockpt'],
      "no checkpoint at 'nockpt' (--init_checkpoint / train.init_checkpoint)"),
+    ('train', ['--experiment', 'demo', '--init_checkpoint', 'mnv3run'],
+     "'train.init_checkpoint': mnv3run is a deeplab2_mobilenet_v3_small "
+     'network (its params.yaml) but this run builds a tiny network: the '
+     'network comes from --experiment and any model: section'),
     ('train', ['--experiment', 'demo', '--params_override',
                'train.init_checkpoint=none'],
      "no checkpoint at 'none' (--init_checkpoint / train.init_checkpoint): "
@@ -395,6 +399,11 @@ def make_bad_argument_folder(folder):
     params.write_text('data:\n  label_divisor: 1000\n')
   (folder / 'exported' / 'model.tflite').write_bytes(b'\x1c\x00\x00\x00TFL3')
   (folder / 'withckpt' / 'checkpoint').write_text('')
+  # A run folder of another network (as pdl-import writes one).
+  (folder / 'mnv3run').mkdir()
+  (folder / 'mnv3run' / 'checkpoint').write_text('')
+  (folder / 'mnv3run' / 'params.yaml').write_text(
+      'model:\n  backbone:\n    type: deeplab2_mobilenet_v3_small\n')
 
 
 @pytest.mark.parametrize('module,argv,message', BAD_ARGUMENTS)

@@ -354,7 +354,8 @@ def test_inspect_lists_every_bad_annotation_and_counts_the_rest(
       'annotation 10: polygon 0 has 4 numbers', 'annotation 11: unknown '
       'category_id 99', 'annotation id 12 repeats')):
     assert line.startswith(f'  {json_file}: {message}'), line
-    assert line.endswith('(annotation left out)'), line
+    assert line.endswith('(left out of these counts; converting and '
+                         'training refuse it)'), line
   with pytest.raises(errors.DatasetError, match='annotation 10'):
     sources.list_split('coco_instances', str(tmp_path / 'data'), 'train')
 

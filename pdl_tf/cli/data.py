@@ -296,7 +296,8 @@ def _inspect(meta, split_sources, split, listed=()):
     print(f'  {name:<15} {count:>8}')
   print(f'problems: {len(listed) + len(stats.problems) or "none"}')
   for message in listed:
-    print(f'  {message} (annotation left out)')
+    print(f'  {message} (left out of these counts; converting and '
+          'training refuse it)')
   for bad in stats.problems:
     print(f'  {bad["name"]}: {bad["error"]}')
   return 1 if listed or stats.problems else 0

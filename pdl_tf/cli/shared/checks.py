@@ -269,3 +269,25 @@ def init_checkpoint(config, model_dir):
   if path and not (is_remote(model_dir) or os.path.isfile(
       os.path.join(model_dir, 'checkpoint'))):
     checkpoint(path, '--init_checkpoint / train.init_checkpoint')
+    _same_backbone(config, path)
+
+
+def _same_backbone(config, path):
+  """Raises ConfigError when the run ``path`` belongs to (its params.yaml)
+  built another backbone than ``config``: none of its backbone's weights
+  could be restored (a config file's model: section replaces a shipped
+  experiment's network)."""
+  from pdl_tf import run_params  # pylint: disable=g-import-not-at-top
+  if is_remote(path):  # read after TensorFlow starts (factory)
+    return
+  saved = (run_params.read_params(path) or {}).get('model') or {}
+  theirs = (saved.get('backbone') or {}).get('type')
+  ours = config.model.backbone.type
+  if theirs and theirs != ours:
+    raise ConfigError(
+        f"'train.init_checkpoint': {path} is a {theirs} network (its "
+        f"params.yaml) but this run builds a {ours} network: the network "
+        'comes from --experiment and any model: section of --config_file '
+        "or --params_override; a config file with a model: section replaces "
+        "the experiment's network (give the experiment a file with your "
+        'data: and train: sections only).')
